@@ -1,0 +1,255 @@
+"""The command line: ``aggregator [--config PATH] COMMAND``.
+
+Commands (each documented in docs/cli.md; a test keeps the two in step):
+
+    run            the scheduler: fetch every source when due, until SIGTERM/SIGINT
+    fetch          one pass now over all (or --source) sources, then a table
+    sources        each source's status at a glance
+    check-config   validate the config file, print every problem, exit 1 if any
+    config-schema  print the JSON Schema of the config file
+    db upgrade     apply database migrations
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aggregator.config import Settings, json_schema, load_settings
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.model import FetchOutcome, OutcomeKind
+from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
+from aggregator.service import close_context, open_context
+
+log = logging.getLogger("aggregator")
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 1
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    try:
+        return load_settings(ctx.obj["config"])
+    except ConfigError as e:
+        for problem in e.problems:
+            click.echo(f"error: {problem}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    raise AssertionError("unreachable")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="AGGREGATOR_CONFIG", type=click.Path(),
+              default=None, help="Config file (default config/sources.yaml; env AGGREGATOR_CONFIG).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(package_name="aggregator")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """Fetch feeds on a schedule, store each item once, republish by category."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = {"config": config_path}
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _outcome_label(outcome: FetchOutcome) -> str:
+    if outcome.kind is OutcomeKind.ERROR:
+        return f"error {outcome.http_status}" if outcome.http_status else "error"
+    if outcome.kind is OutcomeKind.OK and outcome.error:
+        return f"partial {outcome.http_status}"
+    return {OutcomeKind.NOT_MODIFIED: "304 not modified",
+            OutcomeKind.UNCHANGED_BODY: "unchanged"}.get(outcome.kind, str(outcome.http_status))
+
+
+@main.command()
+@click.option("--source", "source_ids", multiple=True, metavar="ID",
+              help="Fetch only this source (repeatable).")
+@click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
+@click.pass_context
+def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None:
+    """Fetch sources once now, then print a table of what happened."""
+    settings = _settings(ctx)
+    known = {s.id for s in settings.sources}
+    unknown = [sid for sid in source_ids if sid not in known]
+    if unknown:
+        click.echo(f"error: unknown source id(s): {', '.join(unknown)}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    console = Console()
+    try:
+        context = open_context(settings)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    total = len(source_ids) or sum(1 for s in settings.sources if s.enabled)
+    try:
+        if console.is_terminal:
+            with Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=_stderr(), transient=True) as progress:
+                task = progress.add_task("fetch", total=total)
+                outcomes, skipped = run_pass(context, source_ids or None,
+                                             lambda _: progress.advance(task))
+        else:
+            outcomes, skipped = run_pass(context, source_ids or None)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    finally:
+        close_context(context)
+    table = Table(title=f"fetched {len(outcomes)} source(s)")
+    for column in ("source", "status", "new", "updated", "unchanged", "error"):
+        table.add_column(column, overflow="fold")
+    for outcome in sorted(outcomes, key=lambda o: o.source_id):
+        table.add_row(outcome.source_id, _outcome_label(outcome), str(outcome.new_count),
+                      str(outcome.updated_count), str(outcome.unchanged_count),
+                      outcome.error or "")
+    for source_id in skipped:
+        table.add_row(source_id, "busy", "0", "0", "0", "being fetched by another process")
+    Console(width=max(console.width, 120) if not console.is_terminal else None).print(table)
+    failed = [o for o in outcomes if o.kind is OutcomeKind.ERROR]
+    totals = (sum(o.new_count for o in outcomes), sum(o.updated_count for o in outcomes))
+    click.echo(f"{totals[0]} new, {totals[1]} updated, {len(failed)} source(s) failed")
+    if strict and failed:
+        ctx.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the scheduler until SIGTERM or SIGINT."""
+    settings = _settings(ctx)
+    try:
+        context = open_context(settings)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+
+    def report(outcome: FetchOutcome) -> None:
+        if outcome.kind is OutcomeKind.ERROR:
+            log.warning("%s", outcome.error)
+        else:
+            log.info("%s: %s, %d new, %d updated", outcome.source_id, _outcome_label(outcome),
+                     outcome.new_count, outcome.updated_count)
+
+    dispatcher = Dispatcher(context, on_outcome=report)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing fetches in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    dispatcher.start()
+    log.info("scheduler running: %d sources, %d workers, database %s",
+             len(settings.sources), settings.defaults.workers, context.store.__class__.__name__)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        dispatcher.stop()
+        close_context(context)
+        log.info("stopped")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def sources(ctx: click.Context, as_json: bool) -> None:
+    """Show each source: category, last fetch, status, next due, items, errors."""
+    settings = _settings(ctx)
+    try:
+        context = open_context(settings)
+        context.store.sync_config(source_plans(settings), configured_categories(settings),
+                                  datetime.now(UTC))
+        rows = context.store.list_source_status()
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    close_context(context)
+    configured = {s.id: s for s in settings.sources}
+    tz = ZoneInfo(settings.timezone)
+    if as_json:
+        out: list[dict[str, Any]] = [
+            {"id": r.source_id, "category": r.category, "enabled": r.enabled,
+             "last_fetch_at": r.last_fetch_at.isoformat() if r.last_fetch_at else None,
+             "status": r.last_outcome, "http_status": r.last_status, "error": r.last_error,
+             "next_due_at": r.next_due_at.isoformat(), "items": r.item_count,
+             "consecutive_errors": r.consecutive_errors}
+            for r in rows
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(rows)} source(s), times in {settings.timezone}")
+    for column in ("source", "category", "last fetch", "status", "next due", "items",
+                   "errors", "last error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        source = configured.get(r.source_id)
+        named_by = source.category_field() if source else None
+        category = r.category or (f"from {named_by}" if named_by else "-")
+        status = (r.last_outcome or "never") + (f" {r.last_status}" if r.last_status else "")
+        if not r.enabled:
+            status = "disabled"
+        table.add_row(r.source_id, category, _local(r.last_fetch_at, tz), status,
+                      _local(r.next_due_at, tz) if r.enabled else "-", str(r.item_count),
+                      str(r.consecutive_errors), r.last_error or "")
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+@main.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the config file; print every problem and exit 1 if there are any."""
+    try:
+        settings = load_settings(ctx.obj["config"])
+    except ConfigError as e:
+        for problem in e.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(e.problems)} problem(s) found", err=True)
+        ctx.exit(EXIT_CONFIG)
+    click.echo(f"config OK: {len(settings.sources)} source(s), "
+               f"{len(settings.categories)} categorie(s)")
+
+
+@main.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (for editors)."""
+    click.echo(json.dumps(json_schema(), ensure_ascii=False, indent=2))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every pending migration to the configured database."""
+    settings = _settings(ctx.find_root())
+    try:
+        context = open_context(settings, migrate=True)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    close_context(context)
+    click.echo("database is at the newest schema")

@@ -1,0 +1,248 @@
+"""Retrieving a source's bytes over HTTP(S) or from a file; no parsing here.
+
+A fetch returns ``Retrieved`` (a body plus its HTTP facts) or ``NotModified`` (a 304,
+which is a value, not an error), or raises a ``FetchError`` subclass whose message is one
+line naming what happened. Limits that protect a worker:
+
+* connect and read timeouts per socket operation, plus a total deadline checked between
+  reads, so a server trickling one byte a second cannot hold a worker;
+* a body cap on the *decompressed* size (a 10 KB gzip bomb is refused at the cap);
+* at most ``MAX_REDIRECTS`` redirects; a loop is an error, not a hang.
+
+Reads use ``urllib3``'s ``read1``: it returns what has arrived instead of waiting to fill a
+buffer, which is what makes the deadline check between reads effective.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from aggregator.errors import (
+    BodyTooLargeError,
+    ConnectError,
+    FetchError,
+    FetchTimeoutError,
+    HTTPStatusError,
+)
+from aggregator.model import FetchResult, HTTPFacts, NotModified, Retrieved
+
+MAX_REDIRECTS = 10
+READ_CHUNK_BYTES = 64 * 1024
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_PERMANENT = {301, 308}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """What to ask for: the URL, the validators we hold, and the limits."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 20.0
+    total_timeout_seconds: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024
+
+
+def _max_age(cache_control: str | None) -> int | None:
+    if not cache_control:
+        return None
+    if "no-store" in cache_control.lower() or "no-cache" in cache_control.lower():
+        return 0
+    found = _MAX_AGE.search(cache_control)
+    return int(found.group(1)) if found else None
+
+
+def _permanent_target(response: requests.Response) -> str | None:
+    """The final URL when every redirect hop was permanent (301/308), else None."""
+    if response.history and all(hop.status_code in _PERMANENT for hop in response.history):
+        return response.url
+    return None
+
+
+def _facts(response: requests.Response) -> HTTPFacts:
+    headers = response.headers
+    return HTTPFacts(
+        status=response.status_code,
+        final_url=response.url,
+        permanent_redirect_url=_permanent_target(response),
+        etag=headers.get("ETag"),
+        last_modified=headers.get("Last-Modified"),
+        retry_after=headers.get("Retry-After"),
+        cache_max_age_seconds=_max_age(headers.get("Cache-Control")),
+        expires=headers.get("Expires"),
+        content_type=headers.get("Content-Type"),
+    )
+
+
+class Fetcher:
+    """One pooled ``requests`` session shared by every worker thread.
+
+    Cookies are refused: one source's cookies must never reach another source's requests.
+    """
+
+    def __init__(self, user_agent: str, pool_size: int = 16) -> None:
+        self.session = requests.Session()
+        self.session.max_redirects = MAX_REDIRECTS
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self.session.headers.update(
+            {
+                "User-Agent": user_agent,
+                "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+                "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
+                "Accept-Encoding": "gzip, deflate",
+            }
+        )
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch(self, request: FetchRequest) -> FetchResult:
+        started = time.monotonic()
+        if urlsplit(request.url).scheme == "file":
+            return _fetch_file(request, started)
+        return self._fetch_http(request, started)
+
+    def _fetch_http(self, request: FetchRequest, started: float) -> FetchResult:
+        headers = dict(request.headers)
+        if request.etag:
+            headers["If-None-Match"] = request.etag
+        if request.last_modified:
+            headers["If-Modified-Since"] = request.last_modified
+        deadline = started + request.total_timeout_seconds
+        try:
+            response = self.session.get(
+                request.url,
+                headers=headers,
+                timeout=(request.timeout_seconds, request.timeout_seconds),
+                stream=True,
+                allow_redirects=True,
+            )
+        except requests.exceptions.RequestException as e:
+            raise _wrap(e, request) from e
+        try:
+            facts = _facts(response)
+            if response.status_code == 304:
+                return NotModified(http=facts, duration_seconds=time.monotonic() - started)
+            if not 200 <= response.status_code < 300:
+                raise HTTPStatusError(
+                    response.status_code, response.reason or "", facts.retry_after
+                )
+            body = _read_capped(response, request, deadline)
+            return Retrieved(body=body, http=facts, duration_seconds=time.monotonic() - started)
+        finally:
+            response.close()
+
+
+def _read_capped(response: requests.Response, request: FetchRequest, deadline: float) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+    if declared.isdigit() and not encoded and int(declared) > request.max_body_bytes:
+        raise BodyTooLargeError(
+            f"body of {int(declared)} bytes is over the cap of {request.max_body_bytes} bytes"
+        )
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise FetchTimeoutError(
+                    f"total deadline of {request.total_timeout_seconds:g}s passed after "
+                    f"{total} bytes (server too slow)"
+                )
+            chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > request.max_body_bytes:
+                what = "decompressed body" if encoded else "body"
+                raise BodyTooLargeError(
+                    f"{what} is over the cap of {request.max_body_bytes} bytes"
+                )
+            chunks.append(chunk)
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise _wrap_read(e, request) from e
+    return b"".join(chunks)
+
+
+def _wrap_read(error: Exception, request: FetchRequest) -> FetchError:
+    name = type(error).__name__
+    if isinstance(error, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return FetchTimeoutError(f"read timeout after {request.timeout_seconds:g}s ({name})")
+    if isinstance(error, urllib3.exceptions.DecodeError):
+        return FetchError(f"cannot decompress the body ({name})")
+    return ConnectError(f"connection broken while reading the body ({name})")
+
+
+def _wrap(error: requests.exceptions.RequestException, request: FetchRequest) -> FetchError:
+    """One clear line for every way ``requests`` can fail."""
+    text = str(error)
+    name = type(error).__name__
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return FetchTimeoutError(f"connect timeout after {request.timeout_seconds:g}s ({name})")
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return FetchTimeoutError(f"read timeout after {request.timeout_seconds:g}s ({name})")
+    if isinstance(error, requests.exceptions.TooManyRedirects):
+        return ConnectError(f"redirect loop: more than {MAX_REDIRECTS} redirects ({name})")
+    if isinstance(error, requests.exceptions.SSLError):
+        return ConnectError(f"TLS failure ({name}: {_short(text)})")
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if "NameResolution" in text or "Name or service not known" in text:
+            host = urlsplit(request.url).hostname
+            return ConnectError(f"host name {host!r} does not resolve ({name})")
+        if "Connection refused" in text:
+            return ConnectError(f"connection refused ({name})")
+        if "reset" in text.lower():
+            return ConnectError(f"connection reset ({name})")
+        return ConnectError(f"cannot connect ({name}: {_short(text)})")
+    if isinstance(error, requests.exceptions.ContentDecodingError):
+        return FetchError(f"cannot decompress the body ({name})")
+    return FetchError(f"{name}: {_short(text)}")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _fetch_file(request: FetchRequest, started: float) -> FetchResult:
+    """A ``file://`` source: Last-Modified is the file's mtime, so polling it is cheap."""
+    parts = urlsplit(request.url)
+    path = Path(unquote(parts.path))
+    try:
+        stat = path.stat()
+        modified = email.utils.format_datetime(
+            datetime.fromtimestamp(int(stat.st_mtime), tz=UTC), usegmt=True
+        )
+        facts = HTTPFacts(status=200, final_url=request.url, last_modified=modified)
+        if request.last_modified == modified:
+            facts = HTTPFacts(status=304, final_url=request.url, last_modified=modified)
+            return NotModified(http=facts, duration_seconds=time.monotonic() - started)
+        if stat.st_size > request.max_body_bytes:
+            raise BodyTooLargeError(
+                f"file of {stat.st_size} bytes is over the cap of {request.max_body_bytes} bytes"
+            )
+        body = path.read_bytes()
+    except FileNotFoundError as e:
+        raise HTTPStatusError(404, f"file not found: {path}") from e
+    except OSError as e:
+        raise FetchError(f"cannot read {path}: {e.strerror or e}") from e
+    return Retrieved(body=body, http=facts, duration_seconds=time.monotonic() - started)

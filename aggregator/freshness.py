@@ -1,0 +1,92 @@
+"""When a source is next due: one pure function over the interval, its jitter, the
+server's hints and the error backoff, clamped.
+
+    next = now + interval (or the cron schedule's next time)
+    later of that and the server's Cache-Control max-age / Expires (up to max_backoff)
+    on errors: now + interval * 2**(errors-1), capped at max_backoff
+    later of that and Retry-After (429/503, seconds or an HTTP date; up to 24 h)
+    plus a fixed per-source jitter in [0, jitter_fraction * interval), so sources
+    configured alike do not all fire in the same second
+
+Model: ``next_update_after`` in lemon24/reader. Also the start-up spread: sources that
+fell due while the service was down are spread over a window instead of all firing at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+MAX_RETRY_AFTER = timedelta(hours=24)
+MIN_DELAY = timedelta(seconds=1)
+
+
+def stable_fraction(key: str) -> float:
+    """A number in [0, 1) fixed for ``key``: deterministic jitter, testable."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return now + timedelta(seconds=int(text))
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def next_fetch_after(
+    *,
+    now: datetime,
+    interval: timedelta,
+    source_key: str,
+    jitter_fraction: float = 0.0,
+    consecutive_errors: int = 0,
+    max_backoff: timedelta = timedelta(hours=6),
+    cron_next: datetime | None = None,
+    retry_after: str | None = None,
+    cache_max_age_seconds: int | None = None,
+    expires: str | None = None,
+) -> datetime:
+    due = cron_next if cron_next is not None else now + interval
+    cap = max(max_backoff, interval)
+    hint: datetime | None = None
+    if cache_max_age_seconds is not None:
+        hint = now + timedelta(seconds=cache_max_age_seconds)
+    elif expires:
+        hint = parse_retry_after(expires, now)
+    if hint is not None:
+        due = max(due, min(hint, now + cap))
+    if consecutive_errors > 0:
+        backoff = interval * (2 ** min(consecutive_errors - 1, 30))
+        due = max(due, now + min(backoff, cap))
+    server_says = parse_retry_after(retry_after, now)
+    if server_says is not None:
+        due = max(due, min(server_says, now + MAX_RETRY_AFTER))
+    if cron_next is None and jitter_fraction > 0:
+        due += interval * jitter_fraction * stable_fraction(source_key)
+    return max(due, now + MIN_DELAY)
+
+
+def spread_overdue(
+    overdue: Iterable[tuple[str, timedelta]], now: datetime, max_window: timedelta
+) -> dict[str, datetime]:
+    """New due times for sources that fell due while nothing ran.
+
+    Each source keeps its place in a window as long as its interval (at most
+    ``max_window``), fixed by its id: none is skipped, and they do not all fire at once.
+    """
+    return {
+        source_id: now + min(interval, max_window) * stable_fraction("spread:" + source_id)
+        for source_id, interval in overdue
+    }

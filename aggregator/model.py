@@ -1,0 +1,172 @@
+"""Plain value types, named after their stage in the data's life.
+
+    SourceConfig (config.py)      what ops asked for
+    SourceState                   what the store knew about a source before this fetch
+    Retrieved / NotModified       what the fetcher got back (a 304 is a value, not an error)
+    ParsedFeed / ParsedItem       what the body said, normalised
+    KnownItem                     what the store already holds for an item id
+    ItemIntent                    what to write for one item
+    FetchOutcome                  what happened, recorded in the fetch log
+
+Holds no business logic. Every datetime here is timezone-aware UTC unless its name says
+otherwise (``*_offset_minutes`` keeps the source's original UTC offset for display).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the store knew about a source before this fetch."""
+
+    source_id: str
+    url: str
+    effective_url: str | None = None  # adopted after a permanent redirect
+    etag: str | None = None
+    last_modified: str | None = None
+    body_sha256: str | None = None
+    consecutive_errors: int = 0
+    next_due_at: datetime | None = None
+    last_fetch_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_item_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPFacts:
+    """Caching and HTTP facts of one response, shared by Retrieved and NotModified."""
+
+    status: int
+    final_url: str
+    permanent_redirect_url: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after: str | None = None
+    cache_max_age_seconds: int | None = None
+    expires: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """A body came back (200, or a file)."""
+
+    body: bytes
+    http: HTTPFacts
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The server answered 304: nothing to parse."""
+
+    http: HTTPFacts
+    duration_seconds: float = 0.0
+
+
+FetchResult = Retrieved | NotModified
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """One entry as the feed gave it, normalised (text stripped, dates aware UTC)."""
+
+    title: str
+    link: str | None = None
+    guid: str | None = None
+    summary: str | None = None
+    content: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    published_offset_minutes: int | None = None
+    updated_at: datetime | None = None
+    category_name: str | None = None  # the value of the source's category_from field
+    tags: tuple[str, ...] = ()
+    api_id: str | None = None  # the id field of a JSON API record (for content_url)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    items: tuple[ParsedItem, ...]
+    version: str  # "rss20", "atom10", "jsonfeed11", "json-api", ...
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KnownItem:
+    """What the store holds for an item id, seen from the source being fetched.
+
+    ``source_sha256`` is the content hash this source gave last time (None when the item
+    is known only from other sources)."""
+
+    stable_id: str
+    source_sha256: str | None
+    category_slugs: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRef:
+    """A category an item is filed under. ``name`` is the media name it came from, if any."""
+
+    slug: str
+    title: str
+    description: str = ""
+    name: str | None = None
+
+
+class IntentKind(enum.Enum):
+    NEW = "new"
+    UPDATED = "updated"  # same id, content changed: update in place
+    MEMBERSHIP = "membership"  # known from another source, or new categories to add
+
+
+@dataclass(frozen=True, slots=True)
+class ItemIntent:
+    """What to write for one item."""
+
+    kind: IntentKind
+    stable_id: str
+    title: str
+    link: str | None
+    guid: str | None
+    summary: str | None
+    content: str | None
+    author: str | None
+    published_at: datetime  # the first-seen time when the feed gave none
+    published_offset_minutes: int
+    is_published_firm: bool  # False: first-seen or clamped; an update keeps the stored one
+    content_sha256: str
+    categories: tuple[CategoryRef, ...]
+
+
+class OutcomeKind(enum.Enum):
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"  # HTTP 304
+    UNCHANGED_BODY = "unchanged_body"  # 200 with the same bytes as last time
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """What happened in one fetch of one source; one row of the fetch log."""
+
+    source_id: str
+    kind: OutcomeKind
+    started_at: datetime
+    duration_seconds: float
+    next_due_at: datetime
+    http_status: int | None = None
+    bytes_received: int = 0
+    new_count: int = 0
+    updated_count: int = 0
+    unchanged_count: int = 0
+    error: str | None = None
+    error_class: str | None = None
+    item_count: int | None = None  # items in the parsed feed
+    warnings: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,410 @@
+"""Turning a body into a ``ParsedFeed``: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON
+Feed 1.0/1.1, and JSON list APIs through a configured field map.
+
+Pure: bytes in, values out. Encoding is settled here before any parser sees the bytes:
+
+1. a byte-order mark wins;
+2. then the charset the HTTP header or the XML declaration names, with GB2312 and GBK read
+   as GB18030 (their superset: publishers who declare gb2312 routinely use characters
+   outside it, such as 镕), and Big5 as Big5-HKSCS;
+3. when the declared charset cannot decode the bytes (a mislabelled feed: "iso-8859-1"
+   over UTF-8 Chinese), UTF-8 is tried, then charset_normalizer's guess.
+
+The text is then handed to feedparser as UTF-8 with the declaration rewritten, so no
+parser ever guesses differently from us.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
+
+import charset_normalizer
+import feedparser
+
+from aggregator.errors import ParseError
+from aggregator.model import ParsedFeed, ParsedItem
+
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
+_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
+_TAG = re.compile(r"<[^>]*>")
+_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+            "big5": "big5hkscs", "cp950": "big5hkscs"}
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+         (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+@dataclass(frozen=True, slots=True)
+class ParseRules:
+    """What the source config says about reading its bodies."""
+
+    kind: str = "auto"  # auto | rss | atom | jsonfeed | json
+    base_url: str | None = None
+    source_tz: tzinfo = UTC  # for dates given without an offset
+    category_from: str | None = None
+    items_path: str | None = None
+    fields: Mapping[str, str | None] | None = None
+    date_format: str | None = None
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def _canonical(name: str) -> str | None:
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return _ALIASES.get(codec, _ALIASES.get(name.lower(), codec))
+
+
+def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """Decode a body to text; returns (text, the encoding used)."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body.decode(name, errors="replace"), name  # these codecs consume the BOM
+    declared: list[str] = []
+    if content_type and (found := _CHARSET.search(content_type)):
+        declared.append(found.group(1))
+    if found_decl := _XML_DECL.match(body[:512]):
+        declared.append(found_decl.group(1).decode("ascii"))
+    for name in [*declared, "utf-8"]:
+        codec = _canonical(name)
+        if codec is None:
+            continue
+        try:
+            return body.decode(codec), codec
+        except UnicodeDecodeError:
+            continue
+    guess = charset_normalizer.from_bytes(body).best()
+    if guess is not None and guess.encoding:
+        codec = _canonical(guess.encoding) or "utf-8"
+        return body.decode(codec, errors="replace"), codec
+    return body.decode("utf-8", errors="replace"), "utf-8"
+
+
+def _as_utf8_xml(text: str) -> bytes:
+    """The text as UTF-8 bytes with any XML declaration saying so."""
+    stripped = text.lstrip()
+    if stripped.startswith("<?xml"):
+        end = stripped.find("?>")
+        if end != -1:
+            stripped = '<?xml version="1.0" encoding="utf-8"?>' + stripped[end + 2 :]
+    return stripped.encode("utf-8")
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def parse_date(
+    raw: object, source_tz: tzinfo = UTC, date_format: str | None = None
+) -> tuple[datetime, int] | None:
+    """A date string to (aware UTC datetime, the original UTC offset in minutes).
+
+    RFC 822 (RSS), RFC 3339/ISO 8601 (Atom, JSON Feed) and a configured strptime format;
+    a date without an offset is read in ``source_tz``. None when unreadable.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        if raw > 1e11:  # milliseconds since the epoch, as JSON APIs often give
+            raw = raw / 1000
+        moment = datetime.fromtimestamp(raw, tz=UTC)
+        return moment, _offset_minutes(moment.astimezone(source_tz))
+    text = str(raw).strip()
+    if not text:
+        return None
+    parsed: datetime | None = None
+    if date_format:
+        try:
+            parsed = datetime.strptime(text, date_format)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=source_tz)
+    return parsed.astimezone(UTC), _offset_minutes(parsed)
+
+
+def _offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def plain_text(value: str | None) -> str:
+    """Markup removed, entities decoded, whitespace folded: titles are plain text."""
+    if not value:
+        return ""
+    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def lookup(record: Any, path: str | None) -> Any:
+    """A dotted path (``data.list``, ``authors.0.name``) into nested dicts and lists."""
+    if not path:
+        return None
+    current = record
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, Sequence) and not isinstance(current, str) and part.isdigit():
+            index = int(part)
+            current = current[index] if index < len(current) else None
+        else:
+            return None
+        if current is None:
+            return None
+    return current
+
+
+# --------------------------------------------------------------------------- XML feeds
+
+
+def _entry_date(entry: Mapping[str, Any], rules: ParseRules) -> tuple[datetime, int] | None:
+    for key in ("published", "updated", "created", "dc_date"):
+        if raw := entry.get(key):
+            found = parse_date(raw, rules.source_tz)
+            if found is not None:
+                return found
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            moment = datetime(*parsed[:6], tzinfo=UTC)
+            return moment, _offset_minutes(moment.astimezone(rules.source_tz))
+    return None
+
+
+def _entry_category_name(entry: Mapping[str, Any], field: str | None) -> str | None:
+    if not field:
+        return None
+    if field in ("tags", "category"):
+        tags = entry.get("tags") or []
+        return _clean(tags[0].get("term")) if tags else None
+    if field == "source":
+        return _clean(lookup(entry, "source.title"))
+    value = lookup(entry, field)
+    return plain_text(str(value)) or None if value is not None else None
+
+
+def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
+    contents = entry.get("content") or []
+    content = _clean(contents[0].get("value")) if contents else None
+    summary = _clean(entry.get("summary"))
+    if summary is not None and summary == content:
+        summary = None
+    dated = _entry_date(entry, rules)
+    updated = parse_date(entry.get("updated"), rules.source_tz) if entry.get("updated") else None
+    tags = tuple(t for t in ((_clean(tag.get("term")) for tag in entry.get("tags") or [])) if t)
+    return ParsedItem(
+        title=plain_text(entry.get("title")),
+        link=_clean(entry.get("link")),
+        guid=_clean(entry.get("id")),
+        summary=summary,
+        content=content,
+        author=plain_text(entry.get("author")) or None,
+        published_at=dated[0] if dated else None,
+        published_offset_minutes=dated[1] if dated else None,
+        updated_at=updated[0] if updated else None,
+        category_name=_entry_category_name(entry, rules.category_from),
+        tags=tags,
+    )
+
+
+def _parse_xml(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
+    text, _ = decode_body(body, content_type)
+    if not text.strip():
+        raise ParseError("empty body")
+    result = feedparser.parse(
+        _as_utf8_xml(text),
+        response_headers={"content-type": "application/xml; charset=utf-8",
+                          "content-location": rules.base_url or ""},
+        sanitize_html=False,  # sanitizing is ours, with nh3, in one place
+    )
+    version = result.get("version") or ""
+    entries = result.get("entries") or []
+    feed_meta = result.get("feed") or {}
+    if not version and not entries:
+        problem = result.get("bozo_exception")
+        if text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
+            raise ParseError("an HTML page, not a feed")
+        detail = f": {type(problem).__name__}: {problem}" if problem else ""
+        raise ParseError(f"not a feed (no RSS or Atom root element){detail}")
+    warnings: list[str] = []
+    if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
+        warnings.append(f"not well-formed, read leniently: {type(problem).__name__}")
+    items = tuple(_xml_item(entry, rules) for entry in entries)
+    return ParsedFeed(
+        title=plain_text(feed_meta.get("title")) or None,
+        link=_clean(feed_meta.get("link")),
+        items=items,
+        version=version or "unknown",
+        warnings=tuple(warnings),
+    )
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _load_json(body: bytes, content_type: str | None) -> Any:
+    text, _ = decode_body(body, content_type)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ParseError(f"not valid JSON: {e}") from e
+
+
+def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise ParseError("not a JSON Feed (no items list)")
+    version = str(data.get("version", ""))
+    base = _clean(data.get("home_page_url")) or rules.base_url
+    items: list[ParsedItem] = []
+    for raw in data["items"]:
+        if not isinstance(raw, dict):
+            continue
+        authors = raw.get("authors") or ([raw["author"]] if raw.get("author") else [])
+        author = plain_text(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None
+        dated = parse_date(raw.get("date_published"), rules.source_tz)
+        updated = parse_date(raw.get("date_modified"), rules.source_tz)
+        content = _clean(raw.get("content_html")) or (
+            html.escape(raw["content_text"]) if _clean(raw.get("content_text")) else None
+        )
+        link = _clean(raw.get("url"))
+        tags = tuple(str(t) for t in raw.get("tags") or [] if isinstance(t, str | int))
+        category_name = None
+        if rules.category_from == "author":
+            category_name = author
+        elif rules.category_from:
+            value = lookup(raw, rules.category_from)
+            category_name = plain_text(str(value)) or None if value is not None else None
+        items.append(
+            ParsedItem(
+                title=plain_text(raw.get("title")) or plain_text(raw.get("summary"))[:80],
+                link=urljoin(base, link) if base and link else link,
+                guid=_clean(raw.get("id")),
+                summary=_clean(raw.get("summary")),
+                content=content,
+                author=author or None,
+                published_at=dated[0] if dated else None,
+                published_offset_minutes=dated[1] if dated else None,
+                updated_at=updated[0] if updated else None,
+                category_name=category_name,
+                tags=tags,
+            )
+        )
+    kind = "jsonfeed11" if version.endswith("1.1") else "jsonfeed10"
+    return ParsedFeed(
+        title=plain_text(data.get("title")) or None, link=base, items=tuple(items), version=kind
+    )
+
+
+def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
+    fields = rules.fields or {}
+    records = lookup(data, rules.items_path) if rules.items_path else data
+    if not isinstance(records, list):
+        raise ParseError(f"items_path {rules.items_path!r} does not lead to a list")
+    items: list[ParsedItem] = []
+    skipped = 0
+    for record in records:
+        api_id = _clean(lookup(record, fields.get("id")))
+        title = plain_text(_clean(lookup(record, fields.get("title"))))
+        if not api_id or not title:
+            skipped += 1
+            continue
+        dated = parse_date(lookup(record, fields.get("published")), rules.source_tz,
+                           rules.date_format)
+        link = _clean(lookup(record, fields.get("link")))
+        items.append(
+            ParsedItem(
+                title=title,
+                link=urljoin(rules.base_url, link) if rules.base_url and link else link,
+                guid=api_id,
+                summary=_clean(lookup(record, fields.get("summary"))),
+                content=_clean(lookup(record, fields.get("content"))),
+                author=plain_text(_clean(lookup(record, fields.get("author")))) or None,
+                published_at=dated[0] if dated else None,
+                published_offset_minutes=dated[1] if dated else None,
+                category_name=plain_text(_clean(lookup(record, fields.get("category_from"))))
+                or None,
+                api_id=api_id,
+            )
+        )
+    warnings = (f"{skipped} records without id or title skipped",) if skipped else ()
+    return ParsedFeed(title=None, link=None, items=tuple(items), version="json-api",
+                      warnings=warnings)
+
+
+def parse_content_body(body: bytes, content_type: str | None, content_path: str) -> str | None:
+    """The article body from a JSON API's per-item content response."""
+    value = lookup(_load_json(body, content_type), content_path)
+    return _clean(value) if isinstance(value, str) else None
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
+    """Parse a fetched body according to the source's rules. Raises ParseError."""
+    if not body.strip():
+        raise ParseError("empty body")
+    if rules.kind == "json":
+        return _parse_json_api(_load_json(body, content_type), rules)
+    head = body.lstrip()[:1]
+    if rules.kind == "jsonfeed" or (rules.kind == "auto" and head in (b"{", b"[")):
+        data = _load_json(body, content_type)
+        if rules.kind == "auto" and not (
+            isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", ""))
+        ):
+            raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
+        return _parse_json_feed(data, rules)
+    return _parse_xml(body, content_type, rules)
+
+
+def rules_for(
+    kind: str,
+    base_url: str,
+    timezone_name: str,
+    category_from: str | None,
+    items_path: str | None = None,
+    fields: Mapping[str, str | None] | None = None,
+    date_format: str | None = None,
+) -> ParseRules:
+    return ParseRules(
+        kind=kind,
+        base_url=base_url,
+        source_tz=ZoneInfo(timezone_name),
+        category_from=category_from,
+        items_path=items_path,
+        fields=fields,
+        date_format=date_format,
+    )

@@ -1,0 +1,196 @@
+"""Running updates: the long-lived dispatcher (``aggregator run``) and a one-shot pass
+(``aggregator fetch``).
+
+The schedule lives in the database (each source's ``next_due_at``), not in APScheduler's
+memory: a restart resumes where it stopped, and several processes can share one schedule
+because a source is only fetched under a lease it claimed. APScheduler drives the
+dispatcher's tick and (later) periodic housekeeping.
+
+    every tick (1 s):
+        free = workers - in flight
+        claimed = store.claim_due_sources(now, owner, free, lease)
+        submit update_source(each) to the bounded thread pool
+
+At start, sources that fell due while nothing ran are spread over a window (their
+interval, at most ``STARTUP_SPREAD``) so a restart is not a burst, and none is skipped.
+SIGTERM/SIGINT stop claiming, let fetches in flight finish (each is one transaction, so
+an interrupted one writes nothing), and release the leases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from aggregator.config import Settings, Source
+from aggregator.errors import AggregatorError
+from aggregator.freshness import spread_overdue
+from aggregator.model import CategoryRef, FetchOutcome, SourceState
+from aggregator.store import SourcePlan, Store
+from aggregator.update import Context, update_source
+
+log = logging.getLogger(__name__)
+TICK_SECONDS = 1.0
+STARTUP_SPREAD = timedelta(minutes=5)
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+def new_owner_id() -> str:
+    """Who holds a lease: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease_for(settings: Settings) -> timedelta:
+    """Long enough for the slowest fetch (deadline plus JSON API bodies) to finish."""
+    return timedelta(seconds=settings.defaults.total_timeout_seconds * 2) + LEASE_MARGIN
+
+
+def source_plans(settings: Settings) -> list[SourcePlan]:
+    return [
+        SourcePlan(s.id, s.url, s.enabled, s.effective_interval(settings.defaults), s.category)
+        for s in settings.sources
+    ]
+
+
+def configured_categories(settings: Settings) -> list[CategoryRef]:
+    return [
+        CategoryRef(slug, c.title, c.description, c.name)
+        for slug, c in settings.categories.items()
+    ]
+
+
+def sync_and_spread(ctx: Context) -> None:
+    """Make the database follow the config, then spread what fell due while down."""
+    now = ctx.now()
+    ctx.store.sync_config(source_plans(ctx.settings), configured_categories(ctx.settings), now)
+    intervals = {s.id: s.effective_interval(ctx.settings.defaults) for s in ctx.settings.sources}
+    overdue = [(sid, intervals[sid]) for sid, _ in ctx.store.list_overdue(now) if sid in intervals]
+    if overdue:
+        ctx.store.set_due_times(spread_overdue(overdue, now, STARTUP_SPREAD))
+
+
+def _safe_update(ctx: Context, source: Source, state: SourceState) -> FetchOutcome | None:
+    """update_source, with a last guard: a bug in one source's update must not kill the
+    worker thread or leave its lease held."""
+    try:
+        return update_source(ctx, source, state)
+    except AggregatorError as e:  # the store itself failed: the fetch was not recorded
+        log.error("%s: could not record the fetch: %s", source.id, e)
+    except Exception:
+        log.exception("%s: unexpected error in update", source.id)
+    try:
+        ctx.store.release_lease(source.id, ctx.owner)
+    except AggregatorError as e:
+        log.error("%s: could not release the lease: %s", source.id, e)
+    return None
+
+
+class Dispatcher:
+    """Claims due sources and runs them on a bounded pool (see the module docstring)."""
+
+    def __init__(self, ctx: Context, on_outcome: Callable[[FetchOutcome], None] | None = None):
+        self.ctx = ctx
+        self.workers = ctx.settings.defaults.workers
+        self.lease = lease_for(ctx.settings)
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="fetch")
+        self.in_flight: set[str] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.on_outcome = on_outcome
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.last_tick_ok: float | None = None
+
+    def start(self) -> None:
+        sync_and_spread(self.ctx)
+        self.scheduler.add_job(
+            self.tick, "interval", seconds=TICK_SECONDS, id="dispatch", max_instances=1,
+            coalesce=True, misfire_grace_time=None,
+        )
+        self.scheduler.start()
+
+    def tick(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            free = self.workers - len(self.in_flight)
+        if free <= 0:
+            return
+        sources = {s.id: s for s in self.ctx.settings.sources if s.enabled}
+        try:
+            claimed = self.ctx.store.claim_due_sources(self.ctx.now(), self.ctx.owner, free,
+                                                       self.lease)
+        except AggregatorError as e:
+            log.error("cannot claim due sources: %s", e)
+            return
+        for state in claimed:
+            source = sources.get(state.source_id)
+            with self.lock:
+                busy = state.source_id in self.in_flight
+                if source is not None and not busy:
+                    self.in_flight.add(state.source_id)
+            if source is None or busy:
+                continue  # not in this process's config (yet), or already running here
+            future = self.pool.submit(_safe_update, self.ctx, source, state)
+            future.add_done_callback(self._done(state.source_id))
+
+    def _done(self, source_id: str) -> Callable[[Future[FetchOutcome | None]], None]:
+        def callback(future: Future[FetchOutcome | None]) -> None:
+            with self.lock:
+                self.in_flight.discard(source_id)
+            outcome = None if future.cancelled() else future.result()
+            if outcome is not None and self.on_outcome is not None:
+                self.on_outcome(outcome)
+
+        return callback
+
+    def stop(self, wait_seconds: float | None = None) -> None:
+        """Stop claiming; let running fetches finish; release what was never started."""
+        self.stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            leftover = list(self.in_flight)
+        for source_id in leftover:
+            try:
+                self.ctx.store.release_lease(source_id, self.ctx.owner)
+            except AggregatorError as e:
+                log.error("%s: could not release the lease: %s", source_id, e)
+
+
+def run_pass(
+    ctx: Context,
+    source_ids: Sequence[str] | None = None,
+    on_outcome: Callable[[FetchOutcome], None] | None = None,
+) -> tuple[list[FetchOutcome], list[str]]:
+    """Fetch the given (default: every enabled) source once, now, in parallel.
+
+    Returns the outcomes and the ids skipped because another process holds their lease.
+    """
+    ctx.store.sync_config(source_plans(ctx.settings), configured_categories(ctx.settings),
+                          ctx.now())
+    wanted: Iterable[Source] = (
+        [ctx.settings.source(sid) for sid in source_ids] if source_ids
+        else [s for s in ctx.settings.sources if s.enabled]
+    )
+    by_id = {s.id: s for s in wanted}
+    claimed = ctx.store.claim_sources(list(by_id), ctx.now(), ctx.owner, lease_for(ctx.settings))
+    skipped = sorted(set(by_id) - {state.source_id for state in claimed})
+    outcomes: list[FetchOutcome] = []
+    with ThreadPoolExecutor(ctx.settings.defaults.workers, thread_name_prefix="fetch") as pool:
+        futures = [pool.submit(_safe_update, ctx, by_id[st.source_id], st) for st in claimed]
+        for future in as_completed(futures):
+            outcome = future.result()
+            if outcome is not None:
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+    return outcomes, skipped

@@ -1,0 +1,92 @@
+"""Category slugs: media names (上海证券报, TechWeb, 安信国际证券(香港)) to ``[a-z0-9-]+``.
+
+Pure functions. Han characters become toneless pinyin joined without separators, so
+上海证券报 is ``shanghaizhengquanbao`` exactly as the original site's URLs had it; Latin
+letters are lowercased with accents stripped; digits stay; everything else (spaces,
+brackets, ·, punctuation, other scripts) folds into a single ``-``. The original site
+produced ``21shijijingjibaodao  nancailicaitong`` (spaces in a URL),
+``anxinguojizhengquan(xianggang)`` and two categories for ``TechWeb``/``Techweb``; these
+rules give ``21shijijingjibaodao-nancailicaitong``, ``anxinguojizhengquan-xianggang`` and
+one ``techweb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+
+from pypinyin import lazy_pinyin
+
+MAX_SLUG_LENGTH = 80
+_HAN_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+)")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_SLUG_SHAPE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def is_valid_slug(text: str) -> bool:
+    return len(text) <= MAX_SLUG_LENGTH and bool(_SLUG_SHAPE.match(text))
+
+
+def _short_hash(text: str, length: int = 6) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:length]
+
+
+def identity_key(name: str) -> str:
+    """Two media names with the same key are the same outlet (TechWeb == Techweb ==
+    ``Tech Web``): NFKC, casefolded, with spaces and punctuation removed."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+def _latin_part(text: str) -> str:
+    # é -> e; a character with no ASCII letter in it (·, ¥, kana) becomes a separator.
+    out = []
+    for ch in text:
+        ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        out.append(ascii_form.lower() if ascii_form else "-")
+    return _NOT_SLUG.sub("-", "".join(out))
+
+
+def slugify(name: str) -> str:
+    """The slug of a media or category name; deterministic, always ``[a-z0-9-]+``."""
+    text = unicodedata.normalize("NFKC", name).strip()
+    pieces: list[str] = []
+    for index, run in enumerate(_HAN_RUN.split(text)):
+        if not run:
+            continue
+        if index % 2 == 1:  # a run of Han characters
+            pieces.append("".join(lazy_pinyin(run)).lower())
+        else:
+            pieces.append(_latin_part(run))
+    slug = _NOT_SLUG.sub("-", "".join(pieces)).strip("-")
+    if not slug:
+        # Nothing transliterable (emoji, kana only...): a stable hash keeps it addressable.
+        return "c-" + _short_hash(name, 10)
+    if len(slug) > MAX_SLUG_LENGTH:
+        slug = slug[: MAX_SLUG_LENGTH - 7].rstrip("-") + "-" + _short_hash(name)
+    return slug
+
+
+def resolve_slug(name: str, taken: Mapping[str, str | None]) -> str:
+    """The slug for ``name`` given the slugs already owned (slug -> owner's identity key,
+    None for a configured category that accepts any name mapping to it).
+
+    The same outlet always gets the same slug. Two different outlets whose names
+    transliterate alike (中证网 and 中正网 are both ``zhongzhengwang``) do not merge: the one
+    that arrives second gets ``zhongzhengwang-`` plus a hash of its name, which is
+    deterministic, and the store keeps the mapping so it never changes afterwards.
+    """
+    key = identity_key(name)
+    base = slugify(name)
+    owner = taken.get(base, key)
+    if owner is None or owner == key:
+        return base
+    length = 6
+    while True:
+        candidate = f"{base[: MAX_SLUG_LENGTH - length - 1]}-{_short_hash(key, length)}"
+        owner = taken.get(candidate, key)
+        if owner is None or owner == key:
+            return candidate
+        length += 2

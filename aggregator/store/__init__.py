@@ -1,0 +1,177 @@
+"""The storage interface. ``SqlStore`` (store/sql.py) is its one adapter.
+
+Guarantees every implementation gives:
+
+* every datetime in and out is timezone-aware UTC;
+* ``apply_fetch`` is one transaction: a crash or an error leaves nothing of that fetch
+  written, and the source's lease is released only with it;
+* each item is stored once per ``stable_id``; every insert or update of an item gives it
+  a new ``seq`` larger than any committed before it (commit order, so a reader paging by
+  seq never skips a later-committed smaller number);
+* a source is fetched by one worker at a time: ``claim_*`` hands out leases, and a lease
+  not renewed expires, so a dead worker's sources are picked up by another.
+
+Errors: ``StoreError`` when the database refuses or is unreachable;
+``SourceNotFoundError`` from ``get_*`` for an unknown source id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from aggregator.decide import CategoryRegistry
+from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, KnownItem, SourceState
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePlan:
+    """A configured source as the schedule needs it (built from config by the shell)."""
+
+    source_id: str
+    url: str
+    enabled: bool
+    interval: timedelta
+    category: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUpdate:
+    """The source's new fetch state, written with the fetch's items."""
+
+    etag: str | None
+    last_modified: str | None
+    body_sha256: str | None
+    effective_url: str | None
+    consecutive_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCounts:
+    new: int
+    updated: int
+    memberships: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One row of ``aggregator sources``."""
+
+    source_id: str
+    url: str
+    category: str | None
+    enabled: bool
+    last_fetch_at: datetime | None
+    last_outcome: str | None
+    last_status: int | None
+    last_error: str | None
+    next_due_at: datetime
+    item_count: int
+    consecutive_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as stored, with its categories and the sources that carried it."""
+
+    item_id: int
+    stable_id: str
+    seq: int
+    title: str
+    link: str | None
+    guid: str | None
+    summary: str | None
+    content: str | None
+    author: str | None
+    published_at: datetime
+    published_offset_minutes: int
+    first_seen_at: datetime
+    updated_at: datetime
+    update_count: int
+    source_id: str
+    category_slugs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One row of the fetch log, as read back."""
+
+    source_id: str
+    started_at: datetime
+    outcome: str
+    http_status: int | None
+    new_count: int
+    updated_count: int
+    unchanged_count: int
+    error: str | None
+
+
+class Store(Protocol):
+    # --- lifecycle (called by the CLI at start) ---------------------------------------
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+
+    def close(self) -> None: ...
+
+    # --- configuration (called at start and on config reload) -------------------------
+    def sync_config(
+        self, plans: Sequence[SourcePlan], categories: Iterable[CategoryRef], now: datetime
+    ) -> None:
+        """Make the sources table follow the config: new sources become due now (spread
+        by the caller's next call to ``spread_overdue``), removed ones are disabled,
+        configured categories are created or retitled."""
+
+    def load_category_registry(self) -> CategoryRegistry:
+        """Every known category with its owner key (for slug resolution)."""
+
+    # --- schedule (called by the dispatcher) ------------------------------------------
+    def claim_due_sources(
+        self, now: datetime, owner: str, limit: int, lease: timedelta
+    ) -> list[SourceState]:
+        """Lease up to ``limit`` enabled sources due at ``now`` and not leased by anyone;
+        oldest due first. On PostgreSQL: ``FOR UPDATE SKIP LOCKED``."""
+
+    def claim_sources(
+        self, source_ids: Sequence[str], now: datetime, owner: str, lease: timedelta
+    ) -> list[SourceState]:
+        """Lease these sources now whether due or not (``aggregator fetch``); sources
+        leased by another live worker are left out."""
+
+    def release_lease(self, source_id: str, owner: str) -> None: ...
+
+    def list_overdue(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Enabled, unleased sources with ``next_due_at`` before ``now``."""
+
+    def set_due_times(self, due: Mapping[str, datetime]) -> None: ...
+
+    # --- one fetch (called by the orchestrator) ---------------------------------------
+    def get_source_state(self, source_id: str) -> SourceState:
+        """Raises SourceNotFoundError."""
+
+    def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
+        """The stored items among ``stable_ids``, seen from ``source_id``."""
+
+    def apply_fetch(
+        self,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update: SourceUpdate,
+    ) -> WriteCounts:
+        """Write the items, the source's new state and the fetch-log row, and release the
+        lease, in one transaction."""
+
+    # --- reading (called by the CLI, the web app and tests) ---------------------------
+    def list_source_status(self) -> list[SourceStatus]: ...
+
+    def count_items(self, category: str | None = None) -> int: ...
+
+    def find_item(self, stable_id: str) -> StoredItem | None: ...
+
+    def list_items(self, category: str | None = None, limit: int = 50) -> list[StoredItem]:
+        """Newest published first, ties by item id descending."""
+
+    def list_fetches(self, source_id: str, limit: int = 20) -> list[FetchRecord]:
+        """Newest first."""

@@ -1,0 +1,165 @@
+"""The database tables (SQLAlchemy Core). Alembic migrations in aggregator/migrations
+create exactly these; a test compares the two so they cannot drift.
+
+Every timestamp column holds UTC (``UTCDateTime`` stores naive UTC on SQLite, which has
+no time zone type, and gives back aware datetimes everywhere).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+# An autoincrementing 64-bit key that is still SQLite's rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every datetime is aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("effective_url", Text),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("category", String(100)),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_sha256", String(64)),
+    Column("next_due_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_until", UTCDateTime),
+    Column("last_fetch_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_outcome", String(20)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("consecutive_errors", Integer, nullable=False, default=0),
+    Column("last_item_count", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_sources_due", "enabled", "next_due_at"),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("slug", String(100), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("name", Text),
+    Column("identity_key", Text, unique=True),
+    Column("origin", String(10), nullable=False),  # config | derived
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", BigId, primary_key=True, autoincrement=True),
+    Column("stable_id", String(255), nullable=False, unique=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("link", Text),
+    Column("guid", Text),
+    Column("summary", Text),
+    Column("content", Text),
+    Column("author", Text),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("published_offset_minutes", Integer, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("update_count", Integer, nullable=False, default=0),
+    Column("source_id", String(100), nullable=False),  # where it was first seen
+    Index("ix_items_published", "published_at", "item_id"),
+)
+
+item_categories = Table(
+    "item_categories",
+    metadata,
+    Column("item_id", BigId, ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True),
+    Column("category_slug", String(100), ForeignKey("categories.slug"), primary_key=True),
+    Column("published_at", UTCDateTime, nullable=False),  # copied: one index serves a feed
+    Column("added_at", UTCDateTime, nullable=False),
+    Index("ix_item_categories_feed", "category_slug", "published_at", "item_id"),
+)
+
+item_sources = Table(
+    "item_sources",
+    metadata,
+    Column("item_id", BigId, ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", String(100), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),  # this source's version
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Index("ix_item_sources_source", "source_id"),
+)
+
+fetches = Table(
+    "fetches",
+    metadata,
+    Column("fetch_id", BigId, primary_key=True, autoincrement=True),
+    Column("source_id", String(100), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("http_status", Integer),
+    Column("bytes_received", Integer, nullable=False, default=0),
+    Column("new_count", Integer, nullable=False, default=0),
+    Column("updated_count", Integer, nullable=False, default=0),
+    Column("unchanged_count", Integer, nullable=False, default=0),
+    Column("item_count", Integer),
+    Column("error", Text),
+    Column("error_class", String(100)),
+    Index("ix_fetches_source_started", "source_id", "started_at"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)

@@ -1,0 +1,687 @@
+"""The SQLAlchemy adapter of the ``Store`` interface: SQLite (WAL) or PostgreSQL.
+
+SQLite: WAL mode, ``synchronous=NORMAL``, foreign keys on, a 30 s busy timeout, and write
+transactions opened with ``BEGIN IMMEDIATE`` so two writers queue instead of failing on a
+lock upgrade. PostgreSQL: psycopg 3; claims use ``FOR UPDATE SKIP LOCKED``.
+
+Sequence numbers come from one counter row updated inside each write transaction. On
+PostgreSQL the row lock is held until commit, so seq order is commit order: a consumer
+paging by seq can never see 12 before a slower transaction commits 11. (A database
+sequence would hand out numbers in start order instead.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from aggregator.decide import CategoryRegistry
+from aggregator.errors import SourceNotFoundError, StoreError
+from aggregator.model import (
+    CategoryRef,
+    FetchOutcome,
+    IntentKind,
+    ItemIntent,
+    KnownItem,
+    SourceState,
+)
+from aggregator.slug import identity_key
+from aggregator.store import (
+    FetchRecord,
+    SourcePlan,
+    SourceStatus,
+    SourceUpdate,
+    StoredItem,
+    WriteCounts,
+)
+from aggregator.store.schema import (
+    categories,
+    counters,
+    fetches,
+    item_categories,
+    item_sources,
+    items,
+    sources,
+)
+
+SEQ_COUNTER = "item_seq"
+_CHUNK = 500
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_recycle=1800
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=4,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        writes = conn.get_execution_options().get("aggregator_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    return engine
+
+
+def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class SqlStore:
+    """See ``aggregator.store.Store`` for what each method guarantees."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = normalize_url(url)
+        try:
+            self.engine = make_engine(self.url, pool_size)
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            raise StoreError(f"cannot open database {_redact(url)}: {e}") from e
+        self.dialect = self.engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._upgrade_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(aggregator_write=True)
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as e:
+            raise StoreError(f"database write failed: {type(e).__name__}: {_first_line(e)}") from e
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StoreError(f"database read failed: {type(e).__name__}: {_first_line(e)}") from e
+
+    def upgrade(self) -> None:
+        from aggregator.migrations import upgrade_to_head
+
+        with self._upgrade_lock:
+            try:
+                upgrade_to_head(self.engine)
+            except SQLAlchemyError as e:
+                raise StoreError(f"migration failed: {_first_line(e)}") from e
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ configuration
+
+    def sync_config(
+        self, plans: Sequence[SourcePlan], categories_: Iterable[CategoryRef], now: datetime
+    ) -> None:
+        with self._write() as conn:
+            for ref in categories_:
+                row = {
+                    "slug": ref.slug,
+                    "title": ref.title,
+                    "description": ref.description,
+                    "name": ref.name,
+                    "identity_key": identity_key(ref.name) if ref.name else None,
+                    "origin": "config",
+                    "created_at": now,
+                }
+                stmt = self._insert(categories).values(row)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["slug"],
+                        set_={k: stmt.excluded[k] for k in ("title", "description", "origin")},
+                    )
+                )
+            existing = {
+                row.source_id: row
+                for row in conn.execute(select(sources.c.source_id, sources.c.url))
+            }
+            configured = {plan.source_id for plan in plans}
+            for plan in plans:
+                if plan.source_id not in existing:
+                    conn.execute(
+                        sources.insert().values(
+                            source_id=plan.source_id,
+                            url=plan.url,
+                            enabled=plan.enabled,
+                            category=plan.category,
+                            next_due_at=now,
+                            consecutive_errors=0,
+                            created_at=now,
+                        )
+                    )
+                    continue
+                values: dict[str, Any] = {"enabled": plan.enabled, "category": plan.category}
+                if existing[plan.source_id].url != plan.url:
+                    # ops changed the URL: forget validators and any adopted redirect
+                    values |= {"url": plan.url, "effective_url": None, "etag": None,
+                               "last_modified": None, "body_sha256": None, "next_due_at": now}
+                conn.execute(
+                    update(sources).where(sources.c.source_id == plan.source_id).values(values)
+                )
+            gone = set(existing) - configured
+            for chunk in _chunks(sorted(gone)):
+                conn.execute(
+                    update(sources).where(sources.c.source_id.in_(chunk)).values(enabled=False)
+                )
+
+    def load_category_registry(self) -> CategoryRegistry:
+        registry = CategoryRegistry()
+        with self._read() as conn:
+            for row in conn.execute(select(categories)):
+                ref = CategoryRef(row.slug, row.title, row.description, row.name)
+                registry.add(ref, row.identity_key if row.origin == "derived" else None)
+                if row.origin == "config" and row.identity_key:
+                    registry.by_key.setdefault(row.identity_key, row.slug)
+        return registry
+
+    # ------------------------------------------------------------------ schedule
+
+    def _claim(
+        self, conn: Connection, where: Any, now: datetime, owner: str, lease: timedelta,
+        limit: int | None,
+    ) -> list[SourceState]:
+        free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+        pick = (
+            select(sources.c.source_id)
+            .where(sources.c.enabled.is_(True), free, where)
+            .order_by(sources.c.next_due_at, sources.c.source_id)
+            .with_for_update(skip_locked=True)
+        )
+        if limit is not None:
+            pick = pick.limit(limit)
+        chosen = [row[0] for row in conn.execute(pick)]
+        if not chosen:
+            return []
+        rows = conn.execute(
+            update(sources)
+            .where(sources.c.source_id.in_(chosen))
+            .values(lease_owner=owner, lease_until=now + lease)
+            .returning(*sources.c)
+        ).all()
+        return sorted((_state(row) for row in rows), key=lambda s: (s.next_due_at, s.source_id))
+
+    def claim_due_sources(
+        self, now: datetime, owner: str, limit: int, lease: timedelta
+    ) -> list[SourceState]:
+        if limit <= 0:
+            return []
+        with self._write() as conn:
+            return self._claim(conn, sources.c.next_due_at <= now, now, owner, lease, limit)
+
+    def claim_sources(
+        self, source_ids: Sequence[str], now: datetime, owner: str, lease: timedelta
+    ) -> list[SourceState]:
+        claimed: list[SourceState] = []
+        with self._write() as conn:
+            for chunk in _chunks(list(source_ids)):
+                claimed += self._claim(
+                    conn, sources.c.source_id.in_(chunk), now, owner, lease, None
+                )
+        return claimed
+
+    def release_lease(self, source_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(sources)
+                .where(sources.c.source_id == source_id, sources.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def list_overdue(self, now: datetime) -> list[tuple[str, datetime]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(sources.c.source_id, sources.c.next_due_at).where(
+                    sources.c.enabled.is_(True),
+                    sources.c.next_due_at < now,
+                    or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
+                )
+            )
+            return [(row.source_id, row.next_due_at) for row in rows]
+
+    def set_due_times(self, due: Mapping[str, datetime]) -> None:
+        with self._write() as conn:
+            for source_id, moment in due.items():
+                conn.execute(
+                    update(sources)
+                    .where(sources.c.source_id == source_id)
+                    .values(next_due_at=moment)
+                )
+
+    # ------------------------------------------------------------------ one fetch
+
+    def get_source_state(self, source_id: str) -> SourceState:
+        with self._read() as conn:
+            row = conn.execute(select(sources).where(sources.c.source_id == source_id)).first()
+        if row is None:
+            raise SourceNotFoundError(f"no source {source_id!r} in the database")
+        return _state(row)
+
+    def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
+        found: dict[str, tuple[int, str | None]] = {}
+        slugs: dict[int, set[str]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(list(stable_ids)):
+                rows = conn.execute(
+                    select(items.c.item_id, items.c.stable_id, item_sources.c.content_sha256)
+                    .select_from(
+                        items.outerjoin(
+                            item_sources,
+                            and_(
+                                item_sources.c.item_id == items.c.item_id,
+                                item_sources.c.source_id == source_id,
+                            ),
+                        )
+                    )
+                    .where(items.c.stable_id.in_(chunk))
+                )
+                for row in rows:
+                    found[row.stable_id] = (row.item_id, row.content_sha256)
+            ids = [item_id for item_id, _ in found.values()]
+            for chunk in _chunks(ids):
+                for row in conn.execute(
+                    select(item_categories.c.item_id, item_categories.c.category_slug).where(
+                        item_categories.c.item_id.in_(chunk)
+                    )
+                ):
+                    slugs.setdefault(row.item_id, set()).add(row.category_slug)
+        return {
+            stable_id: KnownItem(stable_id, sha, frozenset(slugs.get(item_id, ())))
+            for stable_id, (item_id, sha) in found.items()
+        }
+
+    def apply_fetch(
+        self,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update_: SourceUpdate,
+    ) -> WriteCounts:
+        now = outcome.started_at
+        with self._write() as conn:
+            counts = self._write_items(conn, outcome.source_id, intents, now) if intents else None
+            conn.execute(
+                fetches.insert().values(
+                    source_id=outcome.source_id,
+                    started_at=outcome.started_at,
+                    duration_ms=int(outcome.duration_seconds * 1000),
+                    outcome=outcome.kind.value,
+                    http_status=outcome.http_status,
+                    bytes_received=outcome.bytes_received,
+                    new_count=counts.new if counts else 0,
+                    updated_count=counts.updated if counts else 0,
+                    unchanged_count=outcome.unchanged_count,
+                    item_count=outcome.item_count,
+                    error=outcome.error,
+                    error_class=outcome.error_class,
+                )
+            )
+            failed = outcome.error is not None
+            values: dict[str, Any] = {
+                "next_due_at": outcome.next_due_at,
+                "last_fetch_at": outcome.started_at,
+                "last_outcome": outcome.kind.value,
+                "last_status": outcome.http_status,
+                "last_error": outcome.error,
+                "consecutive_errors": update_.consecutive_errors,
+                "etag": update_.etag,
+                "last_modified": update_.last_modified,
+                "body_sha256": update_.body_sha256,
+                "effective_url": update_.effective_url,
+                "lease_owner": case((sources.c.lease_owner == owner, None),
+                                    else_=sources.c.lease_owner),
+                "lease_until": case((sources.c.lease_owner == owner, None),
+                                    else_=sources.c.lease_until),
+            }
+            if not failed:
+                values["last_success_at"] = outcome.started_at
+            if outcome.item_count is not None:
+                values["last_item_count"] = outcome.item_count
+            conn.execute(
+                update(sources).where(sources.c.source_id == outcome.source_id).values(values)
+            )
+        return counts or WriteCounts(0, 0, 0)
+
+    def _reserve_seqs(self, conn: Connection, count: int) -> int:
+        """Reserve ``count`` sequence numbers; returns the first. Locks the counter row
+        until commit (see the module docstring)."""
+        last = conn.execute(
+            update(counters)
+            .where(counters.c.name == SEQ_COUNTER)
+            .values(value=counters.c.value + count)
+            .returning(counters.c.value)
+        ).scalar_one()
+        return int(last) - count + 1
+
+    def _ensure_categories(
+        self, conn: Connection, intents: Sequence[ItemIntent], now: datetime
+    ) -> None:
+        refs = {ref.slug: ref for intent in intents for ref in intent.categories}
+        if not refs:
+            return
+        present = set(
+            conn.execute(select(categories.c.slug).where(categories.c.slug.in_(list(refs))))
+            .scalars()
+            .all()
+        )
+        for slug, ref in refs.items():
+            if slug in present:
+                continue
+            conn.execute(
+                self._insert(categories)
+                .values(
+                    slug=slug,
+                    title=ref.title,
+                    description=ref.description,
+                    name=ref.name,
+                    identity_key=identity_key(ref.name) if ref.name else None,
+                    origin="derived",
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
+
+    def _write_items(
+        self, conn: Connection, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> WriteCounts:
+        self._ensure_categories(conn, intents, now)
+        seq = self._reserve_seqs(conn, len(intents))
+        item_ids: dict[str, int] = {}
+        new_rows = []
+        by_id = {intent.stable_id: intent for intent in intents}
+        for intent in intents:
+            if intent.kind is IntentKind.NEW:
+                new_rows.append(_item_row(intent, seq, source_id, now))
+            seq += 1
+        new_count = updated = 0
+        if new_rows:
+            stmt = (
+                self._insert(items)
+                .on_conflict_do_nothing(index_elements=["stable_id"])
+                .returning(items.c.item_id, items.c.stable_id)
+            )
+            for row in conn.execute(stmt, new_rows):
+                item_ids[row.stable_id] = row.item_id
+            new_count = len(item_ids)
+        seq_of = {intent.stable_id: index for index, intent in enumerate(intents)}
+        first_seq = seq - len(intents)
+        for intent in intents:
+            if intent.kind is not IntentKind.UPDATED:
+                continue
+            values: dict[str, Any] = {
+                "title": intent.title, "link": intent.link, "guid": intent.guid,
+                "summary": intent.summary, "content": intent.content, "author": intent.author,
+                "seq": first_seq + seq_of[intent.stable_id], "updated_at": now,
+                "update_count": items.c.update_count + 1,
+            }
+            if intent.is_published_firm:
+                values["published_at"] = intent.published_at
+                values["published_offset_minutes"] = intent.published_offset_minutes
+            row = conn.execute(
+                update(items).where(items.c.stable_id == intent.stable_id).values(values)
+                .returning(items.c.item_id, items.c.published_at)
+            ).first()
+            if row is not None:
+                item_ids[intent.stable_id] = row.item_id
+                updated += 1
+                conn.execute(
+                    update(item_categories)
+                    .where(item_categories.c.item_id == row.item_id)
+                    .values(published_at=row.published_at)
+                )
+        # Items that exist already: MEMBERSHIP intents, and NEW ones another worker
+        # inserted between our read and this write (then this source adds membership).
+        missing = [i.stable_id for i in intents if i.stable_id not in item_ids]
+        published: dict[int, datetime] = {}
+        for chunk in _chunks(missing):
+            for row in conn.execute(
+                select(items.c.item_id, items.c.stable_id, items.c.published_at).where(
+                    items.c.stable_id.in_(chunk)
+                )
+            ):
+                item_ids[row.stable_id] = row.item_id
+                published[row.item_id] = row.published_at
+        memberships = self._add_memberships(conn, intents, item_ids, published, now, seq_of,
+                                            first_seq)
+        self._record_provenance(conn, source_id, intents, item_ids, now, by_id)
+        return WriteCounts(new=new_count, updated=updated, memberships=memberships)
+
+    def _add_memberships(
+        self, conn: Connection, intents: Sequence[ItemIntent], item_ids: Mapping[str, int],
+        published: Mapping[int, datetime], now: datetime, seq_of: Mapping[str, int],
+        first_seq: int,
+    ) -> int:
+        wanted = {
+            (item_ids[i.stable_id], ref.slug): (i, published.get(item_ids[i.stable_id],
+                                                                 i.published_at))
+            for i in intents if i.stable_id in item_ids for ref in i.categories
+        }
+        if not wanted:
+            return 0
+        have: set[tuple[int, str]] = set()
+        for chunk in _chunks(sorted({item_id for item_id, _ in wanted})):
+            have |= {
+                (row.item_id, row.category_slug)
+                for row in conn.execute(
+                    select(item_categories.c.item_id, item_categories.c.category_slug).where(
+                        item_categories.c.item_id.in_(chunk)
+                    )
+                )
+            }
+        rows = [
+            {"item_id": item_id, "category_slug": slug, "published_at": at, "added_at": now}
+            for (item_id, slug), (_, at) in wanted.items() if (item_id, slug) not in have
+        ]
+        if rows:
+            conn.execute(item_categories.insert(), rows)
+        # An item that joins a category is news there: it gets a new seq (unless it is
+        # new or updated in this same write, which already gave it one).
+        joined = {
+            intent.stable_id
+            for (item_id, slug), (intent, _) in wanted.items()
+            if (item_id, slug) not in have and intent.kind is IntentKind.MEMBERSHIP
+        }
+        for stable_id in joined:
+            conn.execute(
+                update(items).where(items.c.stable_id == stable_id)
+                .values(seq=first_seq + seq_of[stable_id])
+            )
+        return len(joined)
+
+    def _record_provenance(
+        self, conn: Connection, source_id: str, intents: Sequence[ItemIntent],
+        item_ids: Mapping[str, int], now: datetime, by_id: Mapping[str, ItemIntent],
+    ) -> None:
+        rows = [
+            {"item_id": item_ids[stable_id], "source_id": source_id,
+             "content_sha256": by_id[stable_id].content_sha256,
+             "first_seen_at": now, "last_seen_at": now}
+            for stable_id in by_id if stable_id in item_ids
+        ]
+        if not rows:
+            return
+        stmt = self._insert(item_sources)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["item_id", "source_id"],
+                set_={"content_sha256": stmt.excluded.content_sha256,
+                      "last_seen_at": stmt.excluded.last_seen_at},
+            ),
+            rows,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def list_source_status(self) -> list[SourceStatus]:
+        counts = (
+            select(item_sources.c.source_id, func.count().label("n"))
+            .group_by(item_sources.c.source_id)
+            .subquery()
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                select(sources, func.coalesce(counts.c.n, 0).label("item_count"))
+                .select_from(sources.outerjoin(counts, counts.c.source_id == sources.c.source_id))
+                .order_by(sources.c.source_id)
+            ).all()
+        return [
+            SourceStatus(
+                source_id=row.source_id, url=row.effective_url or row.url,
+                category=row.category, enabled=row.enabled, last_fetch_at=row.last_fetch_at,
+                last_outcome=row.last_outcome, last_status=row.last_status,
+                last_error=row.last_error, next_due_at=row.next_due_at,
+                item_count=int(row.item_count), consecutive_errors=row.consecutive_errors,
+            )
+            for row in rows
+        ]
+
+    def count_items(self, category: str | None = None) -> int:
+        with self._read() as conn:
+            if category is None:
+                return int(conn.execute(select(func.count()).select_from(items)).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(item_categories)
+                    .where(item_categories.c.category_slug == category)
+                ).scalar_one()
+            )
+
+    def _stored_items(self, conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
+        ids = [row.item_id for row in rows]
+        slugs: dict[int, list[str]] = {}
+        for chunk in _chunks(ids):
+            for row in conn.execute(
+                select(item_categories.c.item_id, item_categories.c.category_slug)
+                .where(item_categories.c.item_id.in_(chunk))
+                .order_by(item_categories.c.category_slug)
+            ):
+                slugs.setdefault(row.item_id, []).append(row.category_slug)
+        return [
+            StoredItem(
+                item_id=row.item_id, stable_id=row.stable_id, seq=row.seq, title=row.title,
+                link=row.link, guid=row.guid, summary=row.summary, content=row.content,
+                author=row.author, published_at=row.published_at,
+                published_offset_minutes=row.published_offset_minutes,
+                first_seen_at=row.first_seen_at, updated_at=row.updated_at,
+                update_count=row.update_count, source_id=row.source_id,
+                category_slugs=tuple(slugs.get(row.item_id, ())),
+            )
+            for row in rows
+        ]
+
+    def find_item(self, stable_id: str) -> StoredItem | None:
+        with self._read() as conn:
+            row = conn.execute(select(items).where(items.c.stable_id == stable_id)).first()
+            return self._stored_items(conn, [row])[0] if row is not None else None
+
+    def list_items(self, category: str | None = None, limit: int = 50) -> list[StoredItem]:
+        query = select(items).order_by(items.c.published_at.desc(), items.c.item_id.desc())
+        if category is not None:
+            query = query.join(item_categories, item_categories.c.item_id == items.c.item_id)
+            query = query.where(item_categories.c.category_slug == category)
+        with self._read() as conn:
+            return self._stored_items(conn, conn.execute(query.limit(limit)).all())
+
+    def list_fetches(self, source_id: str, limit: int = 20) -> list[FetchRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(fetches)
+                .where(fetches.c.source_id == source_id)
+                .order_by(fetches.c.started_at.desc(), fetches.c.fetch_id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            FetchRecord(row.source_id, row.started_at, row.outcome, row.http_status,
+                        row.new_count, row.updated_count, row.unchanged_count, row.error)
+            for row in rows
+        ]
+
+
+def _item_row(intent: ItemIntent, seq: int, source_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "stable_id": intent.stable_id, "seq": seq, "title": intent.title, "link": intent.link,
+        "guid": intent.guid, "summary": intent.summary, "content": intent.content,
+        "author": intent.author, "published_at": intent.published_at,
+        "published_offset_minutes": intent.published_offset_minutes,
+        "first_seen_at": now, "updated_at": now, "update_count": 0, "source_id": source_id,
+    }
+
+
+def _state(row: Any) -> SourceState:
+    return SourceState(
+        source_id=row.source_id,
+        url=row.url,
+        effective_url=row.effective_url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_sha256=row.body_sha256,
+        consecutive_errors=row.consecutive_errors,
+        next_due_at=row.next_due_at,
+        last_fetch_at=row.last_fetch_at,
+        last_success_at=row.last_success_at,
+        last_item_count=row.last_item_count,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for an error message
+        return "<unparseable URL>"

@@ -1,0 +1,114 @@
+"""Run one child process and measure its wall time and peak RSS.
+
+Peak RSS is ru_maxrss (KiB) of the measured command. The command is started
+through GNU time (`/usr/bin/time -f %M`), a tiny C process: Linux carries the
+parent's memory high-water mark across fork/vfork + exec into the child's
+ru_maxrss, so spawning straight from this (large) Python process would report at
+least our own peak for every child. Without /usr/bin/time the wait4 rusage of the
+direct child is used (an upper bound). The timeout is enforced with a pidfd and
+kills the child's whole process group, so no polling loop adds latency.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    cmd: list[str]
+    wall_s: float
+    peak_rss_kib: int
+    returncode: int
+    timed_out: bool
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.peak_rss_kib / 1024
+
+    def describe(self) -> str:
+        why = "timed out" if self.timed_out else f"exit {self.returncode}"
+        return (
+            f"{' '.join(self.cmd)}: {why}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
+
+
+def _wait_with_timeout(pid: int, timeout_s: float) -> tuple[int, int, bool]:
+    """Wait for pid; kill its process group on timeout. Return (status, maxrss, timed_out)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        timed_out = not poller.poll(int(timeout_s * 1000))
+        if timed_out:
+            os.killpg(pid, signal.SIGKILL)  # the child leads its own session
+    finally:
+        os.close(pidfd)
+    _, status, usage = os.wait4(pid, 0)
+    return status, usage.ru_maxrss, timed_out
+
+
+def _gnu_time_maxrss(path: Path) -> int | None:
+    """Last line of `/usr/bin/time -f %M -o path` (earlier lines may be signal notes)."""
+    lines = path.read_text(errors="replace").split() if path.exists() else []
+    return int(lines[-1]) if lines and lines[-1].isdigit() else None
+
+
+def _tail(path: Path, limit: int = 20_000) -> str:
+    data = path.read_bytes()
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+def run_measured(
+    cmd: Sequence[str],
+    log_prefix: Path,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ChildResult:
+    """Run cmd to completion (stdout/stderr to log files) and measure it."""
+    out_path = log_prefix.with_suffix(".stdout")
+    err_path = log_prefix.with_suffix(".stderr")
+    rss_path = log_prefix.with_suffix(".maxrss")
+    rss_path.unlink(missing_ok=True)
+    argv = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd] if GNU_TIME else list(cmd)
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        status, maxrss, timed_out = _wait_with_timeout(proc.pid, timeout_s)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 above
+    return ChildResult(
+        cmd=list(cmd),
+        wall_s=wall,
+        peak_rss_kib=_gnu_time_maxrss(rss_path) or maxrss,
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        stdout=_tail(out_path),
+        stderr=_tail(err_path),
+    )
