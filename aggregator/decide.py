@@ -83,7 +83,7 @@ def content_sha256(item: ParsedItem) -> str:
         item.title,
         item.link,
         item.summary,
-        item.content,
+        None if item.is_content_external else item.content,
         item.author,
         item.published_at.isoformat() if item.published_at else None,
         item.category_name,
@@ -151,6 +151,7 @@ def plan_items(
                 published_at=published_at,
                 published_offset_minutes=offset,
                 is_published_firm=firm,
+                is_content_external=item.is_content_external,
                 content_sha256=digest,
                 categories=(category,),
             )

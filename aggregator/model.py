@@ -87,6 +87,9 @@ class ParsedItem:
     category_name: str | None = None  # the value of the source's category_from field
     tags: tuple[str, ...] = ()
     api_id: str | None = None  # the id field of a JSON API record (for content_url)
+    # The body comes from a per-item content_url, downloaded once: it is not part of the
+    # change hash, and an update that lacks it keeps the stored body.
+    is_content_external: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ class ItemIntent:
     published_at: datetime  # the first-seen time when the feed gave none
     published_offset_minutes: int
     is_published_firm: bool  # False: first-seen or clamped; an update keeps the stored one
+    is_content_external: bool  # True: an update without content keeps the stored body
     content_sha256: str
     categories: tuple[CategoryRef, ...]
 

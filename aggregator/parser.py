@@ -190,14 +190,20 @@ def lookup(record: Any, path: str | None) -> Any:
 # --------------------------------------------------------------------------- XML feeds
 
 
+def _raw(entry: Mapping[str, Any], key: str) -> Any:
+    """The entry's own value: FeedParserDict.get maps some missing keys to others (and
+    warns), e.g. ``updated`` to ``published``; we want what the feed said."""
+    return dict.get(entry, key)  # type: ignore[arg-type]
+
+
 def _entry_date(entry: Mapping[str, Any], rules: ParseRules) -> tuple[datetime, int] | None:
     for key in ("published", "updated", "created", "dc_date"):
-        if raw := entry.get(key):
+        if raw := _raw(entry, key):
             found = parse_date(raw, rules.source_tz)
             if found is not None:
                 return found
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
+        parsed = _raw(entry, key)
         if parsed:
             moment = datetime(*parsed[:6], tzinfo=UTC)
             return moment, _offset_minutes(moment.astimezone(rules.source_tz))
@@ -212,8 +218,18 @@ def _entry_category_name(entry: Mapping[str, Any], field: str | None) -> str | N
         return _clean(tags[0].get("term")) if tags else None
     if field == "source":
         return _clean(lookup(entry, "source.title"))
+    if field == "author":
+        return _author(entry)
     value = lookup(entry, field)
     return plain_text(str(value)) or None if value is not None else None
+
+
+def _author(entry: Mapping[str, Any]) -> str | None:
+    """The author's name: Atom's name element, else RSS's author/dc:creator text."""
+    detail = _raw(entry, "author_detail")
+    if isinstance(detail, Mapping) and detail.get("name"):
+        return plain_text(detail["name"]) or None
+    return plain_text(_raw(entry, "author")) or None
 
 
 def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
@@ -223,7 +239,7 @@ def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
     if summary is not None and summary == content:
         summary = None
     dated = _entry_date(entry, rules)
-    updated = parse_date(entry.get("updated"), rules.source_tz) if entry.get("updated") else None
+    updated = parse_date(_raw(entry, "updated"), rules.source_tz)
     tags = tuple(t for t in ((_clean(tag.get("term")) for tag in entry.get("tags") or [])) if t)
     return ParsedItem(
         title=plain_text(entry.get("title")),
@@ -231,7 +247,7 @@ def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
         guid=_clean(entry.get("id")),
         summary=summary,
         content=content,
-        author=plain_text(entry.get("author")) or None,
+        author=_author(entry),
         published_at=dated[0] if dated else None,
         published_offset_minutes=dated[1] if dated else None,
         updated_at=updated[0] if updated else None,
@@ -374,7 +390,17 @@ def parse_content_body(body: bytes, content_type: str | None, content_path: str)
 
 
 def parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
-    """Parse a fetched body according to the source's rules. Raises ParseError."""
+    """Parse a fetched body according to the source's rules. Raises ParseError, also for
+    any failure inside the third-party parsers (wrapped, never swallowed)."""
+    try:
+        return _parse_body(body, content_type, rules)
+    except ParseError:
+        raise
+    except Exception as e:
+        raise ParseError(f"parser failed: {type(e).__name__}: {e}") from e
+
+
+def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
     if not body.strip():
         raise ParseError("empty body")
     if rules.kind == "json":

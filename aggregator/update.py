@@ -128,7 +128,8 @@ def _fill_content(ctx: Context, source: Source, pairs: list[tuple[str, ParsedIte
         return pairs, []
     kept: list[tuple[str, ParsedItem]] = []
     problems: list[str] = []
-    for item_id, item in pairs:
+    for item_id, listed in pairs:
+        item = replace(listed, is_content_external=True)
         if item_id in known or item.content or not item.api_id:
             kept.append((item_id, item))
             continue

@@ -465,6 +465,8 @@ class SqlStore:
                 "seq": first_seq + seq_of[intent.stable_id], "updated_at": now,
                 "update_count": items.c.update_count + 1,
             }
+            if intent.is_content_external and intent.content is None:
+                del values["content"]
             if intent.is_published_firm:
                 values["published_at"] = intent.published_at
                 values["published_offset_minutes"] = intent.published_offset_minutes

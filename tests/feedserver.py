@@ -1,0 +1,128 @@
+"""A real HTTP server on 127.0.0.1 for tests: serves configured routes with ETag and
+Last-Modified, answers conditional GETs with 304, can gzip, delay, trickle or redirect,
+and records every request with its headers. No business logic."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    validators: bool = True  # send ETag and Last-Modified, honour conditional GETs
+    encoding: str | None = None  # "gzip" or "deflate"
+    delay_seconds: float = 0.0
+    trickle_seconds_per_byte: float = 0.0
+    last_modified: str = field(default_factory=lambda: formatdate(1643095471, usegmt=True))
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]
+    status: int
+
+
+class FeedServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests_to(self, path: str) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        route = self.routes.get(handler.path)
+        status = 404 if route is None else route.status
+        if route is not None and route.validators and status == 200:
+            inm = handler.headers.get("If-None-Match")
+            ims = handler.headers.get("If-Modified-Since")
+            if (inm and inm == route.etag) or (not inm and ims and ims == route.last_modified):
+                status = 304
+        with self.lock:
+            self.requests.append(Request(handler.path, dict(handler.headers.items()), status))
+        if route is None:
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if route.delay_seconds:
+            time.sleep(route.delay_seconds)
+        body = route.body
+        handler.send_response(status)
+        for name, value in route.headers.items():
+            handler.send_header(name, value)
+        if route.validators:
+            handler.send_header("ETag", route.etag)
+            handler.send_header("Last-Modified", route.last_modified)
+        if status in (304, 301, 302, 307, 308) or status >= 400:
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if route.encoding == "gzip":
+            body = gzip.compress(body)
+            handler.send_header("Content-Encoding", "gzip")
+        elif route.encoding == "deflate":
+            body = zlib.compress(body)
+            handler.send_header("Content-Encoding", "deflate")
+        handler.send_header("Content-Type", route.content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            if route.trickle_seconds_per_byte:
+                for index in range(len(body)):
+                    handler.wfile.write(body[index : index + 1])
+                    handler.wfile.flush()
+                    time.sleep(route.trickle_seconds_per_byte)
+            else:
+                handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@contextmanager
+def serving() -> Iterator[FeedServer]:
+    server = FeedServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
