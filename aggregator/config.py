@@ -405,8 +405,13 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
-        for error in e.errors():
-            problems.add(_clean_loc(tuple(error["loc"])), _message_for(error))
+        errors = [(_clean_loc(tuple(err["loc"])), err) for err in e.errors()]
+        for loc, error in errors:
+            # A union (id_from: name | {regex}) reports every branch; the branch that got
+            # further (a deeper location) is the one the author meant.
+            if any(len(other) > len(loc) and other[: len(loc)] == loc for other, _ in errors):
+                continue
+            problems.add(loc, _message_for(error))
     if problems.items or settings is None:
         raise ConfigError(problems.sorted())
     return settings

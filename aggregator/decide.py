@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from aggregator.model import CategoryRef, IntentKind, ItemIntent, KnownItem, ParsedItem
+from aggregator.parser import plain_text
 from aggregator.sanitize import sanitize_html
 from aggregator.slug import identity_key, resolve_slug
 
 UNCATEGORIZED = CategoryRef(slug="uncategorized", title="未分类", description="")
+UNTITLED = "(无标题)"
+DERIVED_TITLE_CHARS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,17 @@ def settle_date(
     return item.published_at, offset_minutes, True
 
 
+def settle_title(item: ParsedItem) -> str:
+    """RSS and JSON Feed allow untitled items; readers need something to show, so the
+    start of the text stands in."""
+    if item.title:
+        return item.title
+    text = plain_text(item.summary or item.content)
+    if not text:
+        return UNTITLED
+    return text if len(text) <= DERIVED_TITLE_CHARS else text[:DERIVED_TITLE_CHARS] + "…"
+
+
 def categories_for(item: ParsedItem, rule: CategoryRule, registry: CategoryRegistry) -> CategoryRef:
     if rule.from_field and item.category_name:
         return registry.resolve(item.category_name, rule.title_template)
@@ -142,7 +156,7 @@ def plan_items(
             ItemIntent(
                 kind=kind,
                 stable_id=item_id,
-                title=item.title,
+                title=settle_title(item),
                 link=item.link,
                 guid=item.guid,
                 summary=sanitize_html(item.summary, item.link),

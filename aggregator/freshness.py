@@ -68,8 +68,9 @@ def next_fetch_after(
     if hint is not None:
         due = max(due, min(hint, now + cap))
     if consecutive_errors > 0:
-        backoff = interval * (2 ** min(consecutive_errors - 1, 30))
-        due = max(due, now + min(backoff, cap))
+        # in float seconds: interval * 2**n overflows timedelta long before the cap applies
+        backoff_seconds = interval.total_seconds() * 2.0 ** min(consecutive_errors - 1, 60)
+        due = max(due, now + min(timedelta(seconds=min(backoff_seconds, 1e9)), cap))
     server_says = parse_retry_after(retry_after, now)
     if server_says is not None:
         due = max(due, min(server_says, now + MAX_RETRY_AFTER))

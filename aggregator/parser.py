@@ -37,6 +37,10 @@ from aggregator.model import ParsedFeed, ParsedItem
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
+# Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
+# has no spaces between words, so they must vanish without a trace.
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>",
+                        re.I)
 _ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
             "big5": "big5hkscs", "cp950": "big5hkscs"}
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
@@ -78,6 +82,14 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
         declared.append(found.group(1))
     if found_decl := _XML_DECL.match(body[:512]):
         declared.append(found_decl.group(1).decode("ascii"))
+    if not body.isascii():
+        # Valid UTF-8 with multi-byte sequences is UTF-8, whatever the label says: a
+        # single-byte charset such as iso-8859-1 "decodes" any bytes into mojibake, and
+        # real GBK text is practically never valid UTF-8 by accident.
+        try:
+            return body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
     for name in [*declared, "utf-8"]:
         codec = _canonical(name)
         if codec is None:
@@ -159,7 +171,7 @@ def plain_text(value: str | None) -> str:
     """Markup removed, entities decoded, whitespace folded: titles are plain text."""
     if not value:
         return ""
-    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    return " ".join(html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value))).split())
 
 
 def _clean(value: object) -> str | None:
