@@ -40,7 +40,7 @@ from aggregator.update import Context, update_source
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 STARTUP_SPREAD = timedelta(minutes=5)
-LEASE_MARGIN = timedelta(seconds=30)
+LEASE_MARGIN = timedelta(seconds=10)
 
 
 def new_owner_id() -> str:

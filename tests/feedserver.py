@@ -33,11 +33,13 @@ class Route:
         return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     path: str
     headers: dict[str, str]
     status: int
+    started: float = 0.0  # time.monotonic()
+    finished: float = 0.0
 
 
 class FeedServer:
@@ -76,8 +78,15 @@ class FeedServer:
             ims = handler.headers.get("If-Modified-Since")
             if (inm and inm == route.etag) or (not inm and ims and ims == route.last_modified):
                 status = 304
+        record = Request(handler.path, dict(handler.headers.items()), status, time.monotonic())
         with self.lock:
-            self.requests.append(Request(handler.path, dict(handler.headers.items()), status))
+            self.requests.append(record)
+        try:
+            self._respond(handler, route, status)
+        finally:
+            record.finished = time.monotonic()
+
+    def _respond(self, handler: BaseHTTPRequestHandler, route: Route | None, status: int) -> None:
         if route is None:
             handler.send_response(404)
             handler.send_header("Content-Length", "0")
