@@ -52,16 +52,29 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="AGGREGATOR_CONFIG", type=click.Path(),
-              default=None, help="Config file (default config/sources.yaml; env AGGREGATOR_CONFIG).")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--config",
+    "config_path",
+    envvar="AGGREGATOR_CONFIG",
+    type=click.Path(),
+    default=None,
+    help="Config file (default config/sources.yaml; env AGGREGATOR_CONFIG).",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.version_option(package_name="aggregator")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     """Fetch feeds on a schedule, store each item once, republish by category."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config": config_path}
@@ -76,13 +89,20 @@ def _outcome_label(outcome: FetchOutcome) -> str:
         return f"error {outcome.http_status}" if outcome.http_status else "error"
     if outcome.kind is OutcomeKind.OK and outcome.error:
         return f"partial {outcome.http_status}"
-    return {OutcomeKind.NOT_MODIFIED: "304 not modified",
-            OutcomeKind.UNCHANGED_BODY: "unchanged"}.get(outcome.kind, str(outcome.http_status))
+    return {
+        OutcomeKind.NOT_MODIFIED: "304 not modified",
+        OutcomeKind.UNCHANGED_BODY: "unchanged",
+    }.get(outcome.kind, str(outcome.http_status))
 
 
 @main.command()
-@click.option("--source", "source_ids", multiple=True, metavar="ID",
-              help="Fetch only this source (repeatable).")
+@click.option(
+    "--source",
+    "source_ids",
+    multiple=True,
+    metavar="ID",
+    help="Fetch only this source (repeatable).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
 @click.pass_context
 def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None:
@@ -102,11 +122,18 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
     total = len(source_ids) or sum(1 for s in settings.sources if s.enabled)
     try:
         if console.is_terminal:
-            with Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=_stderr(), transient=True) as progress:
+            with Progress(
+                TextColumn("fetching"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=_stderr(),
+                transient=True,
+            ) as progress:
                 task = progress.add_task("fetch", total=total)
-                outcomes, skipped = run_pass(context, source_ids or None,
-                                             lambda _: progress.advance(task))
+                outcomes, skipped = run_pass(
+                    context, source_ids or None, lambda _: progress.advance(task)
+                )
         else:
             outcomes, skipped = run_pass(context, source_ids or None)
     except AggregatorError as e:
@@ -118,9 +145,14 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
     for column in ("source", "status", "new", "updated", "unchanged", "error"):
         table.add_column(column, overflow="fold")
     for outcome in sorted(outcomes, key=lambda o: o.source_id):
-        table.add_row(outcome.source_id, _outcome_label(outcome), str(outcome.new_count),
-                      str(outcome.updated_count), str(outcome.unchanged_count),
-                      outcome.error or "")
+        table.add_row(
+            outcome.source_id,
+            _outcome_label(outcome),
+            str(outcome.new_count),
+            str(outcome.updated_count),
+            str(outcome.unchanged_count),
+            outcome.error or "",
+        )
     for source_id in skipped:
         table.add_row(source_id, "busy", "0", "0", "0", "being fetched by another process")
     Console(width=max(console.width, 120) if not console.is_terminal else None).print(table)
@@ -146,8 +178,13 @@ def run(ctx: click.Context) -> None:
         if outcome.kind is OutcomeKind.ERROR:
             log.warning("%s", outcome.error)
         else:
-            log.info("%s: %s, %d new, %d updated", outcome.source_id, _outcome_label(outcome),
-                     outcome.new_count, outcome.updated_count)
+            log.info(
+                "%s: %s, %d new, %d updated",
+                outcome.source_id,
+                _outcome_label(outcome),
+                outcome.new_count,
+                outcome.updated_count,
+            )
 
     dispatcher = Dispatcher(context, on_outcome=report)
     stop = threading.Event()
@@ -159,8 +196,12 @@ def run(ctx: click.Context) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     dispatcher.start()
-    log.info("scheduler running: %d sources, %d workers, database %s",
-             len(settings.sources), settings.defaults.workers, context.store.__class__.__name__)
+    log.info(
+        "scheduler running: %d sources, %d workers, database %s",
+        len(settings.sources),
+        settings.defaults.workers,
+        context.store.__class__.__name__,
+    )
     try:
         while not stop.wait(1.0):
             pass
@@ -178,8 +219,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     settings = _settings(ctx)
     try:
         context = open_context(settings)
-        context.store.sync_config(source_plans(settings), configured_categories(settings),
-                                  datetime.now(UTC))
+        context.store.sync_config(
+            source_plans(settings), configured_categories(settings), datetime.now(UTC)
+        )
         rows = context.store.list_source_status()
     except AggregatorError as e:
         click.echo(f"error: {e}", err=True)
@@ -189,18 +231,33 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     tz = ZoneInfo(settings.timezone)
     if as_json:
         out: list[dict[str, Any]] = [
-            {"id": r.source_id, "category": r.category, "enabled": r.enabled,
-             "last_fetch_at": r.last_fetch_at.isoformat() if r.last_fetch_at else None,
-             "status": r.last_outcome, "http_status": r.last_status, "error": r.last_error,
-             "next_due_at": r.next_due_at.isoformat(), "items": r.item_count,
-             "consecutive_errors": r.consecutive_errors}
+            {
+                "id": r.source_id,
+                "category": r.category,
+                "enabled": r.enabled,
+                "last_fetch_at": r.last_fetch_at.isoformat() if r.last_fetch_at else None,
+                "status": r.last_outcome,
+                "http_status": r.last_status,
+                "error": r.last_error,
+                "next_due_at": r.next_due_at.isoformat(),
+                "items": r.item_count,
+                "consecutive_errors": r.consecutive_errors,
+            }
             for r in rows
         ]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     table = Table(title=f"{len(rows)} source(s), times in {settings.timezone}")
-    for column in ("source", "category", "last fetch", "status", "next due", "items",
-                   "errors", "last error"):
+    for column in (
+        "source",
+        "category",
+        "last fetch",
+        "status",
+        "next due",
+        "items",
+        "errors",
+        "last error",
+    ):
         table.add_column(column, overflow="fold")
     for r in rows:
         source = configured.get(r.source_id)
@@ -209,9 +266,16 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         status = (r.last_outcome or "never") + (f" {r.last_status}" if r.last_status else "")
         if not r.enabled:
             status = "disabled"
-        table.add_row(r.source_id, category, _local(r.last_fetch_at, tz), status,
-                      _local(r.next_due_at, tz) if r.enabled else "-", str(r.item_count),
-                      str(r.consecutive_errors), r.last_error or "")
+        table.add_row(
+            r.source_id,
+            category,
+            _local(r.last_fetch_at, tz),
+            status,
+            _local(r.next_due_at, tz) if r.enabled else "-",
+            str(r.item_count),
+            str(r.consecutive_errors),
+            r.last_error or "",
+        )
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
 
 
@@ -226,8 +290,9 @@ def check_config(ctx: click.Context) -> None:
             click.echo(problem, err=True)
         click.echo(f"{len(e.problems)} problem(s) found", err=True)
         ctx.exit(EXIT_CONFIG)
-    click.echo(f"config OK: {len(settings.sources)} source(s), "
-               f"{len(settings.categories)} categorie(s)")
+    click.echo(
+        f"config OK: {len(settings.sources)} source(s), {len(settings.categories)} categorie(s)"
+    )
 
 
 @main.command("config-schema")

@@ -60,7 +60,9 @@ def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)") from e
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from e
     return value
 
 
@@ -326,11 +328,16 @@ def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
             continue
         for key in ("url", "content_url"):
             value = source.get(key)
-            if isinstance(value, str) and value.startswith("file:") and not value.startswith(
-                "file:/"
+            if (
+                isinstance(value, str)
+                and value.startswith("file:")
+                and not value.startswith("file:/")
             ):
-                source[key] = (base_dir / value[len("file:") :]).resolve().as_uri().replace(
-                    "%7Bid%7D", "{id}"
+                source[key] = (
+                    (base_dir / value[len("file:") :])
+                    .resolve()
+                    .as_uri()
+                    .replace("%7Bid%7D", "{id}")
                 )
 
 
@@ -341,8 +348,8 @@ def _cross_check(data: Mapping[str, Any], problems: _Problems) -> None:
         for slug in categories:
             if not is_valid_slug(str(slug)):
                 problems.add(
-                    ("categories", slug), f"bad category slug {slug!r} (use [a-z0-9-], e.g. "
-                    "shanghaizhengquanbao)"
+                    ("categories", slug),
+                    f"bad category slug {slug!r} (use [a-z0-9-], e.g. shanghaizhengquanbao)",
                 )
     sources = data.get("sources") or []
     if not isinstance(sources, list):
@@ -362,14 +369,19 @@ def _cross_check(data: Mapping[str, Any], problems: _Problems) -> None:
             else:
                 first_line[source_id] = problems.lines.get((*loc, "id"), 0)
         category = source.get("category")
-        if isinstance(category, str) and isinstance(categories, dict) and category not in categories:
+        if (
+            isinstance(category, str)
+            and isinstance(categories, dict)
+            and category not in categories
+        ):
             known = ", ".join(sorted(map(str, categories))) or "none defined"
             problems.add((*loc, "category"), f"unknown category {category!r} (known: {known})")
         fields = source.get("fields")
         named_by_field = isinstance(fields, dict) and fields.get("category_from")
         if not source.get("category") and not source.get("category_from") and not named_by_field:
-            problems.add(loc, "needs category or category_from (for type json: "
-                         "fields.category_from)")
+            problems.add(
+                loc, "needs category or category_from (for type json: fields.category_from)"
+            )
         if source.get("interval") is not None and source.get("cron") is not None:
             problems.add((*loc, "cron"), "give interval or cron, not both")
         is_json = source.get("type") == "json"

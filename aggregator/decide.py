@@ -94,9 +94,7 @@ def content_sha256(item: ParsedItem) -> str:
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def settle_date(
-    item: ParsedItem, now: datetime, display_tz: tzinfo
-) -> tuple[datetime, int, bool]:
+def settle_date(item: ParsedItem, now: datetime, display_tz: tzinfo) -> tuple[datetime, int, bool]:
     """(published_at, offset minutes, firm). Not firm: first-seen or clamped future."""
     if item.published_at is None:
         offset = now.astimezone(display_tz).utcoffset()

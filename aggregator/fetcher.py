@@ -174,9 +174,7 @@ def _read_capped(response: requests.Response, request: FetchRequest, deadline: f
             total += len(chunk)
             if total > request.max_body_bytes:
                 what = "decompressed body" if encoded else "body"
-                raise BodyTooLargeError(
-                    f"{what} is over the cap of {request.max_body_bytes} bytes"
-                )
+                raise BodyTooLargeError(f"{what} is over the cap of {request.max_body_bytes} bytes")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as e:
         raise _wrap_read(e, request) from e

@@ -16,6 +16,7 @@ parser ever guesses differently from us.
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import email.utils
 import html
@@ -24,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
@@ -39,13 +40,22 @@ _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
 # Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
 # has no spaces between words, so they must vanish without a trace.
-_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>",
-                        re.I)
-_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
-            "big5": "big5hkscs", "cp950": "big5hkscs"}
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
-         (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-         (codecs.BOM_UTF16_BE, "utf-16"))
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>", re.I)
+_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "big5": "big5hkscs",
+    "cp950": "big5hkscs",
+}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +215,7 @@ def lookup(record: Any, path: str | None) -> Any:
 def _raw(entry: Mapping[str, Any], key: str) -> Any:
     """The entry's own value: FeedParserDict.get maps some missing keys to others (and
     warns), e.g. ``updated`` to ``published``; we want what the feed said."""
-    return dict.get(entry, key)  # type: ignore[arg-type]
+    return dict.get(cast(dict[str, Any], entry), key)
 
 
 def _entry_date(entry: Mapping[str, Any], rules: ParseRules) -> tuple[datetime, int] | None:
@@ -217,7 +227,7 @@ def _entry_date(entry: Mapping[str, Any], rules: ParseRules) -> tuple[datetime, 
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         parsed = _raw(entry, key)
         if parsed:
-            moment = datetime(*parsed[:6], tzinfo=UTC)
+            moment = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
             return moment, _offset_minutes(moment.astimezone(rules.source_tz))
     return None
 
@@ -252,7 +262,7 @@ def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
         summary = None
     dated = _entry_date(entry, rules)
     updated = parse_date(_raw(entry, "updated"), rules.source_tz)
-    tags = tuple(t for t in ((_clean(tag.get("term")) for tag in entry.get("tags") or [])) if t)
+    tags = tuple(t for t in (_clean(tag.get("term")) for tag in entry.get("tags") or []) if t)
     return ParsedItem(
         title=plain_text(entry.get("title")),
         link=_clean(entry.get("link")),
@@ -274,8 +284,10 @@ def _parse_xml(body: bytes, content_type: str | None, rules: ParseRules) -> Pars
         raise ParseError("empty body")
     result = feedparser.parse(
         _as_utf8_xml(text),
-        response_headers={"content-type": "application/xml; charset=utf-8",
-                          "content-location": rules.base_url or ""},
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": rules.base_url or "",
+        },
         sanitize_html=False,  # sanitizing is ours, with nh3, in one place
     )
     version = result.get("version") or ""
@@ -321,7 +333,9 @@ def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
         if not isinstance(raw, dict):
             continue
         authors = raw.get("authors") or ([raw["author"]] if raw.get("author") else [])
-        author = plain_text(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None
+        author = (
+            plain_text(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None
+        )
         dated = parse_date(raw.get("date_published"), rules.source_tz)
         updated = parse_date(raw.get("date_modified"), rules.source_tz)
         content = _clean(raw.get("content_html")) or (
@@ -369,8 +383,9 @@ def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
         if not api_id or not title:
             skipped += 1
             continue
-        dated = parse_date(lookup(record, fields.get("published")), rules.source_tz,
-                           rules.date_format)
+        dated = parse_date(
+            lookup(record, fields.get("published")), rules.source_tz, rules.date_format
+        )
         link = _clean(lookup(record, fields.get("link")))
         items.append(
             ParsedItem(
@@ -388,8 +403,9 @@ def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
             )
         )
     warnings = (f"{skipped} records without id or title skipped",) if skipped else ()
-    return ParsedFeed(title=None, link=None, items=tuple(items), version="json-api",
-                      warnings=warnings)
+    return ParsedFeed(
+        title=None, link=None, items=tuple(items), version="json-api", warnings=warnings
+    )
 
 
 def parse_content_body(body: bytes, content_type: str | None, content_path: str) -> str | None:

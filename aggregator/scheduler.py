@@ -34,7 +34,7 @@ from aggregator.config import Settings, Source
 from aggregator.errors import AggregatorError
 from aggregator.freshness import spread_overdue
 from aggregator.model import CategoryRef, FetchOutcome, SourceState
-from aggregator.store import SourcePlan, Store
+from aggregator.store import SourcePlan
 from aggregator.update import Context, update_source
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ def source_plans(settings: Settings) -> list[SourcePlan]:
 
 def configured_categories(settings: Settings) -> list[CategoryRef]:
     return [
-        CategoryRef(slug, c.title, c.description, c.name)
-        for slug, c in settings.categories.items()
+        CategoryRef(slug, c.title, c.description, c.name) for slug, c in settings.categories.items()
     ]
 
 
@@ -111,8 +110,13 @@ class Dispatcher:
     def start(self) -> None:
         sync_and_spread(self.ctx)
         self.scheduler.add_job(
-            self.tick, "interval", seconds=TICK_SECONDS, id="dispatch", max_instances=1,
-            coalesce=True, misfire_grace_time=None,
+            self.tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="dispatch",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
         )
         self.scheduler.start()
 
@@ -125,8 +129,9 @@ class Dispatcher:
             return
         sources = {s.id: s for s in self.ctx.settings.sources if s.enabled}
         try:
-            claimed = self.ctx.store.claim_due_sources(self.ctx.now(), self.ctx.owner, free,
-                                                       self.lease)
+            claimed = self.ctx.store.claim_due_sources(
+                self.ctx.now(), self.ctx.owner, free, self.lease
+            )
         except AggregatorError as e:
             log.error("cannot claim due sources: %s", e)
             return
@@ -175,10 +180,12 @@ def run_pass(
 
     Returns the outcomes and the ids skipped because another process holds their lease.
     """
-    ctx.store.sync_config(source_plans(ctx.settings), configured_categories(ctx.settings),
-                          ctx.now())
+    ctx.store.sync_config(
+        source_plans(ctx.settings), configured_categories(ctx.settings), ctx.now()
+    )
     wanted: Iterable[Source] = (
-        [ctx.settings.source(sid) for sid in source_ids] if source_ids
+        [ctx.settings.source(sid) for sid in source_ids]
+        if source_ids
         else [s for s in ctx.settings.sources if s.enabled]
     )
     by_id = {s.id: s for s in wanted}

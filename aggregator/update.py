@@ -62,10 +62,12 @@ def category_rule(source: Source, settings: Settings) -> CategoryRule:
     fixed = None
     if source.category:
         configured = settings.categories[source.category]
-        fixed = CategoryRef(source.category, configured.title, configured.description,
-                            configured.name)
-    return CategoryRule(fixed=fixed, from_field=source.category_field(),
-                        title_template=source.category_title)
+        fixed = CategoryRef(
+            source.category, configured.title, configured.description, configured.name
+        )
+    return CategoryRule(
+        fixed=fixed, from_field=source.category_field(), title_template=source.category_title
+    )
 
 
 def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
@@ -81,7 +83,9 @@ def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
     )
 
 
-def _request(source: Source, settings: Settings, url: str, state: SourceState | None) -> FetchRequest:
+def _request(
+    source: Source, settings: Settings, url: str, state: SourceState | None
+) -> FetchRequest:
     defaults = settings.defaults
     return FetchRequest(
         url=url,
@@ -94,8 +98,14 @@ def _request(source: Source, settings: Settings, url: str, state: SourceState | 
     )
 
 
-def _due(source: Source, settings: Settings, now: datetime, errors: int,
-         facts: HTTPFacts | None, retry_after: str | None = None) -> datetime:
+def _due(
+    source: Source,
+    settings: Settings,
+    now: datetime,
+    errors: int,
+    facts: HTTPFacts | None,
+    retry_after: str | None = None,
+) -> datetime:
     cron_next = None
     if source.cron:
         from apscheduler.triggers.cron import CronTrigger
@@ -116,8 +126,9 @@ def _due(source: Source, settings: Settings, now: datetime, errors: int,
     )
 
 
-def _fill_content(ctx: Context, source: Source, pairs: list[tuple[str, ParsedItem]],
-                  known: set[str]) -> tuple[list[tuple[str, ParsedItem]], list[str]]:
+def _fill_content(
+    ctx: Context, source: Source, pairs: list[tuple[str, ParsedItem]], known: set[str]
+) -> tuple[list[tuple[str, ParsedItem]], list[str]]:
     """JSON API sources: fetch each new item's body once, via the content_url template.
 
     Only ids not stored yet are fetched (the original script re-downloaded every body
@@ -152,47 +163,86 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
     started_at = ctx.now()
     clock = time.monotonic()
     url = state.effective_url or source.url
-    kept_state = SourceUpdate(state.etag, state.last_modified, state.body_sha256,
-                              state.effective_url, 0)
+    kept_state = SourceUpdate(
+        state.etag, state.last_modified, state.body_sha256, state.effective_url, 0
+    )
     facts: HTTPFacts | None = None
     result: FetchResult | None = None
     try:
         result = ctx.fetcher.fetch(_request(source, settings, url, state))
         facts = result.http
         adopted = facts.permanent_redirect_url or state.effective_url
-        validators = SourceUpdate(facts.etag or state.etag,
-                                  facts.last_modified or state.last_modified,
-                                  state.body_sha256, adopted, 0)
+        validators = SourceUpdate(
+            facts.etag or state.etag,
+            facts.last_modified or state.last_modified,
+            state.body_sha256,
+            adopted,
+            0,
+        )
         if isinstance(result, NotModified):
-            return _finish(ctx, source, started_at, clock, OutcomeKind.NOT_MODIFIED, facts,
-                           validators, unchanged=state.last_item_count or 0)
+            return _finish(
+                ctx,
+                source,
+                started_at,
+                clock,
+                OutcomeKind.NOT_MODIFIED,
+                facts,
+                validators,
+                unchanged=state.last_item_count or 0,
+            )
         body_sha = hashlib.sha256(result.body).hexdigest()
         validators = replace(validators, body_sha256=body_sha)
         if body_sha == state.body_sha256:
-            return _finish(ctx, source, started_at, clock, OutcomeKind.UNCHANGED_BODY, facts,
-                           validators, unchanged=state.last_item_count or 0,
-                           size=len(result.body))
-        feed = parse_body(result.body, facts.content_type,
-                          parse_rules(source, settings, facts.final_url))
+            return _finish(
+                ctx,
+                source,
+                started_at,
+                clock,
+                OutcomeKind.UNCHANGED_BODY,
+                facts,
+                validators,
+                unchanged=state.last_item_count or 0,
+                size=len(result.body),
+            )
+        feed = parse_body(
+            result.body, facts.content_type, parse_rules(source, settings, facts.final_url)
+        )
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
         known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
         pairs, problems = _fill_content(ctx, source, pairs, set(known))
         if problems:
             # Bodies that did not arrive: not stored now, retried next poll. Keep the old
             # body hash so an unchanged list is parsed again then.
-            validators = replace(validators, body_sha256=state.body_sha256, etag=state.etag,
-                                 last_modified=state.last_modified)
-        plan = plan_items(pairs, known, category_rule(source, settings),
-                          ctx.store.load_category_registry(), started_at,
-                          ZoneInfo(settings.timezone))
+            validators = replace(
+                validators,
+                body_sha256=state.body_sha256,
+                etag=state.etag,
+                last_modified=state.last_modified,
+            )
+        plan = plan_items(
+            pairs,
+            known,
+            category_rule(source, settings),
+            ctx.store.load_category_registry(),
+            started_at,
+            ZoneInfo(settings.timezone),
+        )
         outcome = FetchOutcome(
-            source_id=source.id, kind=OutcomeKind.OK, started_at=started_at,
+            source_id=source.id,
+            kind=OutcomeKind.OK,
+            started_at=started_at,
             duration_seconds=time.monotonic() - clock,
             next_due_at=_due(source, settings, started_at, 0, facts),
-            http_status=facts.status, bytes_received=len(result.body),
-            unchanged_count=plan.unchanged_count, item_count=len(feed.items),
-            error=("; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)"
-                                              if len(problems) > 3 else "")) if problems else None,
+            http_status=facts.status,
+            bytes_received=len(result.body),
+            unchanged_count=plan.unchanged_count,
+            item_count=len(feed.items),
+            error=(
+                "; ".join(problems[:3])
+                + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+            )
+            if problems
+            else None,
             error_class="ContentFetchError" if problems else None,
             warnings=feed.warnings,
         )
@@ -202,28 +252,44 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         retry_after = e.retry_after if isinstance(e, HTTPStatusError) else None
         errors = state.consecutive_errors + 1
         outcome = FetchOutcome(
-            source_id=source.id, kind=OutcomeKind.ERROR, started_at=started_at,
+            source_id=source.id,
+            kind=OutcomeKind.ERROR,
+            started_at=started_at,
             duration_seconds=time.monotonic() - clock,
             next_due_at=_due(source, settings, started_at, errors, facts, retry_after),
             http_status=getattr(e, "status", None) or (facts.status if facts else None),
-            bytes_received=len(result.body) if result is not None and hasattr(result, "body")
+            bytes_received=len(result.body)
+            if result is not None and hasattr(result, "body")
             else 0,
             error=f"{source.id}: {type(e).__name__}: {e}",
             error_class=type(e).__name__,
         )
-        ctx.store.apply_fetch(outcome, ctx.owner, (), replace(kept_state,
-                                                               consecutive_errors=errors))
+        ctx.store.apply_fetch(
+            outcome, ctx.owner, (), replace(kept_state, consecutive_errors=errors)
+        )
         return outcome
 
 
-def _finish(ctx: Context, source: Source, started_at: datetime, clock: float,
-            kind: OutcomeKind, facts: HTTPFacts, update: SourceUpdate, unchanged: int,
-            size: int = 0) -> FetchOutcome:
+def _finish(
+    ctx: Context,
+    source: Source,
+    started_at: datetime,
+    clock: float,
+    kind: OutcomeKind,
+    facts: HTTPFacts,
+    update: SourceUpdate,
+    unchanged: int,
+    size: int = 0,
+) -> FetchOutcome:
     outcome = FetchOutcome(
-        source_id=source.id, kind=kind, started_at=started_at,
+        source_id=source.id,
+        kind=kind,
+        started_at=started_at,
         duration_seconds=time.monotonic() - clock,
         next_due_at=_due(source, ctx.settings, started_at, 0, facts),
-        http_status=facts.status, bytes_received=size, unchanged_count=unchanged,
+        http_status=facts.status,
+        bytes_received=size,
+        unchanged_count=unchanged,
     )
     ctx.store.apply_fetch(outcome, ctx.owner, (), update)
     return outcome

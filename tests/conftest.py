@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
 SEED_FILE = ROOT.parent / "shared" / "seeds" / "000_4e12b1c14f0f788d.txt"
 POSTGRES_ENV = "AGGREGATOR_TEST_POSTGRES_URL"
-NO_POSTGRES = f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1/aggregator_test)"
+NO_POSTGRES = (
+    f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1/aggregator_test)"
+)
 
 
 @dataclass(frozen=True)

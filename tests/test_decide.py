@@ -35,10 +35,15 @@ def item(title: str = "t", **kw: object) -> ParsedItem:
     return ParsedItem(title, **kw)  # type: ignore[arg-type]
 
 
-def plan(pairs: list[tuple[str, ParsedItem]], known: dict[str, KnownItem] | None = None,
-         rule: CategoryRule | None = None, reg: CategoryRegistry | None = None):  # type: ignore[no-untyped-def]
-    return plan_items(pairs, known or {}, rule or CategoryRule(fixed=SZB), reg or registry(),
-                      NOW, SHANGHAI)
+def plan(
+    pairs: list[tuple[str, ParsedItem]],
+    known: dict[str, KnownItem] | None = None,
+    rule: CategoryRule | None = None,
+    reg: CategoryRegistry | None = None,
+):  # type: ignore[no-untyped-def]
+    return plan_items(
+        pairs, known or {}, rule or CategoryRule(fixed=SZB), reg or registry(), NOW, SHANGHAI
+    )
 
 
 def test_kinds_of_intent() -> None:
@@ -50,31 +55,56 @@ def test_kinds_of_intent() -> None:
         "other-source": KnownItem("other-source", None, frozenset({"cnstock"})),
         "new-category": KnownItem("new-category", content_sha256(same), frozenset({"x"})),
     }
-    result = plan([("new", item("n")), ("same", same), ("changed", changed_now),
-                   ("other-source", item("o")), ("new-category", same)], known)
+    result = plan(
+        [
+            ("new", item("n")),
+            ("same", same),
+            ("changed", changed_now),
+            ("other-source", item("o")),
+            ("new-category", same),
+        ],
+        known,
+    )
     kinds = {i.stable_id: i.kind for i in result.intents}
-    assert kinds == {"new": IntentKind.NEW, "changed": IntentKind.UPDATED,
-                     "other-source": IntentKind.MEMBERSHIP,
-                     "new-category": IntentKind.MEMBERSHIP}
+    assert kinds == {
+        "new": IntentKind.NEW,
+        "changed": IntentKind.UPDATED,
+        "other-source": IntentKind.MEMBERSHIP,
+        "new-category": IntentKind.MEMBERSHIP,
+    }
     assert result.unchanged_count == 1
 
 
-@pytest.mark.parametrize(("published", "expected"), [
-    (None, (NOW, 480, False)),
-    (NOW + timedelta(days=1), (NOW, 0, False)),
-    (NOW - timedelta(days=1), (NOW - timedelta(days=1), 0, True)),
-], ids=["missing: first seen", "future: clamped", "past: kept"])
+@pytest.mark.parametrize(
+    ("published", "expected"),
+    [
+        (None, (NOW, 480, False)),
+        (NOW + timedelta(days=1), (NOW, 0, False)),
+        (NOW - timedelta(days=1), (NOW - timedelta(days=1), 0, True)),
+    ],
+    ids=["missing: first seen", "future: clamped", "past: kept"],
+)
 def test_settle_date(published: datetime | None, expected: tuple[datetime, int, bool]) -> None:
-    assert settle_date(item(published_at=published, published_offset_minutes=0 if published
-                            else None), NOW, SHANGHAI) == expected
+    assert (
+        settle_date(
+            item(published_at=published, published_offset_minutes=0 if published else None),
+            NOW,
+            SHANGHAI,
+        )
+        == expected
+    )
 
 
-@pytest.mark.parametrize(("parsed", "expected"), [
-    (item("标题"), "标题"),
-    (item("", summary="<p>只有摘要</p>"), "只有摘要"),
-    (item("", content="<p>" + "长" * 100 + "</p>"), "长" * 60 + "…"),
-    (item(""), "(无标题)"),
-], ids=["title", "from summary", "from content, cut", "nothing"])
+@pytest.mark.parametrize(
+    ("parsed", "expected"),
+    [
+        (item("标题"), "标题"),
+        (item("", summary="<p>只有摘要</p>"), "只有摘要"),
+        (item("", content="<p>" + "长" * 100 + "</p>"), "长" * 60 + "…"),
+        (item(""), "(无标题)"),
+    ],
+    ids=["title", "from summary", "from content, cut", "nothing"],
+)
 def test_settle_title(parsed: ParsedItem, expected: str) -> None:
     assert settle_title(parsed) == expected
 
@@ -82,8 +112,16 @@ def test_settle_title(parsed: ParsedItem, expected: str) -> None:
 def test_category_from_media_name_uses_configured_and_derives_new() -> None:
     rule = CategoryRule(from_field="author", title_template="{name}新闻")
     reg = registry()
-    result = plan([("a", item(category_name="上海证券报")), ("b", item(category_name="TechWeb")),
-                   ("c", item(category_name="Techweb")), ("d", item())], rule=rule, reg=reg)
+    result = plan(
+        [
+            ("a", item(category_name="上海证券报")),
+            ("b", item(category_name="TechWeb")),
+            ("c", item(category_name="Techweb")),
+            ("d", item()),
+        ],
+        rule=rule,
+        reg=reg,
+    )
     slugs = [i.categories[0].slug for i in result.intents]
     assert slugs == ["shanghaizhengquanbao", "techweb", "techweb", UNCATEGORIZED.slug]
     assert result.intents[1].categories[0].title == "TechWeb新闻"
@@ -92,23 +130,36 @@ def test_category_from_media_name_uses_configured_and_derives_new() -> None:
 
 def test_colliding_media_names_in_one_batch_do_not_merge() -> None:
     rule = CategoryRule(from_field="author")
-    result = plan([("a", item(category_name="中证网")), ("b", item(category_name="中正网"))],
-                  rule=rule)
+    result = plan(
+        [("a", item(category_name="中证网")), ("b", item(category_name="中正网"))], rule=rule
+    )
     first, second = (i.categories[0].slug for i in result.intents)
     assert first == "zhongzhengwang"
-    assert second.startswith("zhongzhengwang-") and second != first
+    assert second.startswith("zhongzhengwang-")
+    assert second != first
 
 
 def test_content_is_sanitized_and_links_resolved() -> None:
-    result = plan([("a", item(link="http://news.example/a/1.html",
-                              content='<p onclick="x()">hi <a href="../2.html">next</a>'
-                                      '<script>alert(1)</script></p>'))])
+    result = plan(
+        [
+            (
+                "a",
+                item(
+                    link="http://news.example/a/1.html",
+                    content='<p onclick="x()">hi <a href="../2.html">next</a>'
+                    "<script>alert(1)</script></p>",
+                ),
+            )
+        ]
+    )
     (intent,) = result.intents
-    assert intent.content == ('<p>hi <a href="http://news.example/2.html" '
-                              'rel="noopener noreferrer">next</a></p>')
+    assert intent.content == (
+        '<p>hi <a href="http://news.example/2.html" rel="noopener noreferrer">next</a></p>'
+    )
 
 
 def test_external_content_is_not_part_of_the_change_hash() -> None:
     listed = item("t", is_content_external=True)
     assert content_sha256(listed) == content_sha256(
-        item("t", content="<p>body</p>", is_content_external=True))
+        item("t", content="<p>body</p>", is_content_external=True)
+    )

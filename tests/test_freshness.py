@@ -29,8 +29,7 @@ CASES = [
     ("3 errors: 4x interval", {"consecutive_errors": 3}, NOW + 40 * M),
     ("many errors: capped", {"consecutive_errors": 50}, NOW + 360 * M),
     ("Retry-After seconds", {"retry_after": "7200"}, NOW + 120 * M),
-    ("Retry-After date", {"retry_after": format_datetime(NOW + 90 * M, usegmt=True)},
-     NOW + 90 * M),
+    ("Retry-After date", {"retry_after": format_datetime(NOW + 90 * M, usegmt=True)}, NOW + 90 * M),
     ("Retry-After capped at 24h", {"retry_after": "999999"}, NOW + timedelta(hours=24)),
     ("garbage Retry-After ignored", {"retry_after": "soon"}, NOW + 10 * M),
     ("cron next time", {"cron_next": NOW + 3 * M}, NOW + 3 * M),
@@ -45,12 +44,15 @@ def test_next_fetch_after(extra: dict[str, object], expected: datetime) -> None:
 
 
 def test_jitter_is_fixed_per_source_and_bounded() -> None:
-    due = {key: next_fetch_after(now=NOW, interval=10 * M, source_key=key, jitter_fraction=0.1)
-           for key in ("a", "b", "c", "d")}
+    due = {
+        key: next_fetch_after(now=NOW, interval=10 * M, source_key=key, jitter_fraction=0.1)
+        for key in ("a", "b", "c", "d")
+    }
     assert len(set(due.values())) == 4
     assert all(NOW + 10 * M <= d < NOW + 11 * M for d in due.values())
-    assert due["a"] == next_fetch_after(now=NOW, interval=10 * M, source_key="a",
-                                        jitter_fraction=0.1)
+    assert due["a"] == next_fetch_after(
+        now=NOW, interval=10 * M, source_key="a", jitter_fraction=0.1
+    )
 
 
 def test_spread_overdue_keeps_every_source_within_its_window() -> None:
@@ -75,6 +77,7 @@ def test_stable_fraction_in_unit_interval(key: str) -> None:
 @given(st.integers(min_value=0, max_value=1000), st.integers(min_value=1, max_value=10**6))
 def test_due_is_always_in_the_future_and_bounded(errors: int, interval_s: int) -> None:
     interval = timedelta(seconds=interval_s)
-    due = next_fetch_after(now=NOW, interval=interval, source_key="k", consecutive_errors=errors,
-                           jitter_fraction=0.1)
+    due = next_fetch_after(
+        now=NOW, interval=interval, source_key="k", consecutive_errors=errors, jitter_fraction=0.1
+    )
     assert NOW < due <= NOW + max(interval, timedelta(hours=6)) * 1.1 + timedelta(hours=24)

@@ -15,23 +15,44 @@ SEED_LINK = "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW2022012
 
 CASES = [
     ("infoCode in query", ParsedItem("t", link=SEED_LINK, guid="x"), "NW202201252261008680"),
-    ("infoCode key in any case", ParsedItem("t", link="http://a/b?INFOCODE=NW202201252261008680"),
-     "NW202201252261008680"),
-    ("infoCode in path", ParsedItem("t", link="http://example.com/news/NW202201252261009999.html"),
-     "NW202201252261009999"),
-    ("infoCode in guid beats plain link", ParsedItem("t", link="http://a/1", guid=SEED_LINK),
-     "NW202201252261008680"),
-    ("bare infoCode guid (JSON API id)", ParsedItem("t", guid="NW202201252261008680"),
-     "NW202201252261008680"),
-    ("URL guid is global", ParsedItem("t", link="http://a/1", guid="http://a/g/1"),
-     "guid:http://a/g/1"),
+    (
+        "infoCode key in any case",
+        ParsedItem("t", link="http://a/b?INFOCODE=NW202201252261008680"),
+        "NW202201252261008680",
+    ),
+    (
+        "infoCode in path",
+        ParsedItem("t", link="http://example.com/news/NW202201252261009999.html"),
+        "NW202201252261009999",
+    ),
+    (
+        "infoCode in guid beats plain link",
+        ParsedItem("t", link="http://a/1", guid=SEED_LINK),
+        "NW202201252261008680",
+    ),
+    (
+        "bare infoCode guid (JSON API id)",
+        ParsedItem("t", guid="NW202201252261008680"),
+        "NW202201252261008680",
+    ),
+    (
+        "URL guid is global",
+        ParsedItem("t", link="http://a/1", guid="http://a/g/1"),
+        "guid:http://a/g/1",
+    ),
     ("urn guid is global", ParsedItem("t", guid="urn:uuid:1"), "guid:urn:uuid:1"),
     ("plain guid is scoped by source", ParsedItem("t", guid="12345"), "guid:src:12345"),
-    ("link when no guid", ParsedItem("t", link="HTTP://Example.COM/a?b=1#frag"),
-     "link:http://example.com/a?b=1"),
+    (
+        "link when no guid",
+        ParsedItem("t", link="HTTP://Example.COM/a?b=1#frag"),
+        "link:http://example.com/a?b=1",
+    ),
     ("hash when neither", ParsedItem("标题", summary="摘要"), None),
-    ("too-short code is not an infoCode", ParsedItem("t", link="http://a/NW2022.html"),
-     "link:http://a/NW2022.html"),
+    (
+        "too-short code is not an infoCode",
+        ParsedItem("t", link="http://a/NW2022.html"),
+        "link:http://a/NW2022.html",
+    ),
 ]
 
 
@@ -58,8 +79,11 @@ def test_chain_can_start_later() -> None:
 
 
 def test_repeated_ids_in_one_feed_keep_the_first() -> None:
-    items = [ParsedItem("first", guid="dup-1"), ParsedItem("second", guid="dup-1"),
-             ParsedItem("other", guid="dup-2")]
+    items = [
+        ParsedItem("first", guid="dup-1"),
+        ParsedItem("second", guid="dup-1"),
+        ParsedItem("other", guid="dup-2"),
+    ]
     pairs, dropped = identify(items, "s")
     assert [item.title for _, item in pairs] == ["first", "other"]
     assert dropped == 1
@@ -68,7 +92,9 @@ def test_repeated_ids_in_one_feed_keep_the_first() -> None:
 def test_long_ids_are_bounded_and_distinct() -> None:
     a = stable_id(ParsedItem("t", link="http://a/" + "x" * 400), "s")
     b = stable_id(ParsedItem("t", link="http://a/" + "x" * 399 + "y"), "s")
-    assert len(a) <= 255 and len(b) <= 255 and a != b
+    assert len(a) <= 255
+    assert len(b) <= 255
+    assert a != b
 
 
 @given(st.text(), st.text(), st.one_of(st.none(), st.text()))

@@ -17,9 +17,12 @@ from aggregator.parser import ParseRules, decode_body, parse_body, parse_date
 from tests.conftest import FIXTURES, load_seed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-GOLDEN = sorted(p for p in FIXTURES.iterdir()
-                if p.suffix in (".xml", ".rss", ".atom", ".rdf", ".json")
-                and not p.name.endswith(".expected.json"))
+GOLDEN = sorted(
+    p
+    for p in FIXTURES.iterdir()
+    if p.suffix in (".xml", ".rss", ".atom", ".rdf", ".json")
+    and not p.name.endswith(".expected.json")
+)
 
 
 def expected_of(path: Path) -> dict[str, object]:
@@ -70,47 +73,83 @@ def test_seed_body_survives_parsing_byte_for_byte() -> None:
         assert item.content == seed.body_html, name
 
 
-@pytest.mark.parametrize(("body", "content_type", "encoding"), [
-    ("<?xml version='1.0' encoding='gb2312'?><a>镕</a>".encode("gb18030"), None, "gb18030"),
-    ("<?xml version='1.0' encoding='GBK'?><a>中</a>".encode("gb18030"), None, "gb18030"),
-    ("<a>中</a>".encode("gb18030"), "text/xml; charset=gb2312", "gb18030"),
-    ("<?xml version='1.0' encoding='big5'?><a>證券</a>".encode("big5"), None, "big5hkscs"),
-    ("<?xml version='1.0' encoding='iso-8859-1'?><a>中文</a>".encode(), None, "utf-8"),
-    (b"\xef\xbb\xbf<a>x</a>", None, "utf-8-sig"),
-], ids=["gb2312 read as gb18030", "gbk", "header charset", "big5", "mislabelled latin-1",
-        "bom"])
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding"),
+    [
+        ("<?xml version='1.0' encoding='gb2312'?><a>镕</a>".encode("gb18030"), None, "gb18030"),
+        ("<?xml version='1.0' encoding='GBK'?><a>中</a>".encode("gb18030"), None, "gb18030"),
+        ("<a>中</a>".encode("gb18030"), "text/xml; charset=gb2312", "gb18030"),
+        ("<?xml version='1.0' encoding='big5'?><a>證券</a>".encode("big5"), None, "big5hkscs"),
+        ("<?xml version='1.0' encoding='iso-8859-1'?><a>中文</a>".encode(), None, "utf-8"),
+        (b"\xef\xbb\xbf<a>x</a>", None, "utf-8-sig"),
+    ],
+    ids=["gb2312 read as gb18030", "gbk", "header charset", "big5", "mislabelled latin-1", "bom"],
+)
 def test_decode_body(body: bytes, content_type: str | None, encoding: str) -> None:
     text, used = decode_body(body, content_type)
     assert used == encoding
-    assert "<a>" in text and "\ufffd" not in text
+    assert "<a>" in text
+    assert "\ufffd" not in text
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("Tue, 25 Jan 2022 15:24:31 +0800", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
-    ("2022-01-25T15:24:31+08:00", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
-    ("2022-01-25T07:24:31Z", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
-    ("2022-01-25 15:24:31", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
-    ("Tue, 25 Jan 2022 07:24:31 GMT", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
-    ("not a date", None),
-    ("", None),
-    (1643095471, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
-    (1643095471000, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
-], ids=["rfc822", "rfc3339", "zulu", "naive in source zone", "gmt", "garbage", "empty",
-        "epoch seconds", "epoch milliseconds"])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Tue, 25 Jan 2022 15:24:31 +0800", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("2022-01-25T15:24:31+08:00", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("2022-01-25T07:24:31Z", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
+        ("2022-01-25 15:24:31", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("Tue, 25 Jan 2022 07:24:31 GMT", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
+        ("not a date", None),
+        ("", None),
+        (1643095471, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        (1643095471000, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+    ],
+    ids=[
+        "rfc822",
+        "rfc3339",
+        "zulu",
+        "naive in source zone",
+        "gmt",
+        "garbage",
+        "empty",
+        "epoch seconds",
+        "epoch milliseconds",
+    ],
+)
 def test_parse_date(raw: object, expected: tuple[datetime, int] | None) -> None:
     assert parse_date(raw, SHANGHAI) == expected
 
 
 def test_json_api_field_map_and_format() -> None:
-    body = json.dumps({"record": [
-        {"infoCode": "NW202201252261008680", "title": "<b>标题</b> &amp; 更多",
-         "showtime": "2022/01/25 15:24", "mediaName": " 上海证券报 ", "url": "/n/1"},
-        {"title": "no id"},
-    ]}).encode()
-    rules = ParseRules(kind="json", base_url="http://finews.example/list", source_tz=SHANGHAI,
-                       items_path="record", date_format="%Y/%m/%d %H:%M",
-                       fields={"id": "infoCode", "title": "title", "published": "showtime",
-                               "link": "url", "category_from": "mediaName"})
+    body = json.dumps(
+        {
+            "record": [
+                {
+                    "infoCode": "NW202201252261008680",
+                    "title": "<b>标题</b> &amp; 更多",
+                    "showtime": "2022/01/25 15:24",
+                    "mediaName": " 上海证券报 ",
+                    "url": "/n/1",
+                },
+                {"title": "no id"},
+            ]
+        }
+    ).encode()
+    rules = ParseRules(
+        kind="json",
+        base_url="http://finews.example/list",
+        source_tz=SHANGHAI,
+        items_path="record",
+        date_format="%Y/%m/%d %H:%M",
+        fields={
+            "id": "infoCode",
+            "title": "title",
+            "published": "showtime",
+            "link": "url",
+            "category_from": "mediaName",
+        },
+    )
     feed = parse_body(body, "application/json", rules)
     (item,) = feed.items
     assert item.title == "标题 & 更多"
@@ -121,16 +160,27 @@ def test_json_api_field_map_and_format() -> None:
     assert feed.warnings == ("1 records without id or title skipped",)
 
 
-@pytest.mark.parametrize(("body", "rules", "message"), [
-    (b"", ParseRules(), "empty body"),
-    (b"   \n", ParseRules(), "empty body"),
-    (b"<!DOCTYPE html><html><body>x</body></html>", ParseRules(), "an HTML page, not a feed"),
-    (b'{"a": 1}', ParseRules(), "JSON that is not a JSON Feed (for a JSON API set type: json)"),
-    (b"{nope", ParseRules(kind="json"), "not valid JSON: Expecting property name enclosed in "
-                                        "double quotes: line 1 column 2 (char 1)"),
-    (b'{"record": 3}', ParseRules(kind="json", items_path="record", fields={"id": "a"}),
-     "items_path 'record' does not lead to a list"),
-], ids=["empty", "blank", "html page", "json not feed", "bad json", "items_path not a list"])
+@pytest.mark.parametrize(
+    ("body", "rules", "message"),
+    [
+        (b"", ParseRules(), "empty body"),
+        (b"   \n", ParseRules(), "empty body"),
+        (b"<!DOCTYPE html><html><body>x</body></html>", ParseRules(), "an HTML page, not a feed"),
+        (b'{"a": 1}', ParseRules(), "JSON that is not a JSON Feed (for a JSON API set type: json)"),
+        (
+            b"{nope",
+            ParseRules(kind="json"),
+            "not valid JSON: Expecting property name enclosed in "
+            "double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            b'{"record": 3}',
+            ParseRules(kind="json", items_path="record", fields={"id": "a"}),
+            "items_path 'record' does not lead to a list",
+        ),
+    ],
+    ids=["empty", "blank", "html page", "json not feed", "bad json", "items_path not a list"],
+)
 def test_unreadable_bodies_raise_one_line(body: bytes, rules: ParseRules, message: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_body(body, None, rules)

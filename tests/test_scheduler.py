@@ -3,6 +3,7 @@ mid-schedule and started again, stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -36,14 +37,19 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
 
 
 def config_text(server: FeedServer, count: int, interval: str, db: str) -> str:
-    lines = [f"database: {db}", "defaults: {workers: 4, total_timeout_seconds: 2, "
-             "timeout_seconds: 2, jitter_fraction: 0.1}", "categories: {news: {title: 新闻}}",
-             "sources:"]
+    lines = [
+        f"database: {db}",
+        "defaults: {workers: 4, total_timeout_seconds: 2, "
+        "timeout_seconds: 2, jitter_fraction: 0.1}",
+        "categories: {news: {title: 新闻}}",
+        "sources:",
+    ]
     for i in range(count):
         path = f"/feed{i}.xml"
         server.routes[path] = Route((FIXTURES / "rss20.xml").read_bytes())
-        lines.append(f"  - {{id: s{i:02d}, url: '{server.url(path)}', category: news, "
-                     f"interval: {interval}}}")
+        lines.append(
+            f"  - {{id: s{i:02d}, url: '{server.url(path)}', category: news, interval: {interval}}}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -60,13 +66,14 @@ def test_dispatcher_never_fetches_one_source_twice_at_once(
     dispatcher = Dispatcher(ctx)
     dispatcher.start()
     try:
-        assert wait_until(lambda: all(len(feed_server.requests_to(f"/feed{i}.xml")) >= 2
-                                      for i in range(3)), 20)
+        assert wait_until(
+            lambda: all(len(feed_server.requests_to(f"/feed{i}.xml")) >= 2 for i in range(3)), 20
+        )
     finally:
         dispatcher.stop()
     for i in range(3):
         spans = sorted((r.started, r.finished) for r in feed_server.requests_to(f"/feed{i}.xml"))
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"feed{i} fetched twice at once"
     assert all(s.last_fetch_at is not None for s in store.list_source_status())
     with store.engine.connect() as conn:
@@ -79,7 +86,9 @@ def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:  # a file, not a pipe: a chatty child can never block
         return subprocess.Popen(
             [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
@@ -97,8 +106,9 @@ def test_killed_mid_schedule_the_schedule_continues_without_burst_or_skip(
     log = tmp_path / "run.log"
     first = start_run(config, log)
     try:
-        assert wait_until(lambda: all(feed_server.requests_to(p) for p in paths), 30), \
+        assert wait_until(lambda: all(feed_server.requests_to(p) for p in paths), 30), (
             "not every source was fetched by the first process"
+        )
         time.sleep(1.3)  # somewhere inside the next interval
     finally:
         first.send_signal(signal.SIGKILL)
@@ -109,8 +119,11 @@ def test_killed_mid_schedule_the_schedule_continues_without_burst_or_skip(
     second = start_run(config, log)
     try:
         assert wait_until(
-            lambda: all(any(r.started > killed_at for r in feed_server.requests_to(p))
-                        for p in paths), 40), "a source was skipped after the restart"
+            lambda: all(
+                any(r.started > killed_at for r in feed_server.requests_to(p)) for p in paths
+            ),
+            40,
+        ), "a source was skipped after the restart"
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
@@ -118,8 +131,9 @@ def test_killed_mid_schedule_the_schedule_continues_without_burst_or_skip(
     assert second.returncode == 0, output
     assert "finishing fetches in flight" in output
 
-    firsts = sorted(min(r.started for r in feed_server.requests_to(p) if r.started > killed_at)
-                    for p in paths)
+    firsts = sorted(
+        min(r.started for r in feed_server.requests_to(p) if r.started > killed_at) for p in paths
+    )
     # no burst: the restart spreads overdue sources over their interval
     within_half_second = sum(1 for t in firsts if t - firsts[0] < 0.5)
     assert within_half_second < count // 2, firsts
@@ -144,8 +158,9 @@ def test_next_due_times_survive_a_restart(feed_server: FeedServer, tmp_path: Pat
     assert wait_until(lambda: all(s.last_fetch_at for s in store.list_source_status()), 15)
     dispatcher.stop()
     due_before = {s.source_id: s.next_due_at for s in store.list_source_status()}
-    restarted = Dispatcher(Context(settings=settings, store=store, fetcher=Fetcher("t"),
-                                   owner="me-again"))
+    restarted = Dispatcher(
+        Context(settings=settings, store=store, fetcher=Fetcher("t"), owner="me-again")
+    )
     restarted.start()
     time.sleep(1.5)
     restarted.stop()

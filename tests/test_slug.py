@@ -41,7 +41,8 @@ def test_same_outlet_in_any_case_is_one_identity() -> None:
 def test_colliding_outlets_get_distinct_stable_slugs() -> None:
     taken = {"zhongzhengwang": identity_key("中证网")}
     first = resolve_slug("中正网", taken)
-    assert first.startswith("zhongzhengwang-") and is_valid_slug(first)
+    assert first.startswith("zhongzhengwang-")
+    assert is_valid_slug(first)
     assert resolve_slug("中正网", taken) == first  # deterministic
     assert resolve_slug("中证网", taken) == "zhongzhengwang"  # the owner keeps it
     assert resolve_slug("中证网", {"zhongzhengwang": None}) == "zhongzhengwang"  # configured
@@ -49,7 +50,8 @@ def test_colliding_outlets_get_distinct_stable_slugs() -> None:
 
 def test_long_names_are_bounded() -> None:
     slug = slugify("证券" * 100)
-    assert len(slug) <= 80 and is_valid_slug(slug)
+    assert len(slug) <= 80
+    assert is_valid_slug(slug)
     assert slug != slugify("证券" * 99)
 
 
@@ -65,8 +67,10 @@ def test_slug_is_deterministic(name: str) -> None:
     assert slugify(name) == slugify(name)
 
 
-@given(st.text(min_size=1), st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True),
-                                            st.text(max_size=5)))
+@given(
+    st.text(min_size=1),
+    st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=5)),
+)
 def test_resolved_slug_is_valid_and_not_stolen(name: str, taken: dict[str, str]) -> None:
     slug = resolve_slug(name, taken)
     assert is_valid_slug(slug)

@@ -27,22 +27,44 @@ def plans(*ids: str) -> list[SourcePlan]:
     return [SourcePlan(i, f"http://x/{i}", True, timedelta(minutes=10), "news") for i in ids]
 
 
-def intent(stable_id: str, kind: IntentKind = IntentKind.NEW, title: str = "t",
-           categories: tuple[CategoryRef, ...] = (CAT,)) -> ItemIntent:
-    return ItemIntent(kind=kind, stable_id=stable_id, title=title, link=None, guid=None,
-                      summary=None, content="<p>c</p>", author=None, published_at=NOW,
-                      published_offset_minutes=480, is_published_firm=True,
-                      is_content_external=False, content_sha256="h-" + title,
-                      categories=categories)
+def intent(
+    stable_id: str,
+    kind: IntentKind = IntentKind.NEW,
+    title: str = "t",
+    categories: tuple[CategoryRef, ...] = (CAT,),
+) -> ItemIntent:
+    return ItemIntent(
+        kind=kind,
+        stable_id=stable_id,
+        title=title,
+        link=None,
+        guid=None,
+        summary=None,
+        content="<p>c</p>",
+        author=None,
+        published_at=NOW,
+        published_offset_minutes=480,
+        is_published_firm=True,
+        is_content_external=False,
+        content_sha256="h-" + title,
+        categories=categories,
+    )
 
 
 def outcome(source_id: str, kind: OutcomeKind = OutcomeKind.OK) -> FetchOutcome:
-    return FetchOutcome(source_id=source_id, kind=kind, started_at=NOW, duration_seconds=0.1,
-                        next_due_at=NOW + timedelta(minutes=10), http_status=200)
+    return FetchOutcome(
+        source_id=source_id,
+        kind=kind,
+        started_at=NOW,
+        duration_seconds=0.1,
+        next_due_at=NOW + timedelta(minutes=10),
+        http_status=200,
+    )
 
 
-KEEP = SourceUpdate(etag='"e"', last_modified=None, body_sha256=None, effective_url=None,
-                    consecutive_errors=0)
+KEEP = SourceUpdate(
+    etag='"e"', last_modified=None, body_sha256=None, effective_url=None, consecutive_errors=0
+)
 
 
 def test_migrations_match_the_schema(store: SqlStore) -> None:
@@ -57,31 +79,39 @@ def test_items_are_stored_once_and_seq_grows(store: SqlStore) -> None:
     first = store.find_item("x")
     assert first is not None
     # "x" again from b: membership only; "z" is new
-    store.apply_fetch(outcome("b"), "w",
-                      [intent("x", IntentKind.MEMBERSHIP, categories=(CategoryRef("b", "B"),)),
-                       intent("z")], KEEP)
+    store.apply_fetch(
+        outcome("b"),
+        "w",
+        [intent("x", IntentKind.MEMBERSHIP, categories=(CategoryRef("b", "B"),)), intent("z")],
+        KEEP,
+    )
     assert store.count_items() == 3
     again = store.find_item("x")
-    assert again is not None and again.item_id == first.item_id
+    assert again is not None
+    assert again.item_id == first.item_id
     assert again.category_slugs == ("b", "news")
     assert again.seq > first.seq  # it joined a category: news there
     store.apply_fetch(outcome("a"), "w", [intent("y", IntentKind.UPDATED, title="t2")], KEEP)
     seqs = [i.seq for i in store.list_items(limit=10)]
     assert len(set(seqs)) == 3
     updated = store.find_item("y")
-    assert updated is not None and updated.title == "t2" and updated.seq == max(seqs)
+    assert updated is not None
+    assert updated.title == "t2"
+    assert updated.seq == max(seqs)
 
 
 def test_a_new_item_raced_in_by_another_source_becomes_membership(store: SqlStore) -> None:
     store.sync_config(plans("a", "b"), [CAT], NOW)
     store.apply_fetch(outcome("a"), "w", [intent("x")], KEEP)
     # b decided "new" before a's write committed
-    counts = store.apply_fetch(outcome("b"), "w",
-                               [intent("x", categories=(CategoryRef("b", "B"),))], KEEP)
+    counts = store.apply_fetch(
+        outcome("b"), "w", [intent("x", categories=(CategoryRef("b", "B"),))], KEEP
+    )
     assert counts.new == 0
     assert store.count_items() == 1
     item = store.find_item("x")
-    assert item is not None and item.category_slugs == ("b", "news")
+    assert item is not None
+    assert item.category_slugs == ("b", "news")
 
 
 def test_apply_fetch_is_one_transaction(store: SqlStore) -> None:
@@ -93,7 +123,8 @@ def test_apply_fetch_is_one_transaction(store: SqlStore) -> None:
     assert store.count_items() == 0
     assert store.list_fetches("a") == []
     state = store.get_source_state("a")
-    assert state.etag is None and state.last_fetch_at is None
+    assert state.etag is None
+    assert state.last_fetch_at is None
     # the lease is still held: nobody else fetches it until it expires
     assert store.claim_due_sources(NOW, "other", 5, LEASE) == []
     assert claimed.source_id == "a"
@@ -141,7 +172,8 @@ def test_sync_config_adds_disables_and_resets_on_url_change(store: SqlStore) -> 
     changed = [replace(plans("a")[0], url="http://y/a")]
     store.sync_config(changed, [CAT], NOW)
     status = {s.source_id: s for s in store.list_source_status()}
-    assert status["a"].url == "http://y/a" and status["a"].enabled
+    assert status["a"].url == "http://y/a"
+    assert status["a"].enabled
     assert not status["b"].enabled
     assert store.get_source_state("a").etag is None  # validators were for the old URL
     with pytest.raises(SourceNotFoundError):
@@ -153,6 +185,7 @@ def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
     store.apply_fetch(outcome("a"), "w", [intent("x")], KEEP)
     item = store.find_item("x")
     assert item is not None
-    assert item.published_at == NOW and item.published_at.tzinfo is not None
+    assert item.published_at == NOW
+    assert item.published_at.tzinfo is not None
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM counters")).scalar_one() == 1

@@ -37,8 +37,13 @@ sources:
 
 def make_context(settings: Settings, store: SqlStore, now: datetime | None = None) -> Context:
     clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
-    return Context(settings=settings, store=store, fetcher=Fetcher("aggregator-test"),
-                   owner="test-owner", now=clock)
+    return Context(
+        settings=settings,
+        store=store,
+        fetcher=Fetcher("aggregator-test"),
+        owner="test-owner",
+        now=clock,
+    )
 
 
 @pytest.fixture
@@ -47,7 +52,7 @@ def seed_sources(feed_server: FeedServer) -> Iterator[Settings]:
     feed_server.routes["/seed.atom"] = Route(
         (FIXTURES / "seed.atom").read_bytes(), content_type="application/atom+xml"
     )
-    yield parse_settings(
+    return parse_settings(
         CONFIG.format(rss=feed_server.url("/seed.rss"), atom=feed_server.url("/seed.atom"))
     )
 
@@ -58,7 +63,9 @@ def test_seed_fetched_three_times_from_two_sources_is_stored_once(
     ctx = make_context(seed_sources, store)
     first, _ = run_pass(ctx)
     assert {o.source_id: o.kind for o in first} == {
-        "eastmoney": OutcomeKind.OK, "cnstock": OutcomeKind.OK}
+        "eastmoney": OutcomeKind.OK,
+        "cnstock": OutcomeKind.OK,
+    }
     run_pass(ctx)
     run_pass(ctx)
 
@@ -121,7 +128,8 @@ def test_changed_item_is_updated_in_place(
     feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed-updated.rss").read_bytes())
     outcomes, _ = run_pass(ctx, ["eastmoney"])
 
-    assert outcomes[0].updated_count == 1 and outcomes[0].new_count == 0
+    assert outcomes[0].updated_count == 1
+    assert outcomes[0].new_count == 0
     after = store.find_item(seed.info_code)
     assert after is not None
     assert store.count_items() == 1
@@ -143,8 +151,8 @@ categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻}}
   cnstock: {{title: 中国证券网}}
 sources:
-  - {{id: a, url: "{feed_server.url('/a.rss')}", category: shanghaizhengquanbao}}
-  - {{id: b, url: "{feed_server.url('/b.rss')}", category: cnstock}}
+  - {{id: a, url: "{feed_server.url("/a.rss")}", category: shanghaizhengquanbao}}
+  - {{id: b, url: "{feed_server.url("/b.rss")}", category: cnstock}}
 """)
     ctx = make_context(settings, store)
     run_pass(ctx, ["a"])
@@ -152,7 +160,8 @@ sources:
     assert outcomes[0].new_count == 0
     assert store.count_items() == 1
     item = store.find_item(seed.info_code)
-    assert item is not None and item.category_slugs == ("cnstock", "shanghaizhengquanbao")
+    assert item is not None
+    assert item.category_slugs == ("cnstock", "shanghaizhengquanbao")
     # polling both again changes nothing: neither source's version overwrites the other
     feed_server.routes["/a.rss"].validators = feed_server.routes["/b.rss"].validators = False
     again, _ = run_pass(ctx)
@@ -162,14 +171,15 @@ sources:
 def test_fetch_failure_is_recorded_with_one_line_and_backs_off(
     store: SqlStore, feed_server: FeedServer
 ) -> None:
-    feed_server.routes["/html"] = Route(b"<!DOCTYPE html><html><body>hi</body></html>",
-                                        content_type="text/html")
+    feed_server.routes["/html"] = Route(
+        b"<!DOCTYPE html><html><body>hi</body></html>", content_type="text/html"
+    )
     settings = parse_settings(f"""
 defaults: {{interval: 10m}}
 categories: {{x: {{title: X}}}}
 sources:
-  - {{id: broken, url: "{feed_server.url('/html')}", category: x}}
-  - {{id: gone, url: "{feed_server.url('/missing.xml')}", category: x}}
+  - {{id: broken, url: "{feed_server.url("/html")}", category: x}}
+  - {{id: gone, url: "{feed_server.url("/missing.xml")}", category: x}}
 """)
     now = datetime(2026, 1, 1, tzinfo=UTC)
     ctx = make_context(settings, store, now)
@@ -193,14 +203,14 @@ def json_api_config(server: FeedServer) -> Settings:
 categories: {{}}
 sources:
   - id: api
-    url: "{server.url('/list.json')}"
+    url: "{server.url("/list.json")}"
     type: json
     items_path: record
     fields: {{id: infoCode, title: title, link: url, published: showtime,
              summary: digest, category_from: mediaName}}
     date_format: "%Y-%m-%d %H:%M:%S"
     timezone: Asia/Shanghai
-    content_url: "{server.url('/content/{id}.json')}"
+    content_url: "{server.url("/content/{id}.json")}"
     content_path: data.content
 """)
 
@@ -209,27 +219,50 @@ def test_json_api_downloads_each_body_exactly_once(
     store: SqlStore, feed_server: FeedServer, seed: Seed
 ) -> None:
     records = [
-        {"infoCode": seed.info_code, "title": seed.title, "showtime": "2022-01-25 15:24:31",
-         "mediaName": seed.media, "digest": "摘要", "url": seed.link},
-        {"infoCode": "NW202201252261000001", "title": "第二条", "showtime": "2022-01-25 16:00:00",
-         "mediaName": "证券时报", "digest": "", "url": None},
+        {
+            "infoCode": seed.info_code,
+            "title": seed.title,
+            "showtime": "2022-01-25 15:24:31",
+            "mediaName": seed.media,
+            "digest": "摘要",
+            "url": seed.link,
+        },
+        {
+            "infoCode": "NW202201252261000001",
+            "title": "第二条",
+            "showtime": "2022-01-25 16:00:00",
+            "mediaName": "证券时报",
+            "digest": "",
+            "url": None,
+        },
     ]
     feed_server.routes["/list.json"] = Route(
         json.dumps({"rc": 1, "record": records}, ensure_ascii=False).encode(),
-        content_type="application/json", validators=False)
+        content_type="application/json",
+        validators=False,
+    )
     for code, html in ((seed.info_code, seed.body_html), ("NW202201252261000001", "<p>二</p>")):
         feed_server.routes[f"/content/{code}.json"] = Route(
             json.dumps({"data": {"content": html}}, ensure_ascii=False).encode(),
-            content_type="application/json", validators=False)
+            content_type="application/json",
+            validators=False,
+        )
     ctx = make_context(json_api_config(feed_server), store)
     for _ in range(3):
         run_pass(ctx)
     # the list changes (a new record appears): only the new body is fetched
-    records.append({"infoCode": "NW202201252261000002", "title": "第三条",
-                    "showtime": "2022-01-25 17:00:00", "mediaName": "证券时报"})
+    records.append(
+        {
+            "infoCode": "NW202201252261000002",
+            "title": "第三条",
+            "showtime": "2022-01-25 17:00:00",
+            "mediaName": "证券时报",
+        }
+    )
     feed_server.routes["/list.json"].body = json.dumps({"record": records}).encode()
     feed_server.routes["/content/NW202201252261000002.json"] = Route(
-        b'{"data": {"content": "<p>3</p>"}}', validators=False)
+        b'{"data": {"content": "<p>3</p>"}}', validators=False
+    )
     run_pass(ctx)
     run_pass(ctx)
 
@@ -239,7 +272,8 @@ def test_json_api_downloads_each_body_exactly_once(
     item = store.find_item(seed.info_code)
     assert item is not None
     assert item.content == seed.body_html
-    assert item.published_at == seed.published_utc and item.published_offset_minutes == 480
+    assert item.published_at == seed.published_utc
+    assert item.published_offset_minutes == 480
     assert item.category_slugs == ("shanghaizhengquanbao",)
     assert store.count_items() == 3
 
@@ -249,15 +283,19 @@ def test_json_api_body_that_fails_is_retried_next_poll_not_lost(
 ) -> None:
     feed_server.routes["/list.json"] = Route(
         b'{"record": [{"infoCode": "NW202201252261000003", "title": "t", "mediaName": "m"}]}',
-        content_type="application/json")
+        content_type="application/json",
+    )
     ctx = make_context(json_api_config(feed_server), store)
     outcomes, _ = run_pass(ctx)
     assert outcomes[0].new_count == 0
-    assert outcomes[0].error is not None and "NW202201252261000003" in outcomes[0].error
+    assert outcomes[0].error is not None
+    assert "NW202201252261000003" in outcomes[0].error
     feed_server.routes["/content/NW202201252261000003.json"] = Route(
-        b'{"data": {"content": "<p>ok</p>"}}')
+        b'{"data": {"content": "<p>ok</p>"}}'
+    )
     outcomes, _ = run_pass(ctx)
-    assert outcomes[0].new_count == 1 and outcomes[0].error is None
+    assert outcomes[0].new_count == 1
+    assert outcomes[0].error is None
     assert len(feed_server.requests_to("/list.json")) == 2
     assert feed_server.requests_to("/list.json")[1].status == 200  # not a 304: re-read
 
@@ -272,7 +310,8 @@ def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
     store.upgrade()
     ctx = make_context(settings, store)
     outcomes, _ = run_pass(ctx)
-    assert outcomes and all(o.kind is OutcomeKind.OK for o in outcomes), outcomes
+    assert len(outcomes) == 3
+    assert all(o.kind is OutcomeKind.OK for o in outcomes), outcomes
     assert store.count_items() >= 20
     assert store.count_items("shanghaizhengquanbao") >= 1
     again, _ = run_pass(ctx)

@@ -205,8 +205,14 @@ class SqlStore:
                 values: dict[str, Any] = {"enabled": plan.enabled, "category": plan.category}
                 if existing[plan.source_id].url != plan.url:
                     # ops changed the URL: forget validators and any adopted redirect
-                    values |= {"url": plan.url, "effective_url": None, "etag": None,
-                               "last_modified": None, "body_sha256": None, "next_due_at": now}
+                    values |= {
+                        "url": plan.url,
+                        "effective_url": None,
+                        "etag": None,
+                        "last_modified": None,
+                        "body_sha256": None,
+                        "next_due_at": now,
+                    }
                 conn.execute(
                     update(sources).where(sources.c.source_id == plan.source_id).values(values)
                 )
@@ -229,7 +235,12 @@ class SqlStore:
     # ------------------------------------------------------------------ schedule
 
     def _claim(
-        self, conn: Connection, where: Any, now: datetime, owner: str, lease: timedelta,
+        self,
+        conn: Connection,
+        where: Any,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
         limit: int | None,
     ) -> list[SourceState]:
         free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
@@ -330,12 +341,12 @@ class SqlStore:
                     found[row.stable_id] = (row.item_id, row.content_sha256)
             ids = [item_id for item_id, _ in found.values()]
             for chunk in _chunks(ids):
-                for row in conn.execute(
+                for member in conn.execute(
                     select(item_categories.c.item_id, item_categories.c.category_slug).where(
                         item_categories.c.item_id.in_(chunk)
                     )
                 ):
-                    slugs.setdefault(row.item_id, set()).add(row.category_slug)
+                    slugs.setdefault(member.item_id, set()).add(member.category_slug)
         return {
             stable_id: KnownItem(stable_id, sha, frozenset(slugs.get(item_id, ())))
             for stable_id, (item_id, sha) in found.items()
@@ -379,10 +390,12 @@ class SqlStore:
                 "last_modified": update_.last_modified,
                 "body_sha256": update_.body_sha256,
                 "effective_url": update_.effective_url,
-                "lease_owner": case((sources.c.lease_owner == owner, None),
-                                    else_=sources.c.lease_owner),
-                "lease_until": case((sources.c.lease_owner == owner, None),
-                                    else_=sources.c.lease_until),
+                "lease_owner": case(
+                    (sources.c.lease_owner == owner, None), else_=sources.c.lease_owner
+                ),
+                "lease_until": case(
+                    (sources.c.lease_owner == owner, None), else_=sources.c.lease_until
+                ),
             }
             if not failed:
                 values["last_success_at"] = outcome.started_at
@@ -460,9 +473,14 @@ class SqlStore:
             if intent.kind is not IntentKind.UPDATED:
                 continue
             values: dict[str, Any] = {
-                "title": intent.title, "link": intent.link, "guid": intent.guid,
-                "summary": intent.summary, "content": intent.content, "author": intent.author,
-                "seq": first_seq + seq_of[intent.stable_id], "updated_at": now,
+                "title": intent.title,
+                "link": intent.link,
+                "guid": intent.guid,
+                "summary": intent.summary,
+                "content": intent.content,
+                "author": intent.author,
+                "seq": first_seq + seq_of[intent.stable_id],
+                "updated_at": now,
                 "update_count": items.c.update_count + 1,
             }
             if intent.is_content_external and intent.content is None:
@@ -470,17 +488,19 @@ class SqlStore:
             if intent.is_published_firm:
                 values["published_at"] = intent.published_at
                 values["published_offset_minutes"] = intent.published_offset_minutes
-            row = conn.execute(
-                update(items).where(items.c.stable_id == intent.stable_id).values(values)
+            changed = conn.execute(
+                update(items)
+                .where(items.c.stable_id == intent.stable_id)
+                .values(values)
                 .returning(items.c.item_id, items.c.published_at)
             ).first()
-            if row is not None:
-                item_ids[intent.stable_id] = row.item_id
+            if changed is not None:
+                item_ids[intent.stable_id] = changed.item_id
                 updated += 1
                 conn.execute(
                     update(item_categories)
-                    .where(item_categories.c.item_id == row.item_id)
-                    .values(published_at=row.published_at)
+                    .where(item_categories.c.item_id == changed.item_id)
+                    .values(published_at=changed.published_at)
                 )
         # Items that exist already: MEMBERSHIP intents, and NEW ones another worker
         # inserted between our read and this write (then this source adds membership).
@@ -494,20 +514,30 @@ class SqlStore:
             ):
                 item_ids[row.stable_id] = row.item_id
                 published[row.item_id] = row.published_at
-        memberships = self._add_memberships(conn, intents, item_ids, published, now, seq_of,
-                                            first_seq)
+        memberships = self._add_memberships(
+            conn, intents, item_ids, published, now, seq_of, first_seq
+        )
         self._record_provenance(conn, source_id, intents, item_ids, now, by_id)
         return WriteCounts(new=new_count, updated=updated, memberships=memberships)
 
     def _add_memberships(
-        self, conn: Connection, intents: Sequence[ItemIntent], item_ids: Mapping[str, int],
-        published: Mapping[int, datetime], now: datetime, seq_of: Mapping[str, int],
+        self,
+        conn: Connection,
+        intents: Sequence[ItemIntent],
+        item_ids: Mapping[str, int],
+        published: Mapping[int, datetime],
+        now: datetime,
+        seq_of: Mapping[str, int],
         first_seq: int,
     ) -> int:
         wanted = {
-            (item_ids[i.stable_id], ref.slug): (i, published.get(item_ids[i.stable_id],
-                                                                 i.published_at))
-            for i in intents if i.stable_id in item_ids for ref in i.categories
+            (item_ids[i.stable_id], ref.slug): (
+                i,
+                published.get(item_ids[i.stable_id], i.published_at),
+            )
+            for i in intents
+            if i.stable_id in item_ids
+            for ref in i.categories
         }
         if not wanted:
             return 0
@@ -523,7 +553,8 @@ class SqlStore:
             }
         rows = [
             {"item_id": item_id, "category_slug": slug, "published_at": at, "added_at": now}
-            for (item_id, slug), (_, at) in wanted.items() if (item_id, slug) not in have
+            for (item_id, slug), (_, at) in wanted.items()
+            if (item_id, slug) not in have
         ]
         if rows:
             conn.execute(item_categories.insert(), rows)
@@ -536,20 +567,31 @@ class SqlStore:
         }
         for stable_id in joined:
             conn.execute(
-                update(items).where(items.c.stable_id == stable_id)
+                update(items)
+                .where(items.c.stable_id == stable_id)
                 .values(seq=first_seq + seq_of[stable_id])
             )
         return len(joined)
 
     def _record_provenance(
-        self, conn: Connection, source_id: str, intents: Sequence[ItemIntent],
-        item_ids: Mapping[str, int], now: datetime, by_id: Mapping[str, ItemIntent],
+        self,
+        conn: Connection,
+        source_id: str,
+        intents: Sequence[ItemIntent],
+        item_ids: Mapping[str, int],
+        now: datetime,
+        by_id: Mapping[str, ItemIntent],
     ) -> None:
         rows = [
-            {"item_id": item_ids[stable_id], "source_id": source_id,
-             "content_sha256": by_id[stable_id].content_sha256,
-             "first_seen_at": now, "last_seen_at": now}
-            for stable_id in by_id if stable_id in item_ids
+            {
+                "item_id": item_ids[stable_id],
+                "source_id": source_id,
+                "content_sha256": by_id[stable_id].content_sha256,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for stable_id in by_id
+            if stable_id in item_ids
         ]
         if not rows:
             return
@@ -557,8 +599,10 @@ class SqlStore:
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["item_id", "source_id"],
-                set_={"content_sha256": stmt.excluded.content_sha256,
-                      "last_seen_at": stmt.excluded.last_seen_at},
+                set_={
+                    "content_sha256": stmt.excluded.content_sha256,
+                    "last_seen_at": stmt.excluded.last_seen_at,
+                },
             ),
             rows,
         )
@@ -579,11 +623,17 @@ class SqlStore:
             ).all()
         return [
             SourceStatus(
-                source_id=row.source_id, url=row.effective_url or row.url,
-                category=row.category, enabled=row.enabled, last_fetch_at=row.last_fetch_at,
-                last_outcome=row.last_outcome, last_status=row.last_status,
-                last_error=row.last_error, next_due_at=row.next_due_at,
-                item_count=int(row.item_count), consecutive_errors=row.consecutive_errors,
+                source_id=row.source_id,
+                url=row.effective_url or row.url,
+                category=row.category,
+                enabled=row.enabled,
+                last_fetch_at=row.last_fetch_at,
+                last_outcome=row.last_outcome,
+                last_status=row.last_status,
+                last_error=row.last_error,
+                next_due_at=row.next_due_at,
+                item_count=int(row.item_count),
+                consecutive_errors=row.consecutive_errors,
             )
             for row in rows
         ]
@@ -612,12 +662,21 @@ class SqlStore:
                 slugs.setdefault(row.item_id, []).append(row.category_slug)
         return [
             StoredItem(
-                item_id=row.item_id, stable_id=row.stable_id, seq=row.seq, title=row.title,
-                link=row.link, guid=row.guid, summary=row.summary, content=row.content,
-                author=row.author, published_at=row.published_at,
+                item_id=row.item_id,
+                stable_id=row.stable_id,
+                seq=row.seq,
+                title=row.title,
+                link=row.link,
+                guid=row.guid,
+                summary=row.summary,
+                content=row.content,
+                author=row.author,
+                published_at=row.published_at,
                 published_offset_minutes=row.published_offset_minutes,
-                first_seen_at=row.first_seen_at, updated_at=row.updated_at,
-                update_count=row.update_count, source_id=row.source_id,
+                first_seen_at=row.first_seen_at,
+                updated_at=row.updated_at,
+                update_count=row.update_count,
+                source_id=row.source_id,
                 category_slugs=tuple(slugs.get(row.item_id, ())),
             )
             for row in rows
@@ -645,19 +704,36 @@ class SqlStore:
                 .limit(limit)
             ).all()
         return [
-            FetchRecord(row.source_id, row.started_at, row.outcome, row.http_status,
-                        row.new_count, row.updated_count, row.unchanged_count, row.error)
+            FetchRecord(
+                row.source_id,
+                row.started_at,
+                row.outcome,
+                row.http_status,
+                row.new_count,
+                row.updated_count,
+                row.unchanged_count,
+                row.error,
+            )
             for row in rows
         ]
 
 
 def _item_row(intent: ItemIntent, seq: int, source_id: str, now: datetime) -> dict[str, Any]:
     return {
-        "stable_id": intent.stable_id, "seq": seq, "title": intent.title, "link": intent.link,
-        "guid": intent.guid, "summary": intent.summary, "content": intent.content,
-        "author": intent.author, "published_at": intent.published_at,
+        "stable_id": intent.stable_id,
+        "seq": seq,
+        "title": intent.title,
+        "link": intent.link,
+        "guid": intent.guid,
+        "summary": intent.summary,
+        "content": intent.content,
+        "author": intent.author,
+        "published_at": intent.published_at,
         "published_offset_minutes": intent.published_offset_minutes,
-        "first_seen_at": now, "updated_at": now, "update_count": 0, "source_id": source_id,
+        "first_seen_at": now,
+        "updated_at": now,
+        "update_count": 0,
+        "source_id": source_id,
     }
 
 
@@ -685,5 +761,5 @@ def _first_line(error: BaseException) -> str:
 def _redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for an error message
+    except Exception:
         return "<unparseable URL>"

@@ -81,14 +81,22 @@ def upgrade() -> None:
         sa.Column("category_slug", sa.String(100), nullable=False),
         sa.Column("published_at", UTCDateTime(), nullable=False),
         sa.Column("added_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["item_id"], ["items.item_id"], ondelete="CASCADE",
-                                name="fk_item_categories_item_id_items"),
-        sa.ForeignKeyConstraint(["category_slug"], ["categories.slug"],
-                                name="fk_item_categories_category_slug_categories"),
+        sa.ForeignKeyConstraint(
+            ["item_id"],
+            ["items.item_id"],
+            ondelete="CASCADE",
+            name="fk_item_categories_item_id_items",
+        ),
+        sa.ForeignKeyConstraint(
+            ["category_slug"],
+            ["categories.slug"],
+            name="fk_item_categories_category_slug_categories",
+        ),
         sa.PrimaryKeyConstraint("item_id", "category_slug", name="pk_item_categories"),
     )
-    op.create_index("ix_item_categories_feed", "item_categories",
-                    ["category_slug", "published_at", "item_id"])
+    op.create_index(
+        "ix_item_categories_feed", "item_categories", ["category_slug", "published_at", "item_id"]
+    )
     op.create_table(
         "item_sources",
         sa.Column("item_id", BigId, nullable=False),
@@ -96,8 +104,9 @@ def upgrade() -> None:
         sa.Column("content_sha256", sa.String(64), nullable=False),
         sa.Column("first_seen_at", UTCDateTime(), nullable=False),
         sa.Column("last_seen_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["item_id"], ["items.item_id"], ondelete="CASCADE",
-                                name="fk_item_sources_item_id_items"),
+        sa.ForeignKeyConstraint(
+            ["item_id"], ["items.item_id"], ondelete="CASCADE", name="fk_item_sources_item_id_items"
+        ),
         sa.PrimaryKeyConstraint("item_id", "source_id", name="pk_item_sources"),
     )
     op.create_index("ix_item_sources_source", "item_sources", ["source_id"])
@@ -129,11 +138,21 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for index, table in (("ix_fetches_source_started", "fetches"),
-                         ("ix_item_sources_source", "item_sources"),
-                         ("ix_item_categories_feed", "item_categories"),
-                         ("ix_items_published", "items"), ("ix_sources_due", "sources")):
+    for index, table in (
+        ("ix_fetches_source_started", "fetches"),
+        ("ix_item_sources_source", "item_sources"),
+        ("ix_item_categories_feed", "item_categories"),
+        ("ix_items_published", "items"),
+        ("ix_sources_due", "sources"),
+    ):
         op.drop_index(index, table_name=table)
-    for table in ("counters", "fetches", "item_sources", "item_categories", "items",
-                  "categories", "sources"):
+    for table in (
+        "counters",
+        "fetches",
+        "item_sources",
+        "item_categories",
+        "items",
+        "categories",
+        "sources",
+    ):
         op.drop_table(table)

@@ -1,0 +1,128 @@
+"""The command line as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.feedserver import FeedServer, Route
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aggregator(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path, feed_server: FeedServer) -> Path:
+    feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        f"""
+database: sqlite:///{tmp_path / "db.sqlite"}
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+sources:
+  - {{id: seed, url: "{feed_server.url("/seed.rss")}", category_from: author}}
+  - {{id: down, url: "{feed_server.url("/missing.xml")}", category: shanghaizhengquanbao}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_fetch_prints_a_table_and_strict_fails_on_errors(config: Path) -> None:
+    result = aggregator("--config", str(config), "fetch")
+    assert result.returncode == 0, result.stderr
+    assert "seed" in result.stdout
+    assert "down" in result.stdout
+    assert "HTTP 404 Not Found" in result.stdout
+    assert "1 new, 0 updated, 1 source(s) failed" in result.stdout
+    strict = aggregator("--config", str(config), "fetch", "--strict", "--source", "down")
+    assert strict.returncode == 1
+    only = aggregator("--config", str(config), "fetch", "--source", "seed")
+    assert only.returncode == 0
+    assert "304 not modified" in only.stdout
+    assert "down" not in only.stdout
+
+
+def test_fetch_with_unknown_source_or_bad_config_exits_1(config: Path, tmp_path: Path) -> None:
+    unknown = aggregator("--config", str(config), "fetch", "--source", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: unknown source id(s): nope"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - {id: a, url: 'ftp://x'}\n", encoding="utf-8")
+    broken = aggregator("--config", str(bad), "fetch")
+    assert broken.returncode == 1
+    assert f"error: {bad}:2: sources[0]" in broken.stderr
+
+
+def test_sources_shows_status_at_a_glance(config: Path) -> None:
+    aggregator("--config", str(config), "fetch")
+    table = aggregator("--config", str(config), "sources")
+    assert table.returncode == 0, table.stderr
+    assert "from author" in table.stdout
+    assert "HTTP 404" in table.stdout
+    rows = json.loads(aggregator("--config", str(config), "sources", "--json").stdout)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["seed"]["items"] == 1
+    assert by_id["seed"]["status"] == "ok"
+    assert by_id["down"]["consecutive_errors"] == 1
+    assert by_id["down"]["http_status"] == 404
+
+
+def test_check_config_lists_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "timezon: x\nsources:\n  - {id: a, url: 'ftp://x', category: c}\n", encoding="utf-8"
+    )
+    result = aggregator("--config", str(bad), "check-config")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{bad}:1: timezon: unknown key (did you mean 'timezone'?)"
+    assert lines[-1] == "3 problem(s) found"
+    good = aggregator("check-config")  # the bundled config
+    assert good.returncode == 0
+    assert good.stdout.startswith("config OK:")
+
+
+def test_config_schema_is_json(tmp_path: Path) -> None:
+    result = aggregator("config-schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "aggregator configuration"
+    assert "sources" in schema["properties"]
+
+
+def test_db_upgrade_and_env_database(tmp_path: Path, config: Path) -> None:
+    db = tmp_path / "other.db"
+    result = aggregator(
+        "--config", str(config), "db", "upgrade", env={"AGGREGATOR_DATABASE_URL": f"sqlite:///{db}"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert db.exists()
+
+
+def test_bundled_samples_work_offline_from_a_fresh_checkout(tmp_path: Path) -> None:
+    """The README's first command, minus the long-running part."""
+    env = {"AGGREGATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    result = aggregator("fetch", "--strict", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 source(s) failed" in result.stdout
+    assert "eastmoney-rss" in result.stdout

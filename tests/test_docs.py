@@ -1,0 +1,50 @@
+"""Every YAML key and CLI command is documented (a new one without docs fails here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+from pydantic import BaseModel
+
+from aggregator import config
+from aggregator.cli import main
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+MODELS: list[type[BaseModel]] = [
+    config.Settings,
+    config.Defaults,
+    config.Category,
+    config.Source,
+    config.JsonFields,
+    config.Server,
+]
+
+
+def documented_keys() -> set[str]:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `([a-z_]+)`", text, re.M)) | set(re.findall(r"`([a-z_]+)`", text))
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
+def test_every_config_key_is_documented(model: type[BaseModel]) -> None:
+    missing = set(model.model_fields) - documented_keys()
+    assert not missing, f"undocumented keys of {model.__name__}: {sorted(missing)}"
+
+
+def commands(group: click.Group, prefix: str = "") -> list[str]:
+    names = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names += commands(command, f"{prefix}{name} ")
+        else:
+            names.append(prefix + name)
+    return names
+
+
+@pytest.mark.parametrize("name", commands(main))
+def test_every_command_is_documented(name: str) -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    assert f"`aggregator {name}" in text
