@@ -23,7 +23,7 @@ import html
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 from urllib.parse import urljoin
@@ -33,6 +33,7 @@ import charset_normalizer
 import feedparser
 
 from aggregator.errors import ParseError
+from aggregator.fastparse import parse_fast
 from aggregator.model import ParsedFeed, ParsedItem
 
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
@@ -218,77 +219,116 @@ def _raw(entry: Mapping[str, Any], key: str) -> Any:
     return dict.get(cast(dict[str, Any], entry), key)
 
 
-def _entry_date(entry: Mapping[str, Any], rules: ParseRules) -> tuple[datetime, int] | None:
-    for key in ("published", "updated", "created", "dc_date"):
-        if raw := _raw(entry, key):
-            found = parse_date(raw, rules.source_tz)
-            if found is not None:
-                return found
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = _raw(entry, key)
-        if parsed:
-            moment = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
-            return moment, _offset_minutes(moment.astimezone(rules.source_tz))
-    return None
-
-
-def _entry_category_name(entry: Mapping[str, Any], field: str | None) -> str | None:
+def _category_name(raw: Mapping[str, Any], field: str | None) -> str | None:
     if not field:
         return None
     if field in ("tags", "category"):
-        tags = entry.get("tags") or []
-        return _clean(tags[0].get("term")) if tags else None
+        tags = raw["tags"]
+        return str(tags[0]) if tags else None
     if field == "source":
-        return _clean(lookup(entry, "source.title"))
+        return _clean(raw["source"])
     if field == "author":
-        return _author(entry)
-    value = lookup(entry, field)
+        return _clean(raw["author"])
+    value = lookup(raw.get("entry"), field)  # a dotted path: feedparser path only
     return plain_text(str(value)) or None if value is not None else None
+
+
+def build_item(raw: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
+    """One entry from either XML path's raw fields (title, link, guid, summary, content,
+    author, dates, tags, source), normalised the same way for both."""
+    content = _clean(raw["content"])
+    summary = _clean(raw["summary"])
+    if summary is not None and summary == content:
+        summary = None
+    dates: Mapping[str, Any] = raw["dates"]
+    dated = None
+    for key in ("published", "updated", "created", "dc_date"):
+        if dates.get(key) and (dated := parse_date(dates[key], rules.source_tz)):
+            break
+    if dated is None and raw.get("parsed_date") is not None:
+        moment = datetime.fromtimestamp(calendar.timegm(raw["parsed_date"]), tz=UTC)
+        dated = moment, _offset_minutes(moment.astimezone(rules.source_tz))
+    updated = parse_date(dates.get("updated"), rules.source_tz)
+    author = plain_text(raw["author"]) or None
+    link = _clean(raw["link"])
+    if link is not None and not link.lower().startswith(("http://", "https://")):
+        link = None  # a guid standing in for a link ("urn:..", "12345") links nowhere
+    return ParsedItem(
+        title=plain_text(raw["title"]),
+        link=link,
+        guid=_clean(raw["guid"]),
+        summary=summary,
+        content=content,
+        author=author,
+        published_at=dated[0] if dated else None,
+        published_offset_minutes=dated[1] if dated else None,
+        updated_at=updated[0] if updated else None,
+        category_name=_category_name({**raw, "author": author}, rules.category_from),
+        tags=tuple(str(tag) for tag in raw["tags"]),
+    )
 
 
 def _author(entry: Mapping[str, Any]) -> str | None:
     """The author's name: Atom's name element, else RSS's author/dc:creator text."""
     detail = _raw(entry, "author_detail")
     if isinstance(detail, Mapping) and detail.get("name"):
-        return plain_text(detail["name"]) or None
-    return plain_text(_raw(entry, "author")) or None
+        return str(detail["name"])
+    author = _raw(entry, "author")
+    return str(author) if author else None
 
 
-def _xml_item(entry: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
+def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
     contents = entry.get("content") or []
-    content = _clean(contents[0].get("value")) if contents else None
-    summary = _clean(entry.get("summary"))
-    if summary is not None and summary == content:
-        summary = None
-    dated = _entry_date(entry, rules)
-    updated = parse_date(_raw(entry, "updated"), rules.source_tz)
-    tags = tuple(t for t in (_clean(tag.get("term")) for tag in entry.get("tags") or []) if t)
-    return ParsedItem(
-        title=plain_text(entry.get("title")),
-        link=_clean(entry.get("link")),
-        guid=_clean(entry.get("id")),
-        summary=summary,
-        content=content,
-        author=_author(entry),
-        published_at=dated[0] if dated else None,
-        published_offset_minutes=dated[1] if dated else None,
-        updated_at=updated[0] if updated else None,
-        category_name=_entry_category_name(entry, rules.category_from),
-        tags=tags,
+    parsed_date = next(
+        (
+            _raw(entry, key)
+            for key in ("published_parsed", "updated_parsed", "created_parsed")
+            if _raw(entry, key)
+        ),
+        None,
     )
+    return {
+        "title": entry.get("title"),
+        "link": entry.get("link"),
+        "guid": entry.get("id"),
+        "summary": entry.get("summary"),
+        "content": contents[0].get("value") if contents else None,
+        "author": _author(entry),
+        "dates": {k: _raw(entry, k) for k in ("published", "updated", "created", "dc_date")},
+        "parsed_date": parsed_date,
+        "tags": [t for t in (_clean(tag.get("term")) for tag in entry.get("tags") or []) if t],
+        "source": lookup(entry, "source.title"),
+        "entry": entry,
+    }
 
 
-def _parse_xml(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
+# category_from values the fast path can answer (a dotted path needs feedparser's entry)
+FAST_CATEGORY_FIELDS = (None, "author", "source", "tags", "category")
+
+
+def parse_xml(
+    body: bytes, content_type: str | None, rules: ParseRules, allow_fast: bool = True
+) -> ParsedFeed:
+    """RSS or Atom: the lxml fast path when it accepts the feed, else feedparser."""
     text, _ = decode_body(body, content_type)
     if not text.strip():
         raise ParseError("empty body")
+    utf8 = _as_utf8_xml(text)
+    if allow_fast and rules.category_from in FAST_CATEGORY_FIELDS:
+        fast = parse_fast(utf8, rules.base_url, lambda raw: build_item(raw, rules))
+        if fast is not None:
+            return replace(fast, title=plain_text(fast.title) or None)
     result = feedparser.parse(
-        _as_utf8_xml(text),
+        utf8,
         response_headers={
             "content-type": "application/xml; charset=utf-8",
             "content-location": rules.base_url or "",
         },
-        sanitize_html=False,  # sanitizing is ours, with nh3, in one place
+        # Sanitizing and resolving relative URLs in HTML are ours (sanitize.py, against
+        # the item's link). feedparser's own pass re-writes markup through sgmllib and
+        # mangles text such as an escaped "<>" into "<???>".
+        sanitize_html=False,
+        resolve_relative_uris=False,
     )
     version = result.get("version") or ""
     entries = result.get("entries") or []
@@ -302,7 +342,7 @@ def _parse_xml(body: bytes, content_type: str | None, rules: ParseRules) -> Pars
     warnings: list[str] = []
     if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
         warnings.append(f"not well-formed, read leniently: {type(problem).__name__}")
-    items = tuple(_xml_item(entry, rules) for entry in entries)
+    items = tuple(build_item(_feedparser_raw(entry), rules) for entry in entries)
     return ParsedFeed(
         title=plain_text(feed_meta.get("title")) or None,
         link=_clean(feed_meta.get("link")),
@@ -441,7 +481,7 @@ def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Par
         ):
             raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
         return _parse_json_feed(data, rules)
-    return _parse_xml(body, content_type, rules)
+    return parse_xml(body, content_type, rules)
 
 
 def rules_for(

@@ -1,0 +1,194 @@
+"""A fast path for the common case: well-formed RSS 2.0 and Atom 1.0, read with lxml.
+
+feedparser is the reference parser and reads about 1,900 items/s; this path reads tens of
+thousands. It yields exactly the ``ParsedItem`` fields the feedparser path yields (a
+differential test over the fixture corpus, the samples and generated feeds holds it to
+that), and it *declines* (returns None) whenever a feed leaves the narrow case it
+implements, so feedparser handles:
+
+* anything not well-formed (feedparser's lenient recovery),
+* a DOCTYPE (entity declarations),
+* ``xml:base`` (feedparser's relative-URL resolution against it),
+* Atom ``type="xhtml"`` text constructs and ``content src=``,
+* RSS 0.9x/1.0, Atom 0.3, and anything else that is not RSS 2.0 or Atom 1.0.
+
+Pure: bytes in, values out. The parser never resolves entities nor touches the network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin
+
+from lxml import etree
+
+from aggregator.model import ParsedFeed, ParsedItem
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
+DC = "{http://purl.org/dc/elements/1.1/}"
+XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_RSS_AUTHOR = re.compile(r"^\s*(?P<email>[^\s()]+@[^\s()]+)\s*\((?P<name>[^()]*)\)\s*$")
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    recover=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+    load_dtd=False,
+)
+RawEntry = dict[str, Any]  # the fields build_item reads (see parse_fast)
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    text = "".join(str(part) for part in element.itertext()).strip()
+    return text or None
+
+
+class Declined(Exception):  # noqa: N818 - a signal, not an error
+    """The feed is outside the fast path's case: use feedparser."""
+
+
+def _check(root: etree._Element) -> None:
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        if XML_BASE in element.attrib:
+            raise Declined("xml:base")
+
+
+def _rss_author(item: etree._Element) -> str | None:
+    creator = _text(item.find(DC + "creator"))
+    author = _text(item.find("author"))
+    if author is not None:
+        found = _RSS_AUTHOR.match(author)
+        if found:
+            return found.group("name").strip() or None
+        if "@" in author:
+            raise Declined("author e-mail without a name")
+        return author
+    return creator
+
+
+def _rss_items(channel: etree._Element, base: str | None) -> list[RawEntry]:
+    out: list[RawEntry] = []
+    for item in channel.iterfind("item"):
+        guid_element = item.find("guid")
+        guid = _text(guid_element)
+        link = _text(item.find("link"))
+        permalink = (
+            guid_element is not None and guid_element.get("isPermaLink", "true").lower() != "false"
+        )
+        if link is not None and base and not link.startswith(("http://", "https://")):
+            link = urljoin(base, link)
+        if link is None and guid is not None and permalink:
+            link = guid  # as feedparser: a permalink guid stands in, unresolved
+        dates = {
+            "published": _text(item.find("pubDate")),
+            "updated": _text(item.find(DC + "date")),  # feedparser files dc:date here
+        }
+        source = item.find("source")
+        out.append(
+            {
+                "title": _text(item.find("title")),
+                "link": link,
+                "guid": guid,
+                "summary": _text(item.find("description")),
+                "content": _text(item.find(CONTENT)),
+                "author": _rss_author(item),
+                "dates": dates,
+                "tags": [t for t in (_text(c) for c in item.iterfind("category")) if t],
+                "source": _text(source),
+            }
+        )
+    return out
+
+
+def _atom_text(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    kind = element.get("type", "text")
+    if kind == "xhtml" or element.get("src") is not None or len(element):
+        raise Declined("xhtml or out-of-line text construct")
+    text: str = (element.text or "").strip()
+    return text or None
+
+
+def _atom_link(entry: etree._Element, base: str | None) -> str | None:
+    for link in entry.iterfind(ATOM + "link"):
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            href = link.get("href", "").strip()
+            return urljoin(base, href) if base else href
+    return None
+
+
+def _atom_items(root: etree._Element, base: str | None) -> list[RawEntry]:
+    out: list[RawEntry] = []
+    for entry in root.iterfind(ATOM + "entry"):
+        author = entry.find(ATOM + "author")
+        content = _atom_text(entry.find(ATOM + "content"))
+        summary = _atom_text(entry.find(ATOM + "summary"))
+        guid = _text(entry.find(ATOM + "id"))
+        out.append(
+            {
+                "title": _atom_text(entry.find(ATOM + "title")),
+                "link": _atom_link(entry, base) or guid,  # as feedparser: the id stands in
+                "guid": guid,
+                "summary": summary,
+                "content": content,
+                "author": _text(author.find(ATOM + "name")) if author is not None else None,
+                "dates": {
+                    "published": _text(entry.find(ATOM + "published")),
+                    "updated": _text(entry.find(ATOM + "updated")),
+                },
+                "tags": [
+                    c.get("term", "").strip()
+                    for c in entry.iterfind(ATOM + "category")
+                    if c.get("term", "").strip()
+                ],
+                "source": None,
+            }
+        )
+    return out
+
+
+def parse_fast(
+    body: bytes, base: str | None, build: Callable[[RawEntry], ParsedItem]
+) -> ParsedFeed | None:
+    """The feed, or None when it is outside the fast path's case (see the docstring).
+
+    ``build`` turns one raw entry (title, link, guid, summary, content, author, dates,
+    tags, source) into a ParsedItem the same way the feedparser path does.
+    """
+    if b"<!DOCTYPE" in body[:2048] or b"<!doctype" in body[:2048]:
+        return None
+    try:
+        root = etree.fromstring(body, _PARSER)
+        _check(root)
+        if root.tag == "rss" and root.get("version") == "2.0":
+            channel = root.find("channel")
+            if channel is None:
+                return None
+            raw_items = _rss_items(channel, base)
+            title, link, version = (
+                _text(channel.find("title")),
+                _text(channel.find("link")),
+                "rss20",
+            )
+        elif root.tag == ATOM + "feed":
+            raw_items = _atom_items(root, base)
+            title = _atom_text(root.find(ATOM + "title"))
+            link = _atom_link(root, base)
+            version = "atom10"
+        else:
+            return None
+    except (etree.XMLSyntaxError, Declined, ValueError):
+        return None
+    return ParsedFeed(
+        title=title, link=link, items=tuple(build(raw) for raw in raw_items), version=version
+    )
