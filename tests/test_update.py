@@ -317,3 +317,49 @@ def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
     again, _ = run_pass(ctx)
     assert all(o.kind is OutcomeKind.NOT_MODIFIED for o in again)
     store.close()
+
+
+def test_permanent_redirect_is_adopted_temporary_is_not(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/new.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/old.rss"] = Route(
+        status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    feed_server.routes["/temp.rss"] = Route(
+        status=302, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
+  - {{id: temp, url: "{feed_server.url("/temp.rss")}", category: x}}
+""")
+    ctx = make_context(settings, store)
+    run_pass(ctx)
+    run_pass(ctx)
+    assert store.get_source_state("moved").effective_url == feed_server.url("/new.rss")
+    assert store.get_source_state("temp").effective_url is None
+    assert len(feed_server.requests_to("/old.rss")) == 1  # the second pass went direct
+    assert len(feed_server.requests_to("/temp.rss")) == 2
+    assert store.count_items() == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_postpones_the_next_fetch(
+    store: SqlStore, feed_server: FeedServer, status: int
+) -> None:
+    feed_server.routes["/busy"] = Route(
+        status=status, validators=False, headers={"Retry-After": "7200"}
+    )
+    settings = parse_settings(f"""
+defaults: {{interval: 5m, jitter_fraction: 0}}
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: busy, url: "{feed_server.url("/busy")}", category: x}}
+""")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    (outcome,), _ = run_pass(make_context(settings, store, now))
+    assert outcome.http_status == status
+    assert outcome.next_due_at == now + timedelta(hours=2)
+    assert store.list_source_status()[0].next_due_at == now + timedelta(hours=2)
