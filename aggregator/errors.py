@@ -12,7 +12,8 @@ with ``raise ... from e`` so callers only ever catch these::
     │   └── ConnectError         DNS, refused, reset, TLS, redirect loop
     ├── ParseError               the body is not a feed we can read
     └── StoreError               the database refused or is unreachable
-        └── SourceNotFoundError  get_* on an unknown source id
+        ├── SourceNotFoundError  get_* on an unknown source id
+        └── ItemNotFoundError    get_item on an unknown item id
 """
 
 from __future__ import annotations
@@ -64,4 +65,8 @@ class StoreError(AggregatorError):
 
 
 class SourceNotFoundError(StoreError):
+    pass
+
+
+class ItemNotFoundError(StoreError):
     pass

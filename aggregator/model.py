@@ -34,6 +34,7 @@ class SourceState:
     last_fetch_at: datetime | None = None
     last_success_at: datetime | None = None
     last_item_count: int | None = None
+    feed_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

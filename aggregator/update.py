@@ -207,6 +207,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         feed = parse_body(
             result.body, facts.content_type, parse_rules(source, settings, facts.final_url)
         )
+        validators = replace(validators, feed_title=feed.title)
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
         known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
         pairs, problems = _fill_content(ctx, source, pairs, set(known))

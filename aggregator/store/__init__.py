@@ -46,6 +46,7 @@ class SourceUpdate:
     body_sha256: str | None
     effective_url: str | None
     consecutive_errors: int
+    feed_title: str | None = None  # the source feed's own title, when it was read
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,28 @@ class StoredItem:
     update_count: int
     source_id: str
     category_slugs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    """A category as stored, with its freshness stamp and size."""
+
+    slug: str
+    title: str
+    description: str
+    name: str | None
+    origin: str  # config | derived
+    last_seq: int
+    item_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A source's identity for provenance (RSS/Atom <source>)."""
+
+    source_id: str
+    title: str
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +198,35 @@ class Store(Protocol):
 
     def list_fetches(self, source_id: str, limit: int = 20) -> list[FetchRecord]:
         """Newest first."""
+
+    # --- republishing (called by the web app and exports) -----------------------------
+    def list_categories(self) -> list[CategoryInfo]:
+        """Every category, by slug, with item counts."""
+
+    def category_stamp(self, slugs: Sequence[str] | None) -> int:
+        """The highest seq written into any of ``slugs`` (None: anywhere). Changes whenever
+        one of those feeds changes; one primary-key lookup per slug."""
+
+    def list_feed_items(
+        self,
+        slugs: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        since_seq: int | None = None,
+        since_time: datetime | None = None,
+    ) -> list[StoredItem]:
+        """Items of any of ``slugs`` (None: all), newest published first, ties by item id
+        descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it."""
+
+    def list_items_after(
+        self, after_seq: int, limit: int, slug: str | None = None
+    ) -> list[StoredItem]:
+        """Items with seq > ``after_seq`` in seq order (for cursors)."""
+
+    def get_item(self, item_id: int) -> StoredItem:
+        """Raises ItemNotFoundError."""
+
+    def list_source_info(self) -> dict[str, SourceInfo]: ...
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""

@@ -81,6 +81,7 @@ sources = Table(
     Column("consecutive_errors", Integer, nullable=False, default=0),
     Column("last_item_count", Integer),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("feed_title", Text),  # the source feed's own title, for <source> provenance
     Index("ix_sources_due", "enabled", "next_due_at"),
 )
 
@@ -94,6 +95,8 @@ categories = Table(
     Column("identity_key", Text, unique=True),
     Column("origin", String(10), nullable=False),  # config | derived
     Column("created_at", UTCDateTime, nullable=False),
+    # the highest item seq written into the category: a feed's freshness stamp
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 items = Table(

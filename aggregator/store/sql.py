@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.decide import CategoryRegistry
-from aggregator.errors import SourceNotFoundError, StoreError
+from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
 from aggregator.model import (
     CategoryRef,
     FetchOutcome,
@@ -47,7 +47,9 @@ from aggregator.model import (
 )
 from aggregator.slug import identity_key
 from aggregator.store import (
+    CategoryInfo,
     FetchRecord,
+    SourceInfo,
     SourcePlan,
     SourceStatus,
     SourceUpdate,
@@ -390,6 +392,7 @@ class SqlStore:
                 "last_modified": update_.last_modified,
                 "body_sha256": update_.body_sha256,
                 "effective_url": update_.effective_url,
+                "feed_title": update_.feed_title,
                 "lease_owner": case(
                     (sources.c.lease_owner == owner, None), else_=sources.c.lease_owner
                 ),
@@ -467,6 +470,7 @@ class SqlStore:
             for row in conn.execute(stmt, new_rows):
                 item_ids[row.stable_id] = row.item_id
             new_count = len(item_ids)
+        touched = {ref.slug for i in intents if i.stable_id in item_ids for ref in i.categories}
         seq_of = {intent.stable_id: index for index, intent in enumerate(intents)}
         first_seq = seq - len(intents)
         for intent in intents:
@@ -497,10 +501,13 @@ class SqlStore:
             if changed is not None:
                 item_ids[intent.stable_id] = changed.item_id
                 updated += 1
-                conn.execute(
-                    update(item_categories)
-                    .where(item_categories.c.item_id == changed.item_id)
-                    .values(published_at=changed.published_at)
+                touched |= set(
+                    conn.execute(
+                        update(item_categories)
+                        .where(item_categories.c.item_id == changed.item_id)
+                        .values(published_at=changed.published_at)
+                        .returning(item_categories.c.category_slug)
+                    ).scalars()
                 )
         # Items that exist already: MEMBERSHIP intents, and NEW ones another worker
         # inserted between our read and this write (then this source adds membership).
@@ -514,11 +521,22 @@ class SqlStore:
             ):
                 item_ids[row.stable_id] = row.item_id
                 published[row.item_id] = row.published_at
-        memberships = self._add_memberships(
+        memberships, joined = self._add_memberships(
             conn, intents, item_ids, published, now, seq_of, first_seq
         )
         self._record_provenance(conn, source_id, intents, item_ids, now, by_id)
+        self._stamp_categories(conn, touched | joined, first_seq + len(intents) - 1)
         return WriteCounts(new=new_count, updated=updated, memberships=memberships)
+
+    def _stamp_categories(self, conn: Connection, slugs: set[str], top_seq: int) -> None:
+        """Categories whose content changed get the write's highest seq as their stamp
+        (seq order is commit order, so the stamp only ever grows)."""
+        for chunk in _chunks(sorted(slugs)):
+            conn.execute(
+                update(categories)
+                .where(categories.c.slug.in_(chunk), categories.c.last_seq < top_seq)
+                .values(last_seq=top_seq)
+            )
 
     def _add_memberships(
         self,
@@ -529,7 +547,9 @@ class SqlStore:
         now: datetime,
         seq_of: Mapping[str, int],
         first_seq: int,
-    ) -> int:
+    ) -> tuple[int, set[str]]:
+        """Add missing category memberships; returns (items that joined a category, the
+        categories that gained an item)."""
         wanted = {
             (item_ids[i.stable_id], ref.slug): (
                 i,
@@ -540,7 +560,7 @@ class SqlStore:
             for ref in i.categories
         }
         if not wanted:
-            return 0
+            return 0, set()
         have: set[tuple[int, str]] = set()
         for chunk in _chunks(sorted({item_id for item_id, _ in wanted})):
             have |= {
@@ -571,7 +591,7 @@ class SqlStore:
                 .where(items.c.stable_id == stable_id)
                 .values(seq=first_seq + seq_of[stable_id])
             )
-        return len(joined)
+        return len(joined), {str(row["category_slug"]) for row in rows}
 
     def _record_provenance(
         self,
@@ -717,6 +737,116 @@ class SqlStore:
             for row in rows
         ]
 
+    # ------------------------------------------------------------------ republishing
+
+    def list_categories(self) -> list[CategoryInfo]:
+        counts = (
+            select(item_categories.c.category_slug, func.count().label("n"))
+            .group_by(item_categories.c.category_slug)
+            .subquery()
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                select(categories, func.coalesce(counts.c.n, 0).label("item_count"))
+                .select_from(
+                    categories.outerjoin(counts, counts.c.category_slug == categories.c.slug)
+                )
+                .order_by(categories.c.slug)
+            ).all()
+        return [
+            CategoryInfo(
+                row.slug,
+                row.title,
+                row.description,
+                row.name,
+                row.origin,
+                int(row.last_seq),
+                int(row.item_count),
+            )
+            for row in rows
+        ]
+
+    def category_stamp(self, slugs: Sequence[str] | None) -> int:
+        with self._read() as conn:
+            if slugs is None:
+                query = select(counters.c.value).where(counters.c.name == SEQ_COUNTER)
+            else:
+                query = select(func.coalesce(func.max(categories.c.last_seq), 0)).where(
+                    categories.c.slug.in_(list(slugs))
+                )
+            return int(conn.execute(query).scalar_one())
+
+    def list_feed_items(
+        self,
+        slugs: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        since_seq: int | None = None,
+        since_time: datetime | None = None,
+    ) -> list[StoredItem]:
+        if slugs is not None and len(slugs) == 1:
+            # one category: walk its (slug, published_at, item_id) index
+            query = (
+                select(items)
+                .join(item_categories, item_categories.c.item_id == items.c.item_id)
+                .where(item_categories.c.category_slug == slugs[0])
+                .order_by(item_categories.c.published_at.desc(), item_categories.c.item_id.desc())
+            )
+        else:
+            query = select(items).order_by(items.c.published_at.desc(), items.c.item_id.desc())
+            if slugs is not None:
+                members = select(item_categories.c.item_id).where(
+                    item_categories.c.category_slug.in_(list(slugs))
+                )
+                query = query.where(items.c.item_id.in_(members))
+        if since_seq is not None:
+            query = query.where(items.c.seq > since_seq)
+        if since_time is not None:
+            query = query.where(items.c.updated_at > since_time)
+        with self._read() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).all()
+            return self._stored_items(conn, rows)
+
+    def list_items_after(
+        self, after_seq: int, limit: int, slug: str | None = None
+    ) -> list[StoredItem]:
+        query = select(items).where(items.c.seq > after_seq).order_by(items.c.seq)
+        if slug is not None:
+            members = select(item_categories.c.item_id).where(
+                item_categories.c.category_slug == slug
+            )
+            query = query.where(items.c.item_id.in_(members))
+        with self._read() as conn:
+            return self._stored_items(conn, conn.execute(query.limit(limit)).all())
+
+    def get_item(self, item_id: int) -> StoredItem:
+        with self._read() as conn:
+            row = conn.execute(select(items).where(items.c.item_id == item_id)).first()
+            if row is None:
+                raise ItemNotFoundError(f"no item {item_id}")
+            return self._stored_items(conn, [row])[0]
+
+    def list_source_info(self) -> dict[str, SourceInfo]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    sources.c.source_id,
+                    sources.c.url,
+                    sources.c.effective_url,
+                    sources.c.feed_title,
+                )
+            ).all()
+        return {
+            row.source_id: SourceInfo(
+                row.source_id, row.feed_title or row.source_id, row.effective_url or row.url
+            )
+            for row in rows
+        }
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(select(1)).scalar_one()
+
 
 def _item_row(intent: ItemIntent, seq: int, source_id: str, now: datetime) -> dict[str, Any]:
     return {
@@ -750,6 +880,7 @@ def _state(row: Any) -> SourceState:
         last_fetch_at=row.last_fetch_at,
         last_success_at=row.last_success_at,
         last_item_count=row.last_item_count,
+        feed_title=row.feed_title,
     )
 
 
