@@ -2,7 +2,9 @@
 
 Commands (each documented in docs/cli.md; a test keeps the two in step):
 
-    run            the scheduler: fetch every source when due, until SIGTERM/SIGINT
+    run            the scheduler and the HTTP server in one process
+    serve          the HTTP server only
+    export         write feeds, pages or Jekyll posts as files
     fetch          one pass now over all (or --source) sources, then a table
     sources        each source's status at a glance
     check-config   validate the config file, print every problem, exit 1 if any
@@ -14,11 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
+import os
 import sys
-import threading
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -163,52 +163,151 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
         ctx.exit(EXIT_FAILED)
 
 
+def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    if workers > 1:
+        # several processes: each builds its app from the environment (web.app_from_env)
+        uvicorn.run(
+            "aggregator.web:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _report(outcome: FetchOutcome) -> None:
+    if outcome.kind is OutcomeKind.ERROR:
+        log.warning("%s", outcome.error)
+    else:
+        log.info(
+            "%s: %s, %d new, %d updated",
+            outcome.source_id,
+            _outcome_label(outcome),
+            outcome.new_count,
+            outcome.updated_count,
+        )
+
+
+host_option = click.option("--host", default=None, help="Listen address (config server.host).")
+port_option = click.option(
+    "--port", type=int, default=None, help="Listen port (config server.port)."
+)
+
+
 @main.command()
+@host_option
+@port_option
 @click.pass_context
-def run(ctx: click.Context) -> None:
-    """Run the scheduler until SIGTERM or SIGINT."""
+def run(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the scheduler and the HTTP server in one process, until SIGTERM or SIGINT."""
+    from aggregator.web import create_app
+
     settings = _settings(ctx)
     try:
         context = open_context(settings)
     except AggregatorError as e:
         click.echo(f"error: {e}", err=True)
         ctx.exit(EXIT_FAILED)
-
-    def report(outcome: FetchOutcome) -> None:
-        if outcome.kind is OutcomeKind.ERROR:
-            log.warning("%s", outcome.error)
-        else:
-            log.info(
-                "%s: %s, %d new, %d updated",
-                outcome.source_id,
-                _outcome_label(outcome),
-                outcome.new_count,
-                outcome.updated_count,
-            )
-
-    dispatcher = Dispatcher(context, on_outcome=report)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing fetches in flight", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
+    host = host or settings.server.host
+    port = port or settings.server.port
     log.info(
-        "scheduler running: %d sources, %d workers, database %s",
+        "scheduler running: %d sources, %d workers; serving http://%s:%d/",
         len(settings.sources),
         settings.defaults.workers,
-        context.store.__class__.__name__,
+        host,
+        port,
     )
     try:
-        while not stop.wait(1.0):
-            pass
+        # uvicorn owns SIGTERM/SIGINT: it stops serving, then we stop the scheduler
+        _serve(create_app(settings, context.store, dispatcher.is_alive), host, port)
     finally:
+        log.info("finishing fetches in flight")
         dispatcher.stop()
         close_context(context)
         log.info("stopped")
+
+
+@main.command()
+@host_option
+@port_option
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Server processes (each with its own render cache).",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
+    """Serve feeds, pages and the API only (no fetching)."""
+    from aggregator.web import create_app
+
+    settings = _settings(ctx)
+    try:
+        context = open_context(settings)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    if workers > 1 and ctx.obj["config"]:
+        os.environ["AGGREGATOR_CONFIG"] = ctx.obj["config"]  # read by each worker process
+    log.info("serving http://%s:%d/", host, port)
+    try:
+        _serve(create_app(settings, context.store), host, port, workers)
+    finally:
+        close_context(context)
+
+
+@main.command()
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
+)
+@click.option(
+    "--format",
+    "formats",
+    default="rss,atom,json,html",
+    show_default=True,
+    help="Comma-separated: rss, atom, json, html, jekyll.",
+)
+@click.option("--category", default=None, metavar="SLUG", help="Only this category.")
+@click.option("--site-url", default=None, help="Public base URL for links (config site_url).")
+@click.pass_context
+def export(
+    ctx: click.Context, out_dir: str, formats: str, category: str | None, site_url: str | None
+) -> None:
+    """Write feeds, pages or Jekyll posts as files (each written, then renamed)."""
+    from pathlib import Path
+
+    from aggregator.export import ExportError, parse_formats
+    from aggregator.export import export as run_export
+    from aggregator.publish import Publisher
+
+    settings = _settings(ctx)
+    try:
+        chosen = parse_formats(formats)
+        context = open_context(settings)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    try:
+        publisher = Publisher(settings, context.store, site_url)
+        written = run_export(publisher, Path(out_dir), chosen, category)
+    except (AggregatorError, OSError) as e:
+        kind = "export failed" if isinstance(e, ExportError | OSError) else "error"
+        click.echo(f"{kind}: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    finally:
+        close_context(context)
+    click.echo(f"wrote {len(written)} file(s) to {out_dir}")
 
 
 @main.command()

@@ -35,6 +35,7 @@ import feedparser
 from aggregator.errors import ParseError
 from aggregator.fastparse import parse_fast
 from aggregator.model import ParsedFeed, ParsedItem
+from aggregator.text import xml_safe
 
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
@@ -182,7 +183,8 @@ def plain_text(value: str | None) -> str:
     """Markup removed, entities decoded, whitespace folded: titles are plain text."""
     if not value:
         return ""
-    return " ".join(html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value))).split())
+    text = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value)))
+    return " ".join(xml_safe(text).split())
 
 
 def _clean(value: object) -> str | None:

@@ -26,14 +26,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from feedgen.feed import FeedGenerator
 
 from aggregator.store import StoredItem
+from aggregator.text import xml_safe
 
 ITEM_NAMESPACE = uuid.UUID("6b1c4a52-8a3e-5b7e-9d1f-3c0e1f2a9b10")
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-
-
-def xml_safe(text: str | None) -> str:
-    """Text with every character XML 1.0 forbids removed."""
-    return _XML_INVALID.sub("", text) if text else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +193,7 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
                 "seq": item.seq,
                 "categories": [slug for slug, _ in view.categories],
                 "source": view.source.source_id if view.source else None,
-                "is_update": item.update_count > 0,
+                "is_update": item.is_update,
             },
         }
         if item.summary:

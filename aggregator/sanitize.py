@@ -13,6 +13,8 @@ from urllib.parse import urljoin
 
 import nh3
 
+from aggregator.text import xml_safe
+
 _ATTRIBUTES = {
     "*": {"class", "title", "lang", "dir"},
     "a": {"href", "hreflang"},
@@ -36,7 +38,7 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str | No
         return value
 
     return nh3.clean(
-        fragment,
+        xml_safe(fragment),
         attributes=_ATTRIBUTES,
         url_schemes=_SCHEMES,
         attribute_filter=resolve,

@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -105,7 +106,7 @@ class Dispatcher:
         self.stopping = threading.Event()
         self.on_outcome = on_outcome
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.last_tick_ok: float | None = None
+        self.last_tick_at: float | None = None  # time.monotonic() of the last tick
 
     def start(self) -> None:
         sync_and_spread(self.ctx)
@@ -120,9 +121,15 @@ class Dispatcher:
         )
         self.scheduler.start()
 
+    def is_alive(self, within_seconds: float = 10 * TICK_SECONDS) -> bool:
+        """Whether the dispatcher ticked recently (for /readyz)."""
+        last = self.last_tick_at
+        return last is not None and time.monotonic() - last < within_seconds
+
     def tick(self) -> None:
         if self.stopping.is_set():
             return
+        self.last_tick_at = time.monotonic()
         with self.lock:
             free = self.workers - len(self.in_flight)
         if free <= 0:

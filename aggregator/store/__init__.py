@@ -93,6 +93,12 @@ class StoredItem:
     update_count: int
     source_id: str
     category_slugs: tuple[str, ...]
+    first_seq: int = 0
+
+    @property
+    def is_update(self) -> bool:
+        """It changed (content or categories) since it was first stored."""
+        return self.seq != self.first_seq
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,7 @@ items = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("update_count", Integer, nullable=False, default=0),
     Column("source_id", String(100), nullable=False),  # where it was first seen
+    Column("first_seq", BigInteger, nullable=False),  # seq != first_seq: it changed
     Index("ix_items_published", "published_at", "item_id"),
 )
 

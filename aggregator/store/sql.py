@@ -698,6 +698,7 @@ class SqlStore:
                 update_count=row.update_count,
                 source_id=row.source_id,
                 category_slugs=tuple(slugs.get(row.item_id, ())),
+                first_seq=row.first_seq,
             )
             for row in rows
         ]
@@ -852,6 +853,7 @@ def _item_row(intent: ItemIntent, seq: int, source_id: str, now: datetime) -> di
     return {
         "stable_id": intent.stable_id,
         "seq": seq,
+        "first_seq": seq,
         "title": intent.title,
         "link": intent.link,
         "guid": intent.guid,
