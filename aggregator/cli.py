@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -165,6 +167,15 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
 
 def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
+
+    # uvicorn handles SIGTERM/SIGINT by shutting down gracefully, then re-raises the
+    # signal to the handler that was installed before it. Ours only notes it, so the
+    # caller's cleanup (stop the scheduler, release leases) still runs and we exit 0.
+    def note(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, note)
 
     if workers > 1:
         # several processes: each builds its app from the environment (web.app_from_env)

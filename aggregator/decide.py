@@ -52,6 +52,9 @@ class CategoryRegistry:
     owners: dict[str, str | None] = field(default_factory=dict)
     by_key: dict[str, str] = field(default_factory=dict)
 
+    def copy(self) -> CategoryRegistry:
+        return CategoryRegistry(dict(self.by_slug), dict(self.owners), dict(self.by_key))
+
     def add(self, ref: CategoryRef, owner_key: str | None) -> None:
         self.by_slug[ref.slug] = ref
         self.owners.setdefault(ref.slug, owner_key)

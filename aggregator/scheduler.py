@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,6 +37,7 @@ from aggregator.errors import AggregatorError
 from aggregator.freshness import spread_overdue
 from aggregator.model import CategoryRef, FetchOutcome, SourceState
 from aggregator.store import SourcePlan
+from aggregator.store.batching import GroupCommitter
 from aggregator.update import Context, update_source
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,8 @@ class Dispatcher:
     """Claims due sources and runs them on a bounded pool (see the module docstring)."""
 
     def __init__(self, ctx: Context, on_outcome: Callable[[FetchOutcome], None] | None = None):
-        self.ctx = ctx
+        self.committer = GroupCommitter(ctx.store)
+        self.ctx = replace(ctx, sink=self.committer)
         self.workers = ctx.settings.defaults.workers
         self.lease = lease_for(ctx.settings)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="fetch")
@@ -169,6 +172,7 @@ class Dispatcher:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.committer.close()
         with self.lock:
             leftover = list(self.in_flight)
         for source_id in leftover:
@@ -199,12 +203,19 @@ def run_pass(
     claimed = ctx.store.claim_sources(list(by_id), ctx.now(), ctx.owner, lease_for(ctx.settings))
     skipped = sorted(set(by_id) - {state.source_id for state in claimed})
     outcomes: list[FetchOutcome] = []
-    with ThreadPoolExecutor(ctx.settings.defaults.workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(_safe_update, ctx, by_id[st.source_id], st) for st in claimed]
-        for future in as_completed(futures):
-            outcome = future.result()
-            if outcome is not None:
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+    committer = GroupCommitter(ctx.store)
+    worker_ctx = replace(ctx, sink=committer)
+    try:
+        with ThreadPoolExecutor(ctx.settings.defaults.workers, thread_name_prefix="fetch") as pool:
+            futures = [
+                pool.submit(_safe_update, worker_ctx, by_id[st.source_id], st) for st in claimed
+            ]
+            for future in as_completed(futures):
+                outcome = future.result()
+                if outcome is not None:
+                    outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+    finally:
+        committer.close()
     return outcomes, skipped

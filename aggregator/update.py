@@ -8,7 +8,7 @@
     known    = store.find_known_items(ids)
     bodies   = fetch content_url for ids not stored yet (JSON API sources)
     intents  = plan_items(pairs, known, categories, now)         # pure
-    store.apply_fetch(outcome, intents, new state)               # one transaction
+    record(outcome, intents, new state)     # one transaction (or savepoint) per source
 
 Any ``AggregatorError`` on the way becomes an ERROR outcome (one line, with the class) and
 a backed-off due time; nothing of the failed fetch is written but that record.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from aggregator.config import Settings, Source
@@ -34,17 +35,30 @@ from aggregator.model import (
     FetchOutcome,
     FetchResult,
     HTTPFacts,
+    ItemIntent,
     NotModified,
     OutcomeKind,
     ParsedItem,
     SourceState,
 )
 from aggregator.parser import ParseRules, parse_body, parse_content_body
-from aggregator.store import SourceUpdate, Store
+from aggregator.store import SourceUpdate, Store, WriteCounts
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class FetchSink(Protocol):
+    """Where a finished fetch is written: the store itself, or a group committer."""
+
+    def apply_fetch(
+        self,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update: SourceUpdate,
+    ) -> WriteCounts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +70,12 @@ class Context:
     fetcher: Fetcher
     owner: str
     now: Callable[[], datetime] = utc_now
+    sink: FetchSink | None = None  # default: write straight to the store
+
+    def record(
+        self, outcome: FetchOutcome, intents: Sequence[ItemIntent], update: SourceUpdate
+    ) -> WriteCounts:
+        return (self.sink or self.store).apply_fetch(outcome, self.owner, intents, update)
 
 
 def category_rule(source: Source, settings: Settings) -> CategoryRule:
@@ -247,7 +267,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             error_class="ContentFetchError" if problems else None,
             warnings=feed.warnings,
         )
-        counts = ctx.store.apply_fetch(outcome, ctx.owner, plan.intents, validators)
+        counts = ctx.record(outcome, plan.intents, validators)
         return replace(outcome, new_count=counts.new, updated_count=counts.updated)
     except AggregatorError as e:
         retry_after = e.retry_after if isinstance(e, HTTPStatusError) else None
@@ -265,9 +285,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             error=f"{source.id}: {type(e).__name__}: {e}",
             error_class=type(e).__name__,
         )
-        ctx.store.apply_fetch(
-            outcome, ctx.owner, (), replace(kept_state, consecutive_errors=errors)
-        )
+        ctx.record(outcome, (), replace(kept_state, consecutive_errors=errors))
         return outcome
 
 
@@ -292,5 +310,5 @@ def _finish(
         bytes_received=size,
         unchanged_count=unchanged,
     )
-    ctx.store.apply_fetch(outcome, ctx.owner, (), update)
+    ctx.record(outcome, (), update)
     return outcome

@@ -4,6 +4,7 @@ AGGREGATOR_TEST_POSTGRES_URL is set) real PostgreSQL, and the seed item."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from aggregator.store.sql import SqlStore, normalize_url
 from tests.feedserver import FeedServer, serving
@@ -79,9 +81,20 @@ def fresh_postgres_database(admin_url: str) -> str:
     """A new empty database on the test server; returns its URL."""
     name = "agg_" + uuid.uuid4().hex[:12]
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
+    try:
+        for attempt in range(5):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                break
+            except OperationalError:
+                # "source database template1 is being accessed by other users": another
+                # CREATE DATABASE is copying it right now; wait and try again
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    finally:
+        engine.dispose()
     base, _, _ = admin_url.rpartition("/")
     return f"{base}/{name}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -82,10 +83,17 @@ def test_dispatcher_never_fetches_one_source_twice_at_once(
     store.close()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:  # a file, not a pipe: a chatty child can never block
         return subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+            [sys.executable, "-m", "aggregator", "--config", str(config), "run",
+             "--port", str(free_port())],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

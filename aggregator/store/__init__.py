@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from aggregator.decide import CategoryRegistry
+from aggregator.errors import StoreError
 from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, KnownItem, SourceState
 
 
@@ -47,6 +48,10 @@ class SourceUpdate:
     effective_url: str | None
     consecutive_errors: int
     feed_title: str | None = None  # the source feed's own title, when it was read
+
+
+FetchWrite = tuple["FetchOutcome", str, Sequence["ItemIntent"], "SourceUpdate"]
+"""The arguments of one ``apply_fetch``: outcome, lease owner, intents, new state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +196,11 @@ class Store(Protocol):
     ) -> WriteCounts:
         """Write the items, the source's new state and the fetch-log row, and release the
         lease, in one transaction."""
+
+    def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
+        """Several ``apply_fetch`` writes in one transaction, each in its own savepoint:
+        each source's write commits whole or not at all; a failed one's slot holds its
+        StoreError. Raises StoreError when the transaction as a whole fails."""
 
     # --- reading (called by the CLI, the web app and tests) ---------------------------
     def list_source_status(self) -> list[SourceStatus]: ...

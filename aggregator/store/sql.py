@@ -13,6 +13,7 @@ sequence would hand out numbers in start order instead.)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    case,
     create_engine,
     event,
     func,
@@ -40,7 +40,6 @@ from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
 from aggregator.model import (
     CategoryRef,
     FetchOutcome,
-    IntentKind,
     ItemIntent,
     KnownItem,
     SourceState,
@@ -49,6 +48,7 @@ from aggregator.slug import identity_key
 from aggregator.store import (
     CategoryInfo,
     FetchRecord,
+    FetchWrite,
     SourceInfo,
     SourcePlan,
     SourceStatus,
@@ -65,9 +65,11 @@ from aggregator.store.schema import (
     items,
     sources,
 )
+from aggregator.store.writes import Dialect, ItemWriter
 
 SEQ_COUNTER = "item_seq"
 _CHUNK = 500
+REGISTRY_SECONDS = 5.0
 
 
 def normalize_url(url: str) -> str:
@@ -129,6 +131,12 @@ class SqlStore:
         self.dialect = self.engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._upgrade_lock = threading.Lock()
+        self.writer = ItemWriter(Dialect(self.dialect))
+        # The category registry changes rarely; re-read at most every few seconds, and at
+        # once after this process added a category.
+        self._registry: CategoryRegistry | None = None
+        self._registry_loaded_at: float | None = None
+        self._known_slugs: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -167,6 +175,7 @@ class SqlStore:
     def sync_config(
         self, plans: Sequence[SourcePlan], categories_: Iterable[CategoryRef], now: datetime
     ) -> None:
+        self._registry_loaded_at = None
         with self._write() as conn:
             for ref in categories_:
                 row = {
@@ -225,6 +234,13 @@ class SqlStore:
                 )
 
     def load_category_registry(self) -> CategoryRegistry:
+        loaded = self._registry_loaded_at
+        if (
+            self._registry is not None
+            and loaded is not None
+            and (time.monotonic() - loaded < REGISTRY_SECONDS)
+        ):
+            return self._registry.copy()
         registry = CategoryRegistry()
         with self._read() as conn:
             for row in conn.execute(select(categories)):
@@ -232,7 +248,9 @@ class SqlStore:
                 registry.add(ref, row.identity_key if row.origin == "derived" else None)
                 if row.origin == "config" and row.identity_key:
                     registry.by_key.setdefault(row.identity_key, row.slug)
-        return registry
+        self._registry, self._registry_loaded_at = registry, time.monotonic()
+        self._known_slugs = set(registry.by_slug)
+        return registry.copy()
 
     # ------------------------------------------------------------------ schedule
 
@@ -361,172 +379,57 @@ class SqlStore:
         intents: Sequence[ItemIntent],
         update_: SourceUpdate,
     ) -> WriteCounts:
-        now = outcome.started_at
         with self._write() as conn:
-            counts = self._write_items(conn, outcome.source_id, intents, now) if intents else None
-            conn.execute(
-                fetches.insert().values(
-                    source_id=outcome.source_id,
-                    started_at=outcome.started_at,
-                    duration_ms=int(outcome.duration_seconds * 1000),
-                    outcome=outcome.kind.value,
-                    http_status=outcome.http_status,
-                    bytes_received=outcome.bytes_received,
-                    new_count=counts.new if counts else 0,
-                    updated_count=counts.updated if counts else 0,
-                    unchanged_count=outcome.unchanged_count,
-                    item_count=outcome.item_count,
-                    error=outcome.error,
-                    error_class=outcome.error_class,
-                )
-            )
-            failed = outcome.error is not None
-            values: dict[str, Any] = {
-                "next_due_at": outcome.next_due_at,
-                "last_fetch_at": outcome.started_at,
-                "last_outcome": outcome.kind.value,
-                "last_status": outcome.http_status,
-                "last_error": outcome.error,
-                "consecutive_errors": update_.consecutive_errors,
-                "etag": update_.etag,
-                "last_modified": update_.last_modified,
-                "body_sha256": update_.body_sha256,
-                "effective_url": update_.effective_url,
-                "feed_title": update_.feed_title,
-                "lease_owner": case(
-                    (sources.c.lease_owner == owner, None), else_=sources.c.lease_owner
-                ),
-                "lease_until": case(
-                    (sources.c.lease_owner == owner, None), else_=sources.c.lease_until
-                ),
-            }
-            if not failed:
-                values["last_success_at"] = outcome.started_at
-            if outcome.item_count is not None:
-                values["last_item_count"] = outcome.item_count
-            conn.execute(
-                update(sources).where(sources.c.source_id == outcome.source_id).values(values)
-            )
-        return counts or WriteCounts(0, 0, 0)
+            return self._apply_fetch_in(conn, outcome, owner, intents, update_)
 
-    def _reserve_seqs(self, conn: Connection, count: int) -> int:
-        """Reserve ``count`` sequence numbers; returns the first. Locks the counter row
-        until commit (see the module docstring)."""
-        last = conn.execute(
-            update(counters)
-            .where(counters.c.name == SEQ_COUNTER)
-            .values(value=counters.c.value + count)
-            .returning(counters.c.value)
-        ).scalar_one()
-        return int(last) - count + 1
+    def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
+        """Several sources' fetches in one transaction, each inside its own savepoint: a
+        source whose write fails is rolled back alone (its slot holds the error), the
+        others commit together. Group commit for many small writes (store/batching.py)."""
+        results: list[WriteCounts | StoreError] = []
+        with self._write() as conn:
+            for job in jobs:
+                try:
+                    with conn.begin_nested():
+                        results.append(self._apply_fetch_in(conn, *job))
+                except SQLAlchemyError as e:
+                    results.append(
+                        StoreError(f"database write failed: {type(e).__name__}: {_first_line(e)}")
+                    )
+        return results
 
-    def _ensure_categories(
-        self, conn: Connection, intents: Sequence[ItemIntent], now: datetime
-    ) -> None:
-        refs = {ref.slug: ref for intent in intents for ref in intent.categories}
-        if not refs:
-            return
-        present = set(
-            conn.execute(select(categories.c.slug).where(categories.c.slug.in_(list(refs))))
-            .scalars()
-            .all()
+    def _apply_fetch_in(
+        self,
+        conn: Connection,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update_: SourceUpdate,
+    ) -> WriteCounts:
+        counts = (
+            self._write_items(conn, outcome.source_id, intents, outcome.started_at)
+            if intents
+            else WriteCounts(0, 0, 0)
         )
-        for slug, ref in refs.items():
-            if slug in present:
-                continue
-            conn.execute(
-                self._insert(categories)
-                .values(
-                    slug=slug,
-                    title=ref.title,
-                    description=ref.description,
-                    name=ref.name,
-                    identity_key=identity_key(ref.name) if ref.name else None,
-                    origin="derived",
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-            )
+        self.writer.record_fetch(conn, outcome, counts.new, counts.updated)
+        self.writer.update_source(conn, outcome, owner, update_)
+        return counts
 
     def _write_items(
         self, conn: Connection, source_id: str, intents: Sequence[ItemIntent], now: datetime
     ) -> WriteCounts:
-        self._ensure_categories(conn, intents, now)
-        seq = self._reserve_seqs(conn, len(intents))
-        item_ids: dict[str, int] = {}
-        new_rows = []
-        by_id = {intent.stable_id: intent for intent in intents}
-        for intent in intents:
-            if intent.kind is IntentKind.NEW:
-                new_rows.append(_item_row(intent, seq, source_id, now))
-            seq += 1
-        new_count = updated = 0
-        if new_rows:
-            stmt = (
-                self._insert(items)
-                .on_conflict_do_nothing(index_elements=["stable_id"])
-                .returning(items.c.item_id, items.c.stable_id)
-            )
-            for row in conn.execute(stmt, new_rows):
-                item_ids[row.stable_id] = row.item_id
-            new_count = len(item_ids)
-        touched = {ref.slug for i in intents if i.stable_id in item_ids for ref in i.categories}
-        seq_of = {intent.stable_id: index for index, intent in enumerate(intents)}
-        first_seq = seq - len(intents)
-        for intent in intents:
-            if intent.kind is not IntentKind.UPDATED:
-                continue
-            values: dict[str, Any] = {
-                "title": intent.title,
-                "link": intent.link,
-                "guid": intent.guid,
-                "summary": intent.summary,
-                "content": intent.content,
-                "author": intent.author,
-                "seq": first_seq + seq_of[intent.stable_id],
-                "updated_at": now,
-                "update_count": items.c.update_count + 1,
-            }
-            if intent.is_content_external and intent.content is None:
-                del values["content"]
-            if intent.is_published_firm:
-                values["published_at"] = intent.published_at
-                values["published_offset_minutes"] = intent.published_offset_minutes
-            changed = conn.execute(
-                update(items)
-                .where(items.c.stable_id == intent.stable_id)
-                .values(values)
-                .returning(items.c.item_id, items.c.published_at)
-            ).first()
-            if changed is not None:
-                item_ids[intent.stable_id] = changed.item_id
-                updated += 1
-                touched |= set(
-                    conn.execute(
-                        update(item_categories)
-                        .where(item_categories.c.item_id == changed.item_id)
-                        .values(published_at=changed.published_at)
-                        .returning(item_categories.c.category_slug)
-                    ).scalars()
-                )
-        # Items that exist already: MEMBERSHIP intents, and NEW ones another worker
-        # inserted between our read and this write (then this source adds membership).
-        missing = [i.stable_id for i in intents if i.stable_id not in item_ids]
-        published: dict[int, datetime] = {}
-        for chunk in _chunks(missing):
-            for row in conn.execute(
-                select(items.c.item_id, items.c.stable_id, items.c.published_at).where(
-                    items.c.stable_id.in_(chunk)
-                )
-            ):
-                item_ids[row.stable_id] = row.item_id
-                published[row.item_id] = row.published_at
-        memberships, joined = self._add_memberships(
-            conn, intents, item_ids, published, now, seq_of, first_seq
-        )
-        self._record_provenance(conn, source_id, intents, item_ids, now, by_id)
-        self._stamp_categories(conn, touched | joined, first_seq + len(intents) - 1)
-        return WriteCounts(new=new_count, updated=updated, memberships=memberships)
+        fresh = [
+            ref
+            for ref in {r.slug: r for i in intents for r in i.categories}.values()
+            if ref.slug not in self._known_slugs
+        ]
+        if fresh:
+            self.writer.ensure_categories(conn, fresh, now)
+            self._known_slugs.update(ref.slug for ref in fresh)
+            self._registry_loaded_at = None  # someone else may own a slug: reload
+        result, touched, top = self.writer.write(conn, source_id, intents, now)
+        self._stamp_categories(conn, touched, top)
+        return WriteCounts(new=result.new, updated=result.updated, memberships=result.memberships)
 
     def _stamp_categories(self, conn: Connection, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
@@ -537,95 +440,6 @@ class SqlStore:
                 .where(categories.c.slug.in_(chunk), categories.c.last_seq < top_seq)
                 .values(last_seq=top_seq)
             )
-
-    def _add_memberships(
-        self,
-        conn: Connection,
-        intents: Sequence[ItemIntent],
-        item_ids: Mapping[str, int],
-        published: Mapping[int, datetime],
-        now: datetime,
-        seq_of: Mapping[str, int],
-        first_seq: int,
-    ) -> tuple[int, set[str]]:
-        """Add missing category memberships; returns (items that joined a category, the
-        categories that gained an item)."""
-        wanted = {
-            (item_ids[i.stable_id], ref.slug): (
-                i,
-                published.get(item_ids[i.stable_id], i.published_at),
-            )
-            for i in intents
-            if i.stable_id in item_ids
-            for ref in i.categories
-        }
-        if not wanted:
-            return 0, set()
-        have: set[tuple[int, str]] = set()
-        for chunk in _chunks(sorted({item_id for item_id, _ in wanted})):
-            have |= {
-                (row.item_id, row.category_slug)
-                for row in conn.execute(
-                    select(item_categories.c.item_id, item_categories.c.category_slug).where(
-                        item_categories.c.item_id.in_(chunk)
-                    )
-                )
-            }
-        rows = [
-            {"item_id": item_id, "category_slug": slug, "published_at": at, "added_at": now}
-            for (item_id, slug), (_, at) in wanted.items()
-            if (item_id, slug) not in have
-        ]
-        if rows:
-            conn.execute(item_categories.insert(), rows)
-        # An item that joins a category is news there: it gets a new seq (unless it is
-        # new or updated in this same write, which already gave it one).
-        joined = {
-            intent.stable_id
-            for (item_id, slug), (intent, _) in wanted.items()
-            if (item_id, slug) not in have and intent.kind is IntentKind.MEMBERSHIP
-        }
-        for stable_id in joined:
-            conn.execute(
-                update(items)
-                .where(items.c.stable_id == stable_id)
-                .values(seq=first_seq + seq_of[stable_id])
-            )
-        return len(joined), {str(row["category_slug"]) for row in rows}
-
-    def _record_provenance(
-        self,
-        conn: Connection,
-        source_id: str,
-        intents: Sequence[ItemIntent],
-        item_ids: Mapping[str, int],
-        now: datetime,
-        by_id: Mapping[str, ItemIntent],
-    ) -> None:
-        rows = [
-            {
-                "item_id": item_ids[stable_id],
-                "source_id": source_id,
-                "content_sha256": by_id[stable_id].content_sha256,
-                "first_seen_at": now,
-                "last_seen_at": now,
-            }
-            for stable_id in by_id
-            if stable_id in item_ids
-        ]
-        if not rows:
-            return
-        stmt = self._insert(item_sources)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["item_id", "source_id"],
-                set_={
-                    "content_sha256": stmt.excluded.content_sha256,
-                    "last_seen_at": stmt.excluded.last_seen_at,
-                },
-            ),
-            rows,
-        )
 
     # ------------------------------------------------------------------ reading
 

@@ -1,0 +1,86 @@
+"""Group commit: many workers' fetch writes applied by one writer thread, several per
+transaction, each source inside its own savepoint.
+
+Why: a write per source per transaction makes every worker queue on the database's write
+lock (SQLite has one; PostgreSQL serializes on the sequence counter row) and pay a commit
+each. Handing the finished write to one thread that commits up to ``max_batch`` at a time
+removes the queueing and most commits, while each source still commits all or nothing.
+
+``apply_fetch`` blocks the calling worker until its write is committed (or failed) and
+returns the same counts, so the orchestrator does not know the difference.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from aggregator.errors import StoreError
+from aggregator.model import FetchOutcome, ItemIntent
+from aggregator.store import FetchWrite, SourceUpdate, Store, WriteCounts
+
+_STOP = object()
+
+
+class GroupCommitter:
+    def __init__(self, store: Store, max_batch: int = 64) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def apply_fetch(
+        self,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update: SourceUpdate,
+    ) -> WriteCounts:
+        future: Future[WriteCounts] = Future()
+        self._queue.put(((outcome, owner, intents, update), future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the writer thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)  # type: ignore[arg-type]
+            if stopping:
+                return
+
+    def _commit(self, batch: list[tuple[FetchWrite, Future[WriteCounts]]]) -> None:
+        try:
+            results = self.store.apply_fetches([job for job, _ in batch])
+        except StoreError as e:  # the transaction itself failed: every write failed
+            for _, future in batch:
+                future.set_exception(e)
+            return
+        except Exception as e:  # never leave a worker waiting forever
+            for _, future in batch:
+                future.set_exception(StoreError(f"group commit failed: {e!r}"))
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if isinstance(result, StoreError):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

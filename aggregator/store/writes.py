@@ -1,0 +1,345 @@
+"""The item-writing hot path of the SQL store: one fetch's intents, in a handful of
+batched statements inside the caller's transaction.
+
+Written against the DB-API through ``exec_driver_sql`` with SQL text fixed at import:
+building and compiling SQLAlchemy constructs per call cost more than the writes
+themselves (measured: about 270 µs of 500 µs per item on a cold pass). The statements are
+plain SQL that SQLite and PostgreSQL both accept (``ON CONFLICT``, ``RETURNING``); only
+the placeholder style and datetime binding differ, handled by ``Dialect``.
+
+    reserve seqs        UPDATE counters ... RETURNING            (locks the counter row)
+    insert new items    INSERT ... ON CONFLICT (stable_id) DO NOTHING   (executemany)
+    read back ids       SELECT item_id, stable_id, seq, published_at ... IN (...)
+    update changed      UPDATE items ... per changed item
+    memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
+    provenance          INSERT INTO item_sources ... ON CONFLICT DO UPDATE
+    stamps              UPDATE categories SET last_seq ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent
+from aggregator.slug import identity_key
+
+if TYPE_CHECKING:
+    from aggregator.store import SourceUpdate
+
+CHUNK = 500
+SEQ_COUNTER = "item_seq"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    new: int
+    updated: int
+    memberships: int
+
+
+def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class Dialect:
+    """Placeholders and datetimes for the DB-API driver in use."""
+
+    def __init__(self, name: str) -> None:
+        self.is_sqlite = name == "sqlite"
+
+    def sql(self, text: str) -> str:
+        return text if self.is_sqlite else text.replace("?", "%s")
+
+    def marks(self, count: int) -> str:
+        return ",".join("?" * count)
+
+    def dt(self, value: datetime | None) -> Any:
+        """What UTCDateTime would bind: naive UTC text on SQLite (SQLAlchemy's own storage
+        format, so its reads parse it), the aware value on PostgreSQL."""
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        if self.is_sqlite:
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+    def read_dt(self, value: Any) -> datetime:
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_ITEM_COLUMNS = (
+    "stable_id, seq, first_seq, title, link, guid, summary, content, author, published_at, "
+    "published_offset_minutes, first_seen_at, updated_at, update_count, source_id"
+)
+
+
+class ItemWriter:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
+        d = dialect
+        self.reserve = d.sql("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value")
+        self.insert_item = d.sql(
+            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({d.marks(15)}) "
+            "ON CONFLICT (stable_id) DO NOTHING"
+        )
+        self.insert_category = d.sql(
+            "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
+            f"created_at, last_seq) VALUES ({d.marks(8)}) ON CONFLICT DO NOTHING"
+        )
+        self.insert_member = d.sql(
+            "INSERT INTO item_categories (item_id, category_slug, published_at, added_at) "
+            f"VALUES ({d.marks(4)}) ON CONFLICT DO NOTHING"
+        )
+        self.upsert_source = d.sql(
+            "INSERT INTO item_sources (item_id, source_id, content_sha256, first_seen_at, "
+            f"last_seen_at) VALUES ({d.marks(5)}) ON CONFLICT (item_id, source_id) DO UPDATE "
+            "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at"
+        )
+        self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
+        self.insert_fetch = d.sql(
+            "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
+            "bytes_received, new_count, updated_count, unchanged_count, item_count, error, "
+            f"error_class) VALUES ({d.marks(12)})"
+        )
+        # The lease is released only if it is still ours (it may have expired and moved).
+        self.update_source_sql = d.sql(
+            "UPDATE sources SET next_due_at = ?, last_fetch_at = ?, last_outcome = ?, "
+            "last_status = ?, last_error = ?, consecutive_errors = ?, etag = ?, "
+            "last_modified = ?, body_sha256 = ?, effective_url = ?, feed_title = ?, "
+            "last_success_at = COALESCE(?, last_success_at), "
+            "last_item_count = COALESCE(?, last_item_count), "
+            "lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END, "
+            "lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END "
+            "WHERE source_id = ?"
+        )
+        self.move_members = d.sql(
+            "UPDATE item_categories SET published_at = ? WHERE item_id = ? RETURNING category_slug"
+        )
+
+    # ------------------------------------------------------------------ per fetch
+
+    def record_fetch(self, conn: Connection, outcome: FetchOutcome, new: int, updated: int) -> None:
+        conn.exec_driver_sql(
+            self.insert_fetch,
+            (
+                outcome.source_id,
+                self.d.dt(outcome.started_at),
+                int(outcome.duration_seconds * 1000),
+                outcome.kind.value,
+                outcome.http_status,
+                outcome.bytes_received,
+                new,
+                updated,
+                outcome.unchanged_count,
+                outcome.item_count,
+                outcome.error,
+                outcome.error_class,
+            ),
+        )
+
+    def update_source(
+        self, conn: Connection, outcome: FetchOutcome, owner: str, state: SourceUpdate
+    ) -> None:
+        success = None if outcome.error is not None else self.d.dt(outcome.started_at)
+        conn.exec_driver_sql(
+            self.update_source_sql,
+            (
+                self.d.dt(outcome.next_due_at),
+                self.d.dt(outcome.started_at),
+                outcome.kind.value,
+                outcome.http_status,
+                outcome.error,
+                state.consecutive_errors,
+                state.etag,
+                state.last_modified,
+                state.body_sha256,
+                state.effective_url,
+                state.feed_title,
+                success,
+                outcome.item_count,
+                owner,
+                owner,
+                outcome.source_id,
+            ),
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def ensure_categories(
+        self, conn: Connection, refs: Sequence[CategoryRef], now: datetime
+    ) -> None:
+        rows = [
+            (
+                ref.slug,
+                ref.title,
+                ref.description,
+                ref.name,
+                identity_key(ref.name) if ref.name else None,
+                "derived",
+                self.d.dt(now),
+                0,
+            )
+            for ref in refs
+        ]
+        if rows:
+            conn.exec_driver_sql(self.insert_category, rows)
+
+    def _reserve(self, conn: Connection, count: int) -> int:
+        last = conn.exec_driver_sql(self.reserve, (count, SEQ_COUNTER)).scalar_one()
+        return int(last) - count + 1
+
+    def _lookup(
+        self, conn: Connection, stable_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int, datetime]]:
+        found: dict[str, tuple[int, int, datetime]] = {}
+        for part in chunks(stable_ids):
+            sql = self.d.sql(
+                "SELECT item_id, stable_id, seq, published_at FROM items "
+                f"WHERE stable_id IN ({self.d.marks(len(part))})"
+            )
+            for item_id, stable_id, seq, published in conn.exec_driver_sql(sql, tuple(part)):
+                found[stable_id] = (item_id, seq, self.d.read_dt(published))
+        return found
+
+    def _update(
+        self, conn: Connection, intent: ItemIntent, seq: int, now: datetime
+    ) -> tuple[int, datetime, list[str]] | None:
+        sets = [
+            "title = ?",
+            "link = ?",
+            "guid = ?",
+            "summary = ?",
+            "author = ?",
+            "seq = ?",
+            "updated_at = ?",
+            "update_count = update_count + 1",
+        ]
+        values: list[Any] = [
+            intent.title,
+            intent.link,
+            intent.guid,
+            intent.summary,
+            intent.author,
+            seq,
+            self.d.dt(now),
+        ]
+        if not (intent.is_content_external and intent.content is None):
+            sets.append("content = ?")
+            values.append(intent.content)
+        if intent.is_published_firm:
+            sets += ["published_at = ?", "published_offset_minutes = ?"]
+            values += [self.d.dt(intent.published_at), intent.published_offset_minutes]
+        sql = self.d.sql(
+            f"UPDATE items SET {', '.join(sets)} WHERE stable_id = ? "
+            "RETURNING item_id, published_at"
+        )
+        row = conn.exec_driver_sql(sql, (*values, intent.stable_id)).first()
+        if row is None:
+            return None
+        published = self.d.read_dt(row[1])
+        moved = conn.exec_driver_sql(self.move_members, (self.d.dt(published), row[0]))
+        return int(row[0]), published, [str(r[0]) for r in moved]
+
+    # ------------------------------------------------------------------ the write
+
+    def write(
+        self, conn: Connection, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> tuple[WriteResult, set[str], int]:
+        """Write intents; returns the counts, the categories whose content changed, and
+        the highest seq used (the stamp for those categories)."""
+        first_seq = self._reserve(conn, len(intents))
+        seq_of = {intent.stable_id: first_seq + i for i, intent in enumerate(intents)}
+        at = self.d.dt(now)
+        new_rows = [
+            (
+                i.stable_id,
+                seq_of[i.stable_id],
+                seq_of[i.stable_id],
+                i.title,
+                i.link,
+                i.guid,
+                i.summary,
+                i.content,
+                i.author,
+                self.d.dt(i.published_at),
+                i.published_offset_minutes,
+                at,
+                at,
+                0,
+                source_id,
+            )
+            for i in intents
+            if i.kind is IntentKind.NEW
+        ]
+        if new_rows:
+            conn.exec_driver_sql(self.insert_item, new_rows)
+        rows = self._lookup(conn, [i.stable_id for i in intents])
+        touched: set[str] = set()
+        # inserted now: the stored seq is the one this write gave it. A NEW intent that
+        # found the id taken (another worker inserted it first) becomes a membership.
+        new_ids = {
+            sid
+            for sid, (_, seq, _) in rows.items()
+            if seq == seq_of.get(sid)
+            and any(i.stable_id == sid and i.kind is IntentKind.NEW for i in intents)
+        }
+        updated = 0
+        item_ids = {sid: item_id for sid, (item_id, _, _) in rows.items()}
+        published = {sid: at_ for sid, (_, _, at_) in rows.items()}
+        for intent in intents:
+            if intent.kind is not IntentKind.UPDATED or intent.stable_id not in rows:
+                continue
+            changed = self._update(conn, intent, seq_of[intent.stable_id], now)
+            if changed is not None:
+                updated += 1
+                published[intent.stable_id] = changed[1]
+                touched.update(changed[2])
+        # memberships: which (item, category) pairs are missing
+        have: set[tuple[int, str]] = set()
+        ids = sorted(set(item_ids.values()))
+        for part in chunks(ids):
+            sql = self.d.sql(
+                "SELECT item_id, category_slug FROM item_categories "
+                f"WHERE item_id IN ({self.d.marks(len(part))})"
+            )
+            have |= {(r[0], r[1]) for r in conn.exec_driver_sql(sql, tuple(part))}
+        member_rows = []
+        joined_items: set[str] = set()
+        for intent in intents:
+            item_id = item_ids.get(intent.stable_id)
+            if item_id is None:
+                continue
+            for ref in intent.categories:
+                if (item_id, ref.slug) in have:
+                    continue
+                have.add((item_id, ref.slug))
+                member_rows.append((item_id, ref.slug, self.d.dt(published[intent.stable_id]), at))
+                touched.add(ref.slug)
+                if intent.stable_id not in new_ids and intent.kind is not IntentKind.UPDATED:
+                    joined_items.add(intent.stable_id)
+        if member_rows:
+            conn.exec_driver_sql(self.insert_member, member_rows)
+        # an item that joins a category is news there: a new seq (new and updated items
+        # already have theirs from this write)
+        if joined_items:
+            conn.exec_driver_sql(
+                self.bump_seq, [(seq_of[sid], item_ids[sid]) for sid in sorted(joined_items)]
+            )
+        by_id = {i.stable_id: i for i in intents}
+        provenance = [
+            (item_ids[sid], source_id, by_id[sid].content_sha256, at, at)
+            for sid in by_id
+            if sid in item_ids
+        ]
+        if provenance:
+            conn.exec_driver_sql(self.upsert_source, provenance)
+        top = first_seq + len(intents) - 1
+        result = WriteResult(new=len(new_ids), updated=updated, memberships=len(joined_items))
+        return result, touched, top
