@@ -12,6 +12,7 @@ writes <out>/results.json and <out>/report.md and, unless --no-docs, replaces th
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -67,6 +69,8 @@ class Context:
     database: Path
     timeout_s: float
     threads: int
+    ours_env: dict[str, str] | None = None
+    ours_cwd: Path = REPO_ROOT
     measurements: list[Measurement] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -205,7 +209,9 @@ def run_ours(ctx: Context, phase: str, run: int) -> None:
     if phase == "cold":
         remove_sqlite(ctx.database)
     cmd = [*aggregator_command(), "--config", str(ctx.config_file), "fetch"]
-    res = run_measured(cmd, ctx.run_dir / f"ours-{phase}-{run}", ctx.timeout_s, cwd=REPO_ROOT)
+    res = run_measured(
+        cmd, ctx.run_dir / f"ours-{phase}-{run}", ctx.timeout_s, env=ctx.ours_env, cwd=ctx.ours_cwd
+    )
     stored = sqlite_count(ctx.database, "items")
     problem = None
     if res.ok and stored != ctx.corpus.unique_items:
@@ -226,7 +232,75 @@ RUNNERS: dict[str, Callable[[Context, str, int], None]] = {
 # --------------------------------------------------------------------------- driver
 
 
-def machine_info() -> dict[str, str]:
+def git_commit() -> str:
+    """Short HEAD of the repo, '+dirty' if aggregator/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "aggregator"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def snapshot_aggregator(dest: Path) -> Path:
+    """Extract HEAD's aggregator/ into dest, so edits during the run cannot leak in."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = dest / "aggregator.tar"
+    subprocess.run(
+        ["git", "archive", "--format=tar", "-o", str(archive), "HEAD", "aggregator"],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    archive.unlink()
+    return dest
+
+
+def snapshot_env(snapshot: Path) -> dict[str, str]:
+    """Environment whose `aggregator` imports come from the snapshot (checked here)."""
+    env = {**os.environ, "PYTHONPATH": str(snapshot)}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import aggregator; print(aggregator.__file__)"],
+        env=env,
+        cwd=snapshot,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if not probe.stdout.strip().startswith(str(snapshot)):
+        raise RuntimeError(f"snapshot not importable first: {probe.stdout}{probe.stderr}")
+    return env
+
+
+def source_fingerprint() -> str:
+    """Hash of aggregator/**/*.py, to notice the code changing mid-benchmark."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "aggregator").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def machine_info(live: bool) -> dict[str, str]:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
         if line.startswith("model name"):
@@ -249,6 +323,7 @@ def machine_info() -> dict[str, str]:
         "nginx": nginx_version(),
         "newsboat": newsboat_version(),
         "aggregator": " ".join(Path(p).name for p in aggregator_command()),
+        "commit": git_commit() if live else git_commit().removesuffix("+dirty") + " (snapshot)",
     }
 
 
@@ -301,7 +376,11 @@ def prepare_corpus(out: Path, feeds: int, items: int, seed: int) -> corpus.Corpu
 
 
 def run_benchmark(
-    args: argparse.Namespace, info: corpus.CorpusInfo, server: NginxServer
+    args: argparse.Namespace,
+    info: corpus.CorpusInfo,
+    server: NginxServer,
+    ours_env: dict[str, str] | None,
+    ours_cwd: Path,
 ) -> Context:
     run_dir = (args.out / "run").resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -314,6 +393,8 @@ def run_benchmark(
         database=run_dir / "bench.db",
         timeout_s=args.timeout,
         threads=args.threads,
+        ours_env=ours_env,
+        ours_cwd=ours_cwd,
     )
     ctx.urls_file.write_text(
         "\n".join(corpus.feed_urls(info, server.port)) + "\n", encoding="utf-8"
@@ -339,6 +420,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma list of " + ",".join(TOOLS))
     parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="run ours from the working tree instead of a snapshot of HEAD's aggregator/",
+    )
     args = parser.parse_args(argv)
     args.tools = [t for t in args.tools.split(",") if t]
     unknown = set(args.tools) - set(TOOLS)
@@ -352,11 +438,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     info = prepare_corpus(args.out, args.feeds, args.items, args.seed)
+    machine = machine_info(args.live)
+    fingerprint = source_fingerprint()
+    ours_env, ours_cwd = None, REPO_ROOT
+    if not args.live and "ours" in args.tools:
+        ours_cwd = snapshot_aggregator(args.out / "snapshot")
+        ours_env = snapshot_env(ours_cwd)
+        print(f"ours runs from a snapshot of HEAD ({machine['commit']}) in {ours_cwd}")
     with NginxServer(Path(info.directory)) as server:
         caching = check_http_caching(f"{server.base_url}/{info.feed_files[0]}")
         print(f"nginx on {server.base_url}: ETag {caching['etag']}, 304 on If-None-Match: ok")
-        ctx = run_benchmark(args, info, server)
-    machine = machine_info()
+        ctx = run_benchmark(args, info, server, ours_env, ours_cwd)
+    if args.live and "ours" in args.tools and source_fingerprint() != fingerprint:
+        ctx.errors.append(
+            "aggregator/ source changed during the benchmark: results mix code versions"
+        )
     summaries = summarize(ctx, args.tools)
     markdown, verdicts = render_markdown(machine, info, summaries, args.runs, ctx.errors)
     print()

@@ -133,7 +133,7 @@ def render_markdown(
         "",
         f"- Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, "
         f"Linux {machine['kernel']}; Python {machine['python']}; {machine['nginx']}; "
-        f"{machine['newsboat']}; ours run as `{machine['aggregator']}`.",
+        f"{machine['newsboat']}; ours = `{machine['aggregator']}` at commit {machine['commit']}.",
         f"- Corpus: {info.feeds} feeds (half RSS 2.0, half Atom 1.0) x {info.items_per_feed} "
         f"items = {info.item_slots:,} item slots, {info.unique_items:,} unique items "
         f"({info.shared_items:,} items appear in two feeds), {info.total_bytes / 1e6:.1f} MB, "
