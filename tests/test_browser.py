@@ -22,9 +22,16 @@ from tests.feedserver import FeedServer, Route
 from tests.test_update import make_context
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCRIPT_TITLE = "<script>alert('xss')</script> 危险标题"
 
 pytestmark = pytest.mark.skipif(
@@ -42,26 +49,31 @@ def free_port() -> int:
 @pytest.fixture
 def site(tmp_path: Path, feed_server: FeedServer) -> Iterator[str]:
     feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
-    hostile = ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>h"
-               "</title><link>http://h.example/</link><description>d</description><item>"
-               "<title>&amp;lt;script&amp;gt;alert('xss')&amp;lt;/script&amp;gt; 危险标题"
-               "</title><link>http://h.example/1</link><description>&lt;p&gt;正文&lt;img "
-               "src=x onerror=alert(1)&gt;&lt;/p&gt;</description></item></channel></rss>")
+    hostile = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>h"
+        "</title><link>http://h.example/</link><description>d</description><item>"
+        "<title>&amp;lt;script&amp;gt;alert('xss')&amp;lt;/script&amp;gt; 危险标题"
+        "</title><link>http://h.example/1</link><description>&lt;p&gt;正文&lt;img "
+        "src=x onerror=alert(1)&gt;&lt;/p&gt;</description></item></channel></rss>"
+    )
     feed_server.routes["/hostile.xml"] = Route(hostile.encode())
     settings = parse_settings(f"""
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
   risky: {{title: 风险测试}}
 sources:
-  - {{id: seed, url: "{feed_server.url('/seed.rss')}", category_from: author}}
-  - {{id: hostile, url: "{feed_server.url('/hostile.xml')}", category: risky}}
+  - {{id: seed, url: "{feed_server.url("/seed.rss")}", category_from: author}}
+  - {{id: hostile, url: "{feed_server.url("/hostile.xml")}", category: risky}}
 """)
     store = SqlStore(f"sqlite:///{tmp_path / 'site.db'}")
     store.upgrade()
     run_pass(make_context(settings, store))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -90,7 +102,8 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         page.goto(site + "/")
         assert page.title() == "财经新闻聚合"
         headings = page.locator("section h2").all_inner_texts()
-        assert "上海证券报新闻" in headings and "风险测试" in headings
+        assert "上海证券报新闻" in headings
+        assert "风险测试" in headings
         page.screenshot(path=str(tmp_path / "home.png"), full_page=True)
 
         page.click("text=上海证券报新闻")  # links work
@@ -99,12 +112,12 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         alternates = page.locator("head link[rel=alternate]")
         assert alternates.count() == 3
         types = {alternates.nth(i).get_attribute("type") for i in range(3)}
-        assert types == {"application/rss+xml", "application/atom+xml",
-                         "application/feed+json"}
+        assert types == {"application/rss+xml", "application/atom+xml", "application/feed+json"}
         # the pages themselves load nothing from elsewhere (article images are content)
         assert [url for url in requested if not url.startswith(site)] == []
         feed = page.request.get(alternates.nth(0).get_attribute("href") or "")
-        assert feed.ok and b"<rss" in feed.body()
+        assert feed.ok
+        assert b"<rss" in feed.body()
 
         page.click(f"text={seed.title}")
         assert page.locator("article h1").inner_text() == seed.title

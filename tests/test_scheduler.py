@@ -92,8 +92,16 @@ def free_port() -> int:
 def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:  # a file, not a pipe: a chatty child can never block
         return subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run",
-             "--port", str(free_port())],
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "--config",
+                str(config),
+                "run",
+                "--port",
+                str(free_port()),
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
