@@ -19,15 +19,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from aggregator.config import Settings, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError
@@ -37,10 +35,6 @@ from aggregator.service import close_context, open_context
 
 log = logging.getLogger("aggregator")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 1
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -82,6 +76,20 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     ctx.obj = {"config": config_path}
 
 
+QUIET_ABOVE = 50  # sources in a pass above which unchanged ones are not listed
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain fixed-width table (fast for thousands of rows, fine in logs and pipes)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    widths[-1] = 0  # the last column (errors) is never padded
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * max(w, len(h)) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
 def _local(moment: datetime | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
@@ -106,8 +114,14 @@ def _outcome_label(outcome: FetchOutcome) -> str:
     help="Fetch only this source (repeatable).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help=f"List every source (above {QUIET_ABOVE}, only changed or failed ones are).",
+)
 @click.pass_context
-def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None:
+def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool, show_all: bool) -> None:
     """Fetch sources once now, then print a table of what happened."""
     settings = _settings(ctx)
     known = {s.id for s in settings.sources}
@@ -115,7 +129,6 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
     if unknown:
         click.echo(f"error: unknown source id(s): {', '.join(unknown)}", err=True)
         ctx.exit(EXIT_CONFIG)
-    console = Console()
     try:
         context = open_context(settings)
     except AggregatorError as e:
@@ -123,13 +136,22 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
         ctx.exit(EXIT_FAILED)
     total = len(source_ids) or sum(1 for s in settings.sources if s.enabled)
     try:
-        if console.is_terminal:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             with Progress(
                 TextColumn("fetching"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=_stderr(),
+                console=Console(stderr=True),
                 transient=True,
             ) as progress:
                 task = progress.add_task("fetch", total=total)
@@ -143,21 +165,23 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool) -> None
         ctx.exit(EXIT_FAILED)
     finally:
         close_context(context)
-    table = Table(title=f"fetched {len(outcomes)} source(s)")
-    for column in ("source", "status", "new", "updated", "unchanged", "error"):
-        table.add_column(column, overflow="fold")
-    for outcome in sorted(outcomes, key=lambda o: o.source_id):
-        table.add_row(
-            outcome.source_id,
-            _outcome_label(outcome),
-            str(outcome.new_count),
-            str(outcome.updated_count),
-            str(outcome.unchanged_count),
-            outcome.error or "",
+    rows = [
+        (
+            o.source_id,
+            _outcome_label(o),
+            str(o.new_count),
+            str(o.updated_count),
+            str(o.unchanged_count),
+            o.error or "",
         )
-    for source_id in skipped:
-        table.add_row(source_id, "busy", "0", "0", "0", "being fetched by another process")
-    Console(width=max(console.width, 120) if not console.is_terminal else None).print(table)
+        for o in sorted(outcomes, key=lambda o: o.source_id)
+        if show_all or len(outcomes) <= QUIET_ABOVE or o.new_count or o.updated_count or o.error
+    ]
+    rows += [(sid, "busy", "0", "0", "0", "being fetched by another process") for sid in skipped]
+    click.echo(format_table(("source", "status", "new", "updated", "unchanged", "error"), rows))
+    hidden = len(outcomes) + len(skipped) - len(rows)
+    if hidden:
+        click.echo(f"({hidden} unchanged source(s) not listed; --all lists every source)")
     failed = [o for o in outcomes if o.kind is OutcomeKind.ERROR]
     totals = (sum(o.new_count for o in outcomes), sum(o.updated_count for o in outcomes))
     click.echo(f"{totals[0]} new, {totals[1]} updated, {len(failed)} source(s) failed")
@@ -357,6 +381,9 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         ]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{len(rows)} source(s), times in {settings.timezone}")
     for column in (
         "source",

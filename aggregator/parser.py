@@ -30,7 +30,6 @@ from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import charset_normalizer
-import feedparser
 
 from aggregator.errors import ParseError
 from aggregator.fastparse import parse_fast
@@ -320,6 +319,8 @@ def parse_xml(
         fast = parse_fast(utf8, rules.base_url, lambda raw: build_item(raw, rules))
         if fast is not None:
             return replace(fast, title=plain_text(fast.title) or None)
+    import feedparser  # the reference parser, needed only off the fast path
+
     result = feedparser.parse(
         utf8,
         response_headers={

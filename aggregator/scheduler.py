@@ -30,8 +30,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import timedelta
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from aggregator.config import Settings, Source
 from aggregator.errors import AggregatorError
 from aggregator.freshness import spread_overdue
@@ -108,6 +106,8 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.on_outcome = on_outcome
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.last_tick_at: float | None = None  # time.monotonic() of the last tick
 

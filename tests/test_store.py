@@ -189,3 +189,12 @@ def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
     assert item.published_at.tzinfo is not None
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM counters")).scalar_one() == 1
+
+
+def test_head_revision_constant_matches_the_migration_scripts(store: SqlStore) -> None:
+    from alembic.script import ScriptDirectory
+
+    from aggregator.migrations import HEAD_REVISION, alembic_config, is_at_head
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+    assert is_at_head(store.engine)

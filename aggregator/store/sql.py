@@ -196,11 +196,16 @@ class SqlStore:
                 )
             existing = {
                 row.source_id: row
-                for row in conn.execute(select(sources.c.source_id, sources.c.url))
+                for row in conn.execute(
+                    select(
+                        sources.c.source_id, sources.c.url, sources.c.enabled, sources.c.category
+                    )
+                )
             }
             configured = {plan.source_id for plan in plans}
             for plan in plans:
-                if plan.source_id not in existing:
+                known = existing.get(plan.source_id)
+                if known is None:
                     conn.execute(
                         sources.insert().values(
                             source_id=plan.source_id,
@@ -213,8 +218,10 @@ class SqlStore:
                         )
                     )
                     continue
-                values: dict[str, Any] = {"enabled": plan.enabled, "category": plan.category}
-                if existing[plan.source_id].url != plan.url:
+                values: dict[str, Any] = {}
+                if (known.enabled, known.category) != (plan.enabled, plan.category):
+                    values |= {"enabled": plan.enabled, "category": plan.category}
+                if known.url != plan.url:
                     # ops changed the URL: forget validators and any adopted redirect
                     values |= {
                         "url": plan.url,
@@ -224,10 +231,11 @@ class SqlStore:
                         "body_sha256": None,
                         "next_due_at": now,
                     }
-                conn.execute(
-                    update(sources).where(sources.c.source_id == plan.source_id).values(values)
-                )
-            gone = set(existing) - configured
+                if values:  # only what changed: a restart with 10,000 sources writes nothing
+                    conn.execute(
+                        update(sources).where(sources.c.source_id == plan.source_id).values(values)
+                    )
+            gone = {sid for sid, row in existing.items() if row.enabled} - configured
             for chunk in _chunks(sorted(gone)):
                 conn.execute(
                     update(sources).where(sources.c.source_id.in_(chunk)).values(enabled=False)
