@@ -115,13 +115,25 @@ def _outcome_label(outcome: FetchOutcome) -> str:
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any source failed.")
 @click.option(
+    "--processes",
+    type=int,
+    default=None,
+    help="Processes for a large pass (default: the CPU count, at most 4).",
+)
+@click.option(
     "--all",
     "show_all",
     is_flag=True,
     help=f"List every source (above {QUIET_ABOVE}, only changed or failed ones are).",
 )
 @click.pass_context
-def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool, show_all: bool) -> None:
+def fetch(
+    ctx: click.Context,
+    source_ids: tuple[str, ...],
+    strict: bool,
+    processes: int | None,
+    show_all: bool,
+) -> None:
     """Fetch sources once now, then print a table of what happened."""
     settings = _settings(ctx)
     known = {s.id for s in settings.sources}
@@ -135,6 +147,7 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool, show_al
         click.echo(f"error: {e}", err=True)
         ctx.exit(EXIT_FAILED)
     total = len(source_ids) or sum(1 for s in settings.sources if s.enabled)
+    procs = processes if processes is not None else min(os.cpu_count() or 1, 4)
     try:
         if sys.stderr.isatty():
             from rich.console import Console
@@ -156,10 +169,10 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], strict: bool, show_al
             ) as progress:
                 task = progress.add_task("fetch", total=total)
                 outcomes, skipped = run_pass(
-                    context, source_ids or None, lambda _: progress.advance(task)
+                    context, source_ids or None, lambda _: progress.advance(task), procs
                 )
         else:
-            outcomes, skipped = run_pass(context, source_ids or None)
+            outcomes, skipped = run_pass(context, source_ids or None, processes=procs)
     except AggregatorError as e:
         click.echo(f"error: {e}", err=True)
         ctx.exit(EXIT_FAILED)

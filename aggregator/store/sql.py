@@ -65,7 +65,7 @@ from aggregator.store.schema import (
     items,
     sources,
 )
-from aggregator.store.writes import Dialect, ItemWriter
+from aggregator.store.writes import Dialect, ItemWriter, Raw
 
 SEQ_COUNTER = "item_seq"
 _CHUNK = 500
@@ -104,6 +104,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A burst of article text (a cold pass writes ~100 MB) checkpoints less often with a
+        # 16 MB WAL threshold, and a 32 MB page cache keeps the id indexes in memory.
+        cursor.execute("PRAGMA wal_autocheckpoint=4000")
+        cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -132,6 +136,11 @@ class SqlStore:
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._upgrade_lock = threading.Lock()
         self.writer = ItemWriter(Dialect(self.dialect))
+        # The batched writer uses the DB-API cursor directly: its errors are the driver's.
+        self._db_errors: tuple[type[Exception], ...] = (
+            SQLAlchemyError,
+            self.engine.dialect.loaded_dbapi.Error,
+        )
         # The category registry changes rarely; re-read at most every few seconds, and at
         # once after this process added a category.
         self._registry: CategoryRegistry | None = None
@@ -147,7 +156,7 @@ class SqlStore:
                 conn = conn.execution_options(aggregator_write=True)
                 with conn.begin():
                     yield conn
-        except SQLAlchemyError as e:
+        except self._db_errors as e:
             raise StoreError(f"database write failed: {type(e).__name__}: {_first_line(e)}") from e
 
     @contextmanager
@@ -400,7 +409,7 @@ class SqlStore:
                 try:
                     with conn.begin_nested():
                         results.append(self._apply_fetch_in(conn, *job))
-                except SQLAlchemyError as e:
+                except self._db_errors as e:
                     results.append(
                         StoreError(f"database write failed: {type(e).__name__}: {_first_line(e)}")
                     )
@@ -419,8 +428,9 @@ class SqlStore:
             if intents
             else WriteCounts(0, 0, 0)
         )
-        self.writer.record_fetch(conn, outcome, counts.new, counts.updated)
-        self.writer.update_source(conn, outcome, owner, update_)
+        raw = Raw(conn)
+        self.writer.record_fetch(raw, outcome, counts.new, counts.updated)
+        self.writer.update_source(raw, outcome, owner, update_)
         return counts
 
     def _write_items(
@@ -431,11 +441,12 @@ class SqlStore:
             for ref in {r.slug: r for i in intents for r in i.categories}.values()
             if ref.slug not in self._known_slugs
         ]
+        raw = Raw(conn)
         if fresh:
-            self.writer.ensure_categories(conn, fresh, now)
+            self.writer.ensure_categories(raw, fresh, now)
             self._known_slugs.update(ref.slug for ref in fresh)
             self._registry_loaded_at = None  # someone else may own a slug: reload
-        result, touched, top = self.writer.write(conn, source_id, intents, now)
+        result, touched, top = self.writer.write(raw, source_id, intents, now)
         self._stamp_categories(conn, touched, top)
         return WriteCounts(new=result.new, updated=result.updated, memberships=result.memberships)
 
