@@ -20,7 +20,7 @@ plain functions, run on Starlette's thread pool, because the store is synchronou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -80,11 +80,11 @@ def _etags(header: str | None) -> set[str]:
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
 
 
-def _not_modified(request: Request, document: Document) -> bool:
-    tags = _etags(request.headers.get("if-none-match"))
+def _not_modified(headers: Mapping[str, str], document: Document) -> bool:
+    tags = _etags(headers.get("if-none-match"))
     if tags:
         return "*" in tags or document.etag in tags or document.gzip_etag in tags
-    since = request.headers.get("if-modified-since")
+    since = headers.get("if-modified-since")
     if since:
         try:
             moment = parsedate_to_datetime(since)
@@ -96,24 +96,92 @@ def _not_modified(request: Request, document: Document) -> bool:
     return False
 
 
+def respond(
+    headers: Mapping[str, str], document: Document, cache_control: str = FEED_CACHE_CONTROL
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body for a cached document and the request's headers: gzip
+    when accepted (with its own strong ETag), 304 when a validator matches."""
+    wants_gzip = "gzip" in headers.get("accept-encoding", "").lower()
+    use_gzip = wants_gzip and len(document.body) >= 1024
+    out = {
+        "etag": document.gzip_etag if use_gzip else document.etag,
+        "last-modified": document.last_modified_http,
+        "cache-control": cache_control,
+        "vary": "Accept-Encoding",
+    }
+    if _not_modified(headers, document):
+        return 304, out, b""
+    body = document.gzipped() if use_gzip else document.body
+    if use_gzip:
+        out["content-encoding"] = "gzip"
+    out["content-type"] = document.content_type
+    return 200, out, body
+
+
 def _send(
     request: Request, document: Document, cache_control: str = FEED_CACHE_CONTROL
 ) -> Response:
-    wants_gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
-    use_gzip = wants_gzip and len(document.body) >= 1024
-    headers = {
-        "ETag": document.gzip_etag if use_gzip else document.etag,
-        "Last-Modified": document.last_modified_http,
-        "Cache-Control": cache_control,
-        "Vary": "Accept-Encoding",
-    }
-    if _not_modified(request, document):
-        return Response(status_code=304, headers=headers)
-    body = document.body
-    if use_gzip:
-        body = document.gzipped()
-        headers["Content-Encoding"] = "gzip"
-    return Response(body, headers=headers, media_type=document.content_type)
+    status, headers, body = respond(request.headers, document, cache_control)
+    return Response(body, status_code=status, headers=headers)
+
+
+class FastFeeds:
+    """An ASGI layer that answers a repeated feed request from memory when nothing has
+    been committed anywhere since that document was validated.
+
+    The check is the store's change token (on SQLite, a stat of the database and its WAL:
+    any commit by any process changes it), read *before* the stamp query that validated
+    the document; if a write lands in between, the token differs on the next request and
+    the normal path revalidates. So a cached answer is never older than the last commit
+    the token saw, and without a token (PostgreSQL) every request takes the normal path:
+    one primary-key query.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.app: Starlette | None = None
+        self.entries: dict[tuple[str, bytes, str], tuple[tuple[int, ...], Document]] = {}
+
+    @staticmethod
+    def key(scope: Mapping[str, Any]) -> tuple[str, bytes, str]:
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        return scope["path"], scope["query_string"], host
+
+    def remember(
+        self, scope: Mapping[str, Any], token: tuple[int, ...], document: Document
+    ) -> None:
+        if len(self.entries) >= self.MAX_ENTRIES:
+            self.entries.clear()
+        self.entries[self.key(scope)] = (token, document)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and scope["path"].startswith("/feeds/")
+        ):
+            hit = self.entries.get(self.key(scope))
+            if hit is not None and hit[0] == self.store.change_token():
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+                status, out, body = respond(headers, hit[1])
+                if scope["method"] == "HEAD":
+                    out["content-length"] = str(len(body))
+                    body = b""
+                elif status == 200:
+                    out["content-length"] = str(len(body))
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [(k.encode(), v.encode()) for k, v in out.items()],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        assert self.app is not None
+        await self.app(scope, receive, send)
 
 
 class App:
@@ -127,6 +195,7 @@ class App:
         self.publisher = Publisher(settings, store)
         self.scheduler_alive = scheduler_alive
         self._html: dict[tuple[object, ...], Document] = {}
+        self.fast = FastFeeds(store)
 
     def base(self, request: Request) -> str:
         if self.publisher.site_url:
@@ -158,11 +227,14 @@ class App:
             slugs, key = (name,), name
         feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         base = self.base(request)
+        token = self.store.change_token()  # read before the stamp: see FastFeeds
         try:
             stamp = self.publisher.stamp(feed_request)
             document = self.publisher.render(feed_request, stamp, base)
         except UnknownCategoryError as e:
             return self._unknown_feed(e.missing, base)
+        if token is not None:
+            self.fast.remember(request.scope, token, document)
         return _send(request, document)
 
     def _unknown_feed(self, missing: Sequence[str], base: str) -> Response:
@@ -401,7 +473,8 @@ def create_app(
     ]
     app = Starlette(routes=routes)
     app.state.aggregator = app_state
-    return app
+    app_state.fast.app = app
+    return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette
 
 
 def app_from_env() -> Starlette:

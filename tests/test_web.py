@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import feedparser
 import pytest
 from openapi_spec_validator import validate
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from aggregator.config import Settings, parse_settings
@@ -451,3 +452,39 @@ def test_feeds_keep_serving_when_sources_fail(
     outcomes, _ = run_pass(make_context(settings, store))
     assert all(o.kind is OutcomeKind.ERROR for o in outcomes)
     assert client.get("/feeds/all.json").json()["items"] == before
+
+
+def test_an_unchanged_feed_is_answered_without_a_query_until_anyone_commits(
+    published: tuple[Settings, SqlStore], feed_server: FeedServer, database_url: str
+) -> None:
+    settings, store = published
+    if store.change_token() is None:
+        pytest.skip("PostgreSQL has no query-free change token: each request costs one query")
+    client = TestClient(create_app(settings, store))
+    first = client.get("/feeds/all.xml")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):
+            again = client.get("/feeds/all.xml", headers={"If-None-Match": first.headers["etag"]})
+            assert again.status_code == 304
+        assert client.get("/feeds/all.xml").content == first.content
+        assert statements == []  # answered from memory
+        # another connection (as another process would) commits a new item
+        other = SqlStore(database_url)
+        feed_server.routes["/dates.xml"].body = feed_server.routes["/dates.xml"].body.replace(
+            b"</channel>",
+            b"<item><title>fresh</title><link>http://a.example/f</link></item></channel>",
+        )
+        run_pass(make_context(settings, other), ["dates"])
+        other.close()
+        fresh = client.get("/feeds/all.xml", headers={"If-None-Match": first.headers["etag"]})
+        assert fresh.status_code == 200
+        assert b"fresh" in fresh.content
+        assert statements  # revalidated against the database
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)

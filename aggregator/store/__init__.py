@@ -244,5 +244,9 @@ class Store(Protocol):
 
     def list_source_info(self) -> dict[str, SourceInfo]: ...
 
+    def change_token(self) -> tuple[int, ...] | None:
+        """Something that changes whenever any process commits, read without a query,
+        or None where the database offers nothing so cheap (then use category_stamp)."""
+
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""

@@ -12,6 +12,7 @@ sequence would hand out numbers in start order instead.)
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -136,6 +137,12 @@ class SqlStore:
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._upgrade_lock = threading.Lock()
         self.writer = ItemWriter(Dialect(self.dialect))
+        database = self.engine.url.database
+        self._sqlite_files: tuple[str, str] | None = (
+            (database, database + "-wal")
+            if self.dialect == "sqlite" and database and database != ":memory:"
+            else None
+        )
         # The batched writer uses the DB-API cursor directly: its errors are the driver's.
         self._db_errors: tuple[type[Exception], ...] = (
             SQLAlchemyError,
@@ -676,6 +683,22 @@ class SqlStore:
             )
             for row in rows
         }
+
+    def change_token(self) -> tuple[int, ...] | None:
+        """A value that changes whenever any process commits, read without a query: on
+        SQLite the size and modification time of the database and its WAL (every commit
+        appends to the WAL). None on PostgreSQL: there, ask ``category_stamp``."""
+        if self._sqlite_files is None:
+            return None
+        token: list[int] = []
+        for path in self._sqlite_files:
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                token += [0, 0]
+                continue
+            token += [info.st_size, info.st_mtime_ns]
+        return tuple(token)
 
     def ping(self) -> None:
         with self._read() as conn:
