@@ -32,9 +32,20 @@ from aggregator.errors import AggregatorError, ConfigError
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
 from aggregator.service import close_context, open_context
+from aggregator.update import Context
 
 log = logging.getLogger("aggregator")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 1
+
+
+def _open(ctx: click.Context, settings: Settings, migrate: bool | None = None) -> Context:
+    """The store, fetcher and lease owner, or one line on stderr and exit 1."""
+    try:
+        return open_context(settings, migrate)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    raise AssertionError("unreachable")
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -141,11 +152,7 @@ def fetch(
     if unknown:
         click.echo(f"error: unknown source id(s): {', '.join(unknown)}", err=True)
         ctx.exit(EXIT_CONFIG)
-    try:
-        context = open_context(settings)
-    except AggregatorError as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(EXIT_FAILED)
+    context = _open(ctx, settings)
     total = len(source_ids) or sum(1 for s in settings.sources if s.enabled)
     procs = processes if processes is not None else min(os.cpu_count() or 1, 4)
     try:
@@ -257,11 +264,7 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     from aggregator.web import create_app
 
     settings = _settings(ctx)
-    try:
-        context = open_context(settings)
-    except AggregatorError as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(EXIT_FAILED)
+    context = _open(ctx, settings)
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
     host = host or settings.server.host
@@ -299,11 +302,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     from aggregator.web import create_app
 
     settings = _settings(ctx)
-    try:
-        context = open_context(settings)
-    except AggregatorError as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(EXIT_FAILED)
+    context = _open(ctx, settings)
     host = host or settings.server.host
     port = port or settings.server.port
     if workers > 1 and ctx.obj["config"]:
@@ -461,10 +460,6 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Apply every pending migration to the configured database."""
     settings = _settings(ctx.find_root())
-    try:
-        context = open_context(settings, migrate=True)
-    except AggregatorError as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(EXIT_FAILED)
+    context = _open(ctx, settings, migrate=True)
     close_context(context)
     click.echo("database is at the newest schema")
