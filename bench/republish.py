@@ -102,7 +102,7 @@ def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
 
-def render_timings(db: Path, categories: int) -> dict[str, float]:
+def render_timings(db: Path, items: int, categories: int) -> dict[str, float]:
     from starlette.testclient import TestClient
 
     from aggregator.config import parse_settings
@@ -123,7 +123,7 @@ def render_timings(db: Path, categories: int) -> dict[str, float]:
         client.get(f"/feeds/{slug}.xml")
         cached.append(time.perf_counter() - t)
         t = time.perf_counter()
-        page = client.get(f"/api/items?limit=100&since={i * 15000}")
+        page = client.get(f"/api/items?limit=100&since={(i * 15000) % (items - 200)}")
         api.append(time.perf_counter() - t)
         assert page.status_code == 200 and len(page.json()["items"]) == 100
     store.close()
@@ -252,7 +252,7 @@ def main() -> int:
     t = time.perf_counter()
     build_store(db, args.items, args.categories)
     print(f"store ready in {time.perf_counter() - t:.1f}s ({db.stat().st_size // 2**20} MB)")
-    timings = render_timings(db, args.categories)
+    timings = render_timings(db, args.items, args.categories)
     print(timings)
     load = load_test(db, args.out, args.workers)
     print(load)
