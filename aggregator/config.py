@@ -408,15 +408,15 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
         data, lines = _compose_with_lines(text)
     except yaml.YAMLError as fast_error:
         # report with the pure-Python parser: its wording is the same on every build
-        error: yaml.YAMLError = fast_error
+        yaml_error: yaml.YAMLError = fast_error
         try:
             yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as slow_error:
-            error = slow_error
-        mark = getattr(error, "problem_mark", None)
+            yaml_error = slow_error
+        mark = getattr(yaml_error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from error
+        problem = getattr(yaml_error, "problem", None) or str(yaml_error)
+        raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from yaml_error
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top level): must be a mapping of keys"])
     problems = _Problems(filename, lines)
