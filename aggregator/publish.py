@@ -105,8 +105,9 @@ class Publisher:
         shortest = min(intervals, default=defaults.interval)
         return max(1, int(shortest / timedelta(minutes=1)))
 
-    def categories(self) -> dict[str, CategoryInfo]:
-        return {c.slug: c for c in self.store.list_categories()}
+    def categories(self, slugs: Sequence[str] | None = None) -> dict[str, CategoryInfo]:
+        """Titles and descriptions by slug (no item counts: those need a scan)."""
+        return self.store.find_categories(slugs)
 
     def views(
         self, items: Sequence[StoredItem], titles: dict[str, str], sources: dict[str, SourceInfo]
@@ -185,7 +186,7 @@ class Publisher:
         return self.store.category_stamp(request.slugs)
 
     def check_slugs(self, slugs: Sequence[str]) -> dict[str, CategoryInfo]:
-        infos = self.categories()
+        infos = self.categories(slugs)
         missing = [slug for slug in slugs if slug not in infos]
         if missing:
             raise UnknownCategoryError(missing)
@@ -208,9 +209,10 @@ class Publisher:
         document = self.cached(key, stamp)
         if document is not None:
             return document
-        infos = self.check_slugs(request.slugs or ())
         if request.slugs is None:
             infos = self.categories()
+        else:
+            infos = self.check_slugs(request.slugs)
         titles = {slug: info.title for slug, info in infos.items()}
         views = self.views(self.select_items(request), titles, self.store.list_source_info())
         channel = self.channel(request, infos, views, base)

@@ -376,7 +376,7 @@ class App:
         except QueryError as e:
             return _error(400, str(e))
         category = params.get("category") or None
-        if category is not None and category not in self.publisher.categories():
+        if category is not None and category not in self.publisher.categories([category]):
             return _error(404, f"no category {category!r} (see /api/categories)")
         rows = self.store.list_items_after(after, limit + 1, category)
         page, has_more = rows[:limit], len(rows) > limit

@@ -241,7 +241,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--categories", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "pub")
-    parser.add_argument("--workers", type=int, default=2, help="serve --workers")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -217,7 +217,11 @@ class Store(Protocol):
 
     # --- republishing (called by the web app and exports) -----------------------------
     def list_categories(self) -> list[CategoryInfo]:
-        """Every category, by slug, with item counts."""
+        """Every category, by slug, with item counts (a scan: for status pages)."""
+
+    def find_categories(self, slugs: Sequence[str] | None = None) -> dict[str, CategoryInfo]:
+        """These categories (None: all) by slug, without counting items (item_count is
+        -1): primary-key lookups, for rendering."""
 
     def category_stamp(self, slugs: Sequence[str] | None) -> int:
         """The highest seq written into any of ``slugs`` (None: anywhere). Changes whenever

@@ -607,6 +607,19 @@ class SqlStore:
             for row in rows
         ]
 
+    def find_categories(self, slugs: Sequence[str] | None = None) -> dict[str, CategoryInfo]:
+        query = select(categories)
+        if slugs is not None:
+            query = query.where(categories.c.slug.in_(list(slugs)))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return {
+            row.slug: CategoryInfo(
+                row.slug, row.title, row.description, row.name, row.origin, int(row.last_seq), -1
+            )
+            for row in rows
+        }
+
     def category_stamp(self, slugs: Sequence[str] | None) -> int:
         with self._read() as conn:
             if slugs is None:
