@@ -209,10 +209,8 @@ class Publisher:
         document = self.cached(key, stamp)
         if document is not None:
             return document
-        if request.slugs is None:
-            infos = self.categories()
-        else:
-            infos = self.check_slugs(request.slugs)
+        slugs = request.slugs
+        infos = self.categories() if slugs is None else self.check_slugs(slugs)
         titles = {slug: info.title for slug, info in infos.items()}
         views = self.views(self.select_items(request), titles, self.store.list_source_info())
         channel = self.channel(request, infos, views, base)

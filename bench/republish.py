@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nginx_server import NginxServer  # noqa: E402
+from nginx_server import NginxServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -68,32 +68,56 @@ def build_store(db: Path, items: int, categories: int) -> None:
     conn.executemany(
         "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
         "created_at, last_seq) VALUES (?, ?, '', ?, ?, 'derived', ?, 0)",
-        [(f"outlet-{c:04d}", f"媒体{c:04d}新闻", f"媒体{c:04d}", f"媒体{c:04d}", now)
-         for c in range(categories)],
+        [
+            (f"outlet-{c:04d}", f"媒体{c:04d}新闻", f"媒体{c:04d}", f"媒体{c:04d}", now)
+            for c in range(categories)
+        ],
     )
     conn.execute(
         "INSERT INTO sources (source_id, url, enabled, next_due_at, consecutive_errors, "
-        "created_at) VALUES ('bench', 'http://127.0.0.1/x', 1, ?, 0, ?)", (now, now)
+        "created_at) VALUES ('bench', 'http://127.0.0.1/x', 1, ?, 0, ?)",
+        (now, now),
     )
     batch = []
     for n in range(1, items + 1):
         published = (start + timedelta(seconds=n * 30 + rng.randrange(30))).strftime(fmt)
-        batch.append((n, f"NW2022{n:014d}", n, n, f"第{n}条 财经新闻标题 市场动态",
-                      f"http://finews.example/a?infoCode=NW2022{n:014d}", BODY, "媒体",
-                      published, 480, now, now, 0, "bench", f"outlet-{rng.randrange(categories):04d}"))
+        batch.append(
+            (
+                n,
+                f"NW2022{n:014d}",
+                n,
+                n,
+                f"第{n}条 财经新闻标题 市场动态",
+                f"http://finews.example/a?infoCode=NW2022{n:014d}",
+                BODY,
+                "媒体",
+                published,
+                480,
+                now,
+                now,
+                0,
+                "bench",
+                f"outlet-{rng.randrange(categories):04d}",
+            )
+        )
         if len(batch) == 20000 or n == items:
             conn.executemany(
                 "INSERT INTO items (item_id, stable_id, seq, first_seq, title, link, content, "
                 "author, published_at, published_offset_minutes, first_seen_at, updated_at, "
                 "update_count, source_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [row[:14] for row in batch])
+                [row[:14] for row in batch],
+            )
             conn.executemany(
                 "INSERT INTO item_categories (item_id, category_slug, published_at, added_at) "
-                "VALUES (?,?,?,?)", [(row[0], row[14], row[8], now) for row in batch])
+                "VALUES (?,?,?,?)",
+                [(row[0], row[14], row[8], now) for row in batch],
+            )
             batch = []
     conn.execute("UPDATE counters SET value = ? WHERE name = 'item_seq'", (items,))
-    conn.execute("UPDATE categories SET last_seq = (SELECT max(i.seq) FROM items i JOIN "
-                 "item_categories c ON c.item_id = i.item_id WHERE c.category_slug = slug)")
+    conn.execute(
+        "UPDATE categories SET last_seq = (SELECT max(i.seq) FROM items i JOIN "
+        "item_categories c ON c.item_id = i.item_id WHERE c.category_slug = slug)"
+    )
     conn.execute("COMMIT")
     conn.close()
 
@@ -125,22 +149,28 @@ def render_timings(db: Path, items: int, categories: int) -> dict[str, float]:
         t = time.perf_counter()
         page = client.get(f"/api/items?limit=100&since={(i * 15000) % (items - 200)}")
         api.append(time.perf_counter() - t)
-        assert page.status_code == 200 and len(page.json()["items"]) == 100
+        assert page.status_code == 200
+        assert len(page.json()["items"]) == 100
     store.close()
-    return {"uncached_ms": median_ms(uncached[5:]), "cached_ms": median_ms(cached[5:]),
-            "api_ms": median_ms(api[5:])}
+    return {
+        "uncached_ms": median_ms(uncached[5:]),
+        "cached_ms": median_ms(cached[5:]),
+        "api_ms": median_ms(api[5:]),
+    }
 
 
 def wrk(url: str, headers: dict[str, str] | None = None, seconds: int = 10) -> dict[str, float]:
     command = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True,
-                            timeout=seconds + 30).stdout
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = 0
-    if found := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                          output):
+    if found := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
         errors += sum(int(x) for x in found.groups())
     if found := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         errors += int(found.group(1))
@@ -153,9 +183,24 @@ def load_test(db: Path, out: Path, workers: int) -> dict[str, dict[str, float]]:
     config.write_text(f"database: sqlite:///{db}\nsite_url: http://bench\n", encoding="utf-8")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "--log-level", "WARNING",
-         "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "--config",
+            str(config),
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     static = out / "static"
     static.mkdir(exist_ok=True)
     nginx: NginxServer | None = None
@@ -190,8 +235,13 @@ def load_test(db: Path, out: Path, workers: int) -> dict[str, dict[str, float]]:
             nginx.stop()
 
 
-def report(items: int, categories: int, timings: dict[str, float],
-           load: dict[str, dict[str, float]], workers: int) -> tuple[str, bool]:
+def report(
+    items: int,
+    categories: int,
+    timings: dict[str, float],
+    load: dict[str, dict[str, float]],
+    workers: int,
+) -> tuple[str, bool]:
     ratio_200 = load["ours_200"]["rps"] / load["nginx_200"]["rps"]
     ratio_304 = load["ours_304"]["rps"] / load["nginx_304"]["rps"]
     errors = sum(load[k]["errors"] for k in ("ours_200", "ours_304"))
@@ -199,16 +249,23 @@ def report(items: int, categories: int, timings: dict[str, float],
         ("cached 200 rate / nginx 200 rate", f"{ratio_200:.3f}", ">= 0.25", ratio_200 >= 0.25),
         ("304 rate / nginx 304 rate", f"{ratio_304:.3f}", ">= 0.1", ratio_304 >= 0.1),
         ("errors under load (ours)", str(errors), "= 0", errors == 0),
-        ("uncached 50-item feed render", f"{timings['uncached_ms']} ms", "< 20 ms",
-         timings["uncached_ms"] < 20),
+        (
+            "uncached 50-item feed render",
+            f"{timings['uncached_ms']} ms",
+            "< 20 ms",
+            timings["uncached_ms"] < 20,
+        ),
     ]
     lines = [
-        SECTION, "",
+        SECTION,
+        "",
         f"Generated by `python bench/republish.py --items {items} --categories {categories}` "
         f"on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs; SQLite store; "
         f"`aggregator serve --workers {workers}` (uvicorn); wrk 2 threads, 64 connections, "
-        "10 s per run, on the same machine as the servers.", "",
-        "| measurement | value |", "|---|---:|",
+        "10 s per run, on the same machine as the servers.",
+        "",
+        "| measurement | value |",
+        "|---|---:|",
         f"| render a 50-item category feed, uncached (median) | {timings['uncached_ms']} ms |",
         f"| the same, cached (median) | {timings['cached_ms']} ms |",
         f"| JSON API page of 100 items (median) | {timings['api_ms']} ms |",
@@ -216,10 +273,14 @@ def report(items: int, categories: int, timings: dict[str, float],
         f"| ours: cached 200 | {load['ours_200']['rps']:,.0f} req/s |",
         f"| ours: 304 (If-None-Match) | {load['ours_304']['rps']:,.0f} req/s |",
         f"| nginx: static file 200 | {load['nginx_200']['rps']:,.0f} req/s |",
-        f"| nginx: 304 | {load['nginx_304']['rps']:,.0f} req/s |", "",
-        "| target | value | required | result |", "|---|---:|---|---|",
-        *[f"| {name} | {value} | {need} | {'PASS' if ok else 'FAIL'} |"
-          for name, value, need, ok in checks],
+        f"| nginx: 304 | {load['nginx_304']['rps']:,.0f} req/s |",
+        "",
+        "| target | value | required | result |",
+        "|---|---:|---|---|",
+        *[
+            f"| {name} | {value} | {need} | {'PASS' if ok else 'FAIL'} |"
+            for name, value, need, ok in checks
+        ],
         "",
     ]
     return "\n".join(lines), all(ok for *_, ok in checks)
@@ -232,7 +293,7 @@ def write_docs(section: str) -> None:
         text = text.rstrip() + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1:] if end != -1 else "")
+        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
     DOCS.write_text(text.rstrip() + "\n", encoding="utf-8")
 
 
