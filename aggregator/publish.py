@@ -64,6 +64,9 @@ class Document:
     last_modified: datetime
     stamp: int
     _gzipped: bytes | None = field(default=None, repr=False)
+    _wire: dict[tuple[bool, int, bool], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def gzipped(self) -> bytes:
         if self._gzipped is None:
@@ -77,6 +80,28 @@ class Document:
     @property
     def last_modified_http(self) -> str:
         return format_datetime(self.last_modified.astimezone(UTC), usegmt=True)
+
+    def wire_headers(
+        self, gzip: bool, status: int, head: bool, cache_control: str
+    ) -> list[tuple[bytes, bytes]]:
+        """Encoded response headers for one variant, built once per document."""
+        key = (gzip, status, head)
+        headers = self._wire.get(key)
+        if headers is None:
+            pairs = [
+                ("etag", self.gzip_etag if gzip else self.etag),
+                ("last-modified", self.last_modified_http),
+                ("cache-control", cache_control),
+                ("vary", "Accept-Encoding"),
+            ]
+            if status == 200:
+                body = self.gzipped() if gzip else self.body
+                pairs += [("content-type", self.content_type), ("content-length", str(len(body)))]
+                if gzip:
+                    pairs.append(("content-encoding", "gzip"))
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+            self._wire[key] = headers
+        return headers
 
 
 def make_etag(request_key: tuple[object, ...], stamp: int) -> str:

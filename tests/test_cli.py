@@ -126,3 +126,61 @@ def test_bundled_samples_work_offline_from_a_fresh_checkout(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 source(s) failed" in result.stdout
     assert "eastmoney-rss" in result.stdout
+
+
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_serve_answers_over_a_real_socket_and_stops_on_sigterm(
+    config: Path, tmp_path: Path, server: str
+) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    assert aggregator("--config", str(config), "fetch").returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "--config",
+            str(config),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--server",
+            server,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/feeds/shanghaizhengquanbao.xml"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    etag = response.headers["ETag"]
+                    assert b"<rss" in response.read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("serve did not answer: " + (tmp_path / "serve.log").read_text())
+        request = urllib.request.Request(url, headers={"If-None-Match": etag})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=2)
+        caught.value.close()
+        assert caught.value.code == 304
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        log.close()
+    assert process.returncode == 0, (tmp_path / "serve.log").read_text()
