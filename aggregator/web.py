@@ -20,6 +20,8 @@ plain functions, run on Starlette's thread pool, because the store is synchronou
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -61,6 +63,7 @@ from aggregator.query import (
 from aggregator.render import ChannelView, local_time
 from aggregator.store import Store, StoredItem
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
 FEED_CACHE_CONTROL = "public, max-age=60"
@@ -69,6 +72,20 @@ API_DEFAULT_LIMIT = 100
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, media_type="application/json; charset=utf-8")
+
+
+def _json_validated(request: Request, data: Any, last_modified: datetime | None = None) -> Response:
+    """A 200 JSON answer with a strong ETag over its bytes (and Last-Modified when the
+    data has a time), or 304 when the client's validator matches."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    document = Document(
+        body=body,
+        content_type="application/json; charset=utf-8",
+        etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        last_modified=(last_modified or EPOCH).replace(microsecond=0),
+        stamp=0,
+    )
+    return _send(request, document, cache_control="no-cache")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -348,14 +365,16 @@ class App:
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        titles = {c.slug: c.title for c in self.store.list_categories()}
+        titles = {s: c.title for s, c in self.publisher.categories(stored.category_slugs).items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
-        body = render_item_page(stored, categories, base)
-        return Response(
-            body,
-            media_type="text/html; charset=utf-8",
-            headers={"Cache-Control": "public, max-age=60"},
+        document = Document(
+            body=render_item_page(stored, categories, base),
+            content_type="text/html; charset=utf-8",
+            etag=make_etag(("item", stored.item_id, base), stored.seq),  # seq: any change
+            last_modified=stored.updated_at.replace(microsecond=0),
+            stamp=stored.seq,
         )
+        return _send(request, document, cache_control="public, max-age=60")
 
     # ------------------------------------------------------------------ API
 
@@ -397,17 +416,21 @@ class App:
         page, has_more = rows[:limit], len(rows) > limit
         last = page[-1].seq if page else after
         base = self.base(request)
-        return _json(
+        newest = max((item.updated_at for item in page), default=None)
+        return _json_validated(
+            request,
             {
                 "items": [self._item_json(item, base) for item in page],
                 "next_cursor": encode_cursor(last),
                 "has_more": has_more,
-            }
+            },
+            newest,
         )
 
     def api_categories(self, request: Request) -> Response:
         base = self.base(request)
-        return _json(
+        return _json_validated(
+            request,
             [
                 {
                     "slug": c.slug,
@@ -421,11 +444,12 @@ class App:
                     },
                 }
                 for c in self.store.list_categories()
-            ]
+            ],
         )
 
     def api_sources(self, request: Request) -> Response:
-        return _json(
+        return _json_validated(
+            request,
             [
                 {
                     "id": s.source_id,
@@ -441,11 +465,11 @@ class App:
                     "consecutive_errors": s.consecutive_errors,
                 }
                 for s in self.store.list_source_status()
-            ]
+            ],
         )
 
     def openapi(self, request: Request) -> Response:
-        return _json(openapi_document())
+        return _json_validated(request, openapi_document())
 
     def healthz(self, request: Request) -> Response:
         return _json({"status": "ok", "version": __version__})

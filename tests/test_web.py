@@ -488,3 +488,27 @@ def test_an_unchanged_feed_is_answered_without_a_query_until_anyone_commits(
         assert statements  # revalidated against the database
     finally:
         event.remove(store.engine, "before_cursor_execute", count)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/category/shanghaizhengquanbao.html",
+        "/item/1.html",
+        "/api/items?limit=5",
+        "/api/categories",
+        "/api/sources",
+        "/openapi.json",
+    ],
+)
+def test_every_output_has_validators_and_answers_304(client: TestClient, path: str) -> None:
+    first = client.get(path)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert etag.startswith('"')
+    assert not etag.startswith("W/")
+    assert "last-modified" in first.headers
+    again = client.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
