@@ -36,7 +36,7 @@ from aggregator.service import close_context, open_context
 from aggregator.update import Context
 
 log = logging.getLogger("aggregator")
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 1
+EXIT_FAILED, EXIT_CONFIG = 1, 1
 
 
 def _open(ctx: click.Context, settings: Settings, migrate: bool | None = None) -> Context:

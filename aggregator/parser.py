@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 from urllib.parse import urljoin
-from zoneinfo import ZoneInfo
 
 import charset_normalizer
 
@@ -485,23 +484,3 @@ def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Par
             raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
         return _parse_json_feed(data, rules)
     return parse_xml(body, content_type, rules)
-
-
-def rules_for(
-    kind: str,
-    base_url: str,
-    timezone_name: str,
-    category_from: str | None,
-    items_path: str | None = None,
-    fields: Mapping[str, str | None] | None = None,
-    date_format: str | None = None,
-) -> ParseRules:
-    return ParseRules(
-        kind=kind,
-        base_url=base_url,
-        source_tz=ZoneInfo(timezone_name),
-        category_from=category_from,
-        items_path=items_path,
-        fields=fields,
-        date_format=date_format,
-    )

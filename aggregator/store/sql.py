@@ -718,26 +718,6 @@ class SqlStore:
             conn.execute(select(1)).scalar_one()
 
 
-def _item_row(intent: ItemIntent, seq: int, source_id: str, now: datetime) -> dict[str, Any]:
-    return {
-        "stable_id": intent.stable_id,
-        "seq": seq,
-        "first_seq": seq,
-        "title": intent.title,
-        "link": intent.link,
-        "guid": intent.guid,
-        "summary": intent.summary,
-        "content": intent.content,
-        "author": intent.author,
-        "published_at": intent.published_at,
-        "published_offset_minutes": intent.published_offset_minutes,
-        "first_seen_at": now,
-        "updated_at": now,
-        "update_count": 0,
-        "source_id": source_id,
-    }
-
-
 def _state(row: Any) -> SourceState:
     return SourceState(
         source_id=row.source_id,
