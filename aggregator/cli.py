@@ -383,10 +383,10 @@ def export(
     settings = _settings(ctx)
     try:
         chosen = parse_formats(formats)
-        context = open_context(settings)
     except AggregatorError as e:
         click.echo(f"error: {e}", err=True)
         ctx.exit(EXIT_FAILED)
+    context = _open(ctx, settings)
     try:
         publisher = Publisher(settings, context.store, site_url)
         written = run_export(publisher, Path(out_dir), chosen, category)
@@ -405,8 +405,8 @@ def export(
 def sources(ctx: click.Context, as_json: bool) -> None:
     """Show each source: category, last fetch, status, next due, items, errors."""
     settings = _settings(ctx)
+    context = _open(ctx, settings)
     try:
-        context = open_context(settings)
         context.store.sync_config(
             source_plans(settings), configured_categories(settings), datetime.now(UTC)
         )
@@ -414,7 +414,8 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     except AggregatorError as e:
         click.echo(f"error: {e}", err=True)
         ctx.exit(EXIT_FAILED)
-    close_context(context)
+    finally:
+        close_context(context)
     configured = {s.id: s for s in settings.sources}
     tz = ZoneInfo(settings.timezone)
     if as_json:

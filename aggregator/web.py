@@ -308,12 +308,16 @@ class App:
         stamp = self.store.category_stamp(None)
 
         def build() -> bytes:
-            infos = sorted(self.store.list_categories(), key=lambda c: -c.last_seq)
+            # titles by primary key (list_categories would count every item); a category
+            # that was never written to has last_seq 0, one emptied since has no latest
+            infos = sorted(self.publisher.categories().values(), key=lambda c: -c.last_seq)
             sections = []
             for info in infos:
-                if info.item_count == 0:
+                if info.last_seq == 0:
                     continue
                 latest = self.store.list_feed_items((info.slug,), HOME_ITEMS_PER_CATEGORY)
+                if not latest:
+                    continue
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
             return render_home(sections, base)
 
