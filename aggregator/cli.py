@@ -419,21 +419,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     configured = {s.id: s for s in settings.sources}
     tz = ZoneInfo(settings.timezone)
     if as_json:
-        out: list[dict[str, Any]] = [
-            {
-                "id": r.source_id,
-                "category": r.category,
-                "enabled": r.enabled,
-                "last_fetch_at": r.last_fetch_at.isoformat() if r.last_fetch_at else None,
-                "status": r.last_outcome,
-                "http_status": r.last_status,
-                "error": r.last_error,
-                "next_due_at": r.next_due_at.isoformat(),
-                "items": r.item_count,
-                "consecutive_errors": r.consecutive_errors,
-            }
-            for r in rows
-        ]
+        out = [r.as_json() for r in rows]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     from rich.console import Console
@@ -448,7 +434,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         "next due",
         "items",
         "errors",
-        "last error",
+        "last error or warning",
     ):
         table.add_column(column, overflow="fold")
     for r in rows:
@@ -456,17 +442,17 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         named_by = source.category_field() if source else None
         category = r.category or (f"from {named_by}" if named_by else "-")
         status = (r.last_outcome or "never") + (f" {r.last_status}" if r.last_status else "")
-        if not r.enabled:
-            status = "disabled"
+        if r.health in ("disabled", "retired"):
+            status = r.health
         table.add_row(
             r.source_id,
             category,
             _local(r.last_fetch_at, tz),
             status,
-            _local(r.next_due_at, tz) if r.enabled else "-",
+            _local(r.next_due_at, tz) if r.health not in ("disabled", "retired") else "-",
             str(r.item_count),
             str(r.consecutive_errors),
-            r.last_error or "",
+            r.last_error or (f"warning: {r.last_warning}" if r.last_warning else ""),
         )
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
 

@@ -33,8 +33,13 @@ class SourceState:
     next_due_at: datetime | None = None
     last_fetch_at: datetime | None = None
     last_success_at: datetime | None = None
-    last_item_count: int | None = None
+    last_item_count: int | None = None  # the last non-empty count
     feed_title: str | None = None
+    pending_redirect_url: str | None = None  # see health.py
+    pending_redirect_count: int = 0
+    gone_count: int = 0
+    retired_at: datetime | None = None
+    last_warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

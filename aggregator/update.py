@@ -29,6 +29,7 @@ from aggregator.decide import CategoryRule, plan_items
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
 from aggregator.fetcher import Fetcher, FetchRequest
 from aggregator.freshness import next_fetch_after
+from aggregator.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.identity import identify
 from aggregator.model import (
     CategoryRef,
@@ -183,21 +184,31 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
     started_at = ctx.now()
     clock = time.monotonic()
     url = state.effective_url or source.url
+    # what a failed fetch writes back: everything as it was, but the error count
     kept_state = SourceUpdate(
-        state.etag, state.last_modified, state.body_sha256, state.effective_url, 0
+        etag=state.etag,
+        last_modified=state.last_modified,
+        body_sha256=state.body_sha256,
+        effective_url=state.effective_url,
+        consecutive_errors=0,
+        feed_title=state.feed_title,
+        pending_redirect_url=state.pending_redirect_url,
+        pending_redirect_count=state.pending_redirect_count,
+        warning=state.last_warning,
     )
     facts: HTTPFacts | None = None
     result: FetchResult | None = None
     try:
         result = ctx.fetcher.fetch(_request(source, settings, url, state))
         facts = result.http
-        adopted = facts.permanent_redirect_url or state.effective_url
-        validators = SourceUpdate(
-            facts.etag or state.etag,
-            facts.last_modified or state.last_modified,
-            state.body_sha256,
-            adopted,
-            0,
+        redirect = follow_redirect(state, facts.permanent_redirect_url)
+        validators = replace(
+            kept_state,
+            etag=facts.etag or state.etag,
+            last_modified=facts.last_modified or state.last_modified,
+            effective_url=redirect.effective_url,
+            pending_redirect_url=redirect.pending_url,
+            pending_redirect_count=redirect.pending_count,
         )
         if isinstance(result, NotModified):
             return _finish(
@@ -227,7 +238,13 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         feed = parse_body(
             result.body, facts.content_type, parse_rules(source, settings, facts.final_url)
         )
-        validators = replace(validators, feed_title=feed.title)
+        shrunk = item_count_warning(state.last_item_count, len(feed.items))
+        warnings = (*feed.warnings, shrunk) if shrunk else feed.warnings
+        validators = replace(
+            validators,
+            feed_title=feed.title or state.feed_title,
+            warning="; ".join(warnings) or None,
+        )
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
         known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
         pairs, problems = _fill_content(ctx, source, pairs, set(known))
@@ -265,27 +282,37 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             if problems
             else None,
             error_class="ContentFetchError" if problems else None,
-            warnings=feed.warnings,
+            warnings=warnings,
         )
         counts = ctx.record(outcome, plan.intents, validators)
         return replace(outcome, new_count=counts.new, updated_count=counts.updated)
     except AggregatorError as e:
         retry_after = e.retry_after if isinstance(e, HTTPStatusError) else None
         errors = state.consecutive_errors + 1
+        status = getattr(e, "status", None) or (facts.status if facts else None)
+        gone = count_gone(state, status)
+        retired = is_retired(gone)
+        line = f"{source.id}: {type(e).__name__}: {e}"
+        if retired:
+            line += f" ({gone} times in a row: retired, fetched again only by hand or a new URL)"
         outcome = FetchOutcome(
             source_id=source.id,
             kind=OutcomeKind.ERROR,
             started_at=started_at,
             duration_seconds=time.monotonic() - clock,
             next_due_at=_due(source, settings, started_at, errors, facts, retry_after),
-            http_status=getattr(e, "status", None) or (facts.status if facts else None),
+            http_status=status,
             bytes_received=len(result.body)
             if result is not None and hasattr(result, "body")
             else 0,
-            error=f"{source.id}: {type(e).__name__}: {e}",
+            error=line,
             error_class=type(e).__name__,
         )
-        ctx.record(outcome, (), replace(kept_state, consecutive_errors=errors))
+        ctx.record(
+            outcome,
+            (),
+            replace(kept_state, consecutive_errors=errors, gone_count=gone, retired=retired),
+        )
         return outcome
 
 

@@ -452,25 +452,7 @@ class App:
         )
 
     def api_sources(self, request: Request) -> Response:
-        return _json_validated(
-            request,
-            [
-                {
-                    "id": s.source_id,
-                    "url": s.url,
-                    "category": s.category,
-                    "enabled": s.enabled,
-                    "last_fetch_at": s.last_fetch_at.isoformat() if s.last_fetch_at else None,
-                    "status": s.last_outcome,
-                    "http_status": s.last_status,
-                    "error": s.last_error,
-                    "next_due_at": s.next_due_at.isoformat(),
-                    "items": s.item_count,
-                    "consecutive_errors": s.consecutive_errors,
-                }
-                for s in self.store.list_source_status()
-            ],
-        )
+        return _json_validated(request, [s.as_json() for s in self.store.list_source_status()])
 
     def openapi(self, request: Request) -> Response:
         return _json_validated(request, openapi_document())

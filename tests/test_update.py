@@ -319,12 +319,13 @@ def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
     store.close()
 
 
-def test_permanent_redirect_is_adopted_temporary_is_not(
-    store: SqlStore, feed_server: FeedServer
+@pytest.mark.parametrize("permanent", [301, 308])
+def test_permanent_redirect_is_adopted_once_it_repeats_temporary_never(
+    store: SqlStore, feed_server: FeedServer, permanent: int
 ) -> None:
     feed_server.routes["/new.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
     feed_server.routes["/old.rss"] = Route(
-        status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
+        status=permanent, validators=False, headers={"Location": feed_server.url("/new.rss")}
     )
     feed_server.routes["/temp.rss"] = Route(
         status=302, validators=False, headers={"Location": feed_server.url("/new.rss")}
@@ -336,13 +337,47 @@ sources:
   - {{id: temp, url: "{feed_server.url("/temp.rss")}", category: x}}
 """)
     ctx = make_context(settings, store)
-    run_pass(ctx)
+    for seen in (1, 2):
+        run_pass(ctx)
+        state = store.get_source_state("moved")
+        assert state.effective_url is None  # not yet: one bad response must not move it
+        assert (state.pending_redirect_url, state.pending_redirect_count) == (
+            feed_server.url("/new.rss"),
+            seen,
+        )
     run_pass(ctx)
     assert store.get_source_state("moved").effective_url == feed_server.url("/new.rss")
+    run_pass(ctx)
     assert store.get_source_state("temp").effective_url is None
-    assert len(feed_server.requests_to("/old.rss")) == 1  # the second pass went direct
-    assert len(feed_server.requests_to("/temp.rss")) == 2
+    assert len(feed_server.requests_to("/old.rss")) == 3  # the fourth pass went direct
+    assert len(feed_server.requests_to("/temp.rss")) == 4
     assert store.count_items() == 1
+
+
+def test_a_permanent_redirect_that_stops_is_forgotten(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/new.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/old.rss"] = Route(
+        status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
+""")
+    ctx = make_context(settings, store)
+    run_pass(ctx)
+    run_pass(ctx)
+    feed_server.routes["/old.rss"] = Route((FIXTURES / "seed.rss").read_bytes())  # fixed
+    run_pass(ctx)
+    run_pass(ctx)
+    state = store.get_source_state("moved")
+    assert (state.effective_url, state.pending_redirect_url, state.pending_redirect_count) == (
+        None,
+        None,
+        0,
+    )
 
 
 @pytest.mark.parametrize("status", [429, 503])

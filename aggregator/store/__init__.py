@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from aggregator.decide import CategoryRegistry
 from aggregator.errors import StoreError
@@ -48,6 +48,11 @@ class SourceUpdate:
     effective_url: str | None
     consecutive_errors: int
     feed_title: str | None = None  # the source feed's own title, when it was read
+    pending_redirect_url: str | None = None  # see health.py
+    pending_redirect_count: int = 0
+    gone_count: int = 0
+    retired: bool = False  # True: no longer scheduled (repeated 410 Gone)
+    warning: str | None = None  # shown in status until a fetch says otherwise
 
 
 FetchWrite = tuple["FetchOutcome", str, Sequence["ItemIntent"], "SourceUpdate"]
@@ -76,6 +81,40 @@ class SourceStatus:
     next_due_at: datetime
     item_count: int
     consecutive_errors: int
+    retired_at: datetime | None = None
+    last_warning: str | None = None
+
+    @property
+    def health(self) -> str:
+        """One word for status at a glance: disabled, retired, failing, warning, ok, new."""
+        if not self.enabled:
+            return "disabled"
+        if self.retired_at is not None:
+            return "retired"
+        if self.consecutive_errors:
+            return "failing"
+        if self.last_warning:
+            return "warning"
+        return "ok" if self.last_fetch_at else "new"
+
+    def as_json(self) -> dict[str, Any]:
+        """The record ``aggregator sources --json`` and ``GET /api/sources`` print."""
+        return {
+            "id": self.source_id,
+            "url": self.url,
+            "category": self.category,
+            "enabled": self.enabled,
+            "health": self.health,
+            "last_fetch_at": self.last_fetch_at.isoformat() if self.last_fetch_at else None,
+            "status": self.last_outcome,
+            "http_status": self.last_status,
+            "error": self.last_error,
+            "warning": self.last_warning,
+            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+            "next_due_at": self.next_due_at.isoformat(),
+            "items": self.item_count,
+            "consecutive_errors": self.consecutive_errors,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,6 +82,12 @@ sources = Table(
     Column("last_item_count", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("feed_title", Text),  # the source feed's own title, for <source> provenance
+    # a permanent redirect seen on consecutive fetches, adopted when it repeats (0003)
+    Column("pending_redirect_url", Text),
+    Column("pending_redirect_count", Integer, nullable=False, server_default="0"),
+    Column("gone_count", Integer, nullable=False, server_default="0"),  # consecutive 410s
+    Column("retired_at", UTCDateTime),  # set after repeated 410 Gone: no longer fetched
+    Column("last_warning", Text),  # what was odd about the last fetch that did not fail
     Index("ix_sources_due", "enabled", "next_due_at"),
 )
 
@@ -158,6 +164,7 @@ fetches = Table(
     Column("item_count", Integer),
     Column("error", Text),
     Column("error_class", String(100)),
+    Column("warning", Text),
     Index("ix_fetches_source_started", "source_id", "started_at"),
 )
 

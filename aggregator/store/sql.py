@@ -246,6 +246,10 @@ class SqlStore:
                         "last_modified": None,
                         "body_sha256": None,
                         "next_due_at": now,
+                        "pending_redirect_url": None,
+                        "pending_redirect_count": 0,
+                        "gone_count": 0,
+                        "retired_at": None,
                     }
                 if values:  # only what changed: a restart with 10,000 sources writes nothing
                     conn.execute(
@@ -313,7 +317,9 @@ class SqlStore:
         if limit <= 0:
             return []
         with self._write() as conn:
-            return self._claim(conn, sources.c.next_due_at <= now, now, owner, lease, limit)
+            # retired sources (repeated 410 Gone) are fetched only by hand (claim_sources)
+            due = and_(sources.c.next_due_at <= now, sources.c.retired_at.is_(None))
+            return self._claim(conn, due, now, owner, lease, limit)
 
     def claim_sources(
         self, source_ids: Sequence[str], now: datetime, owner: str, lease: timedelta
@@ -339,6 +345,7 @@ class SqlStore:
             rows = conn.execute(
                 select(sources.c.source_id, sources.c.next_due_at).where(
                     sources.c.enabled.is_(True),
+                    sources.c.retired_at.is_(None),
                     sources.c.next_due_at < now,
                     or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
                 )
@@ -494,6 +501,8 @@ class SqlStore:
                 next_due_at=row.next_due_at,
                 item_count=int(row.item_count),
                 consecutive_errors=row.consecutive_errors,
+                retired_at=row.retired_at,
+                last_warning=row.last_warning,
             )
             for row in rows
         ]
@@ -732,6 +741,11 @@ def _state(row: Any) -> SourceState:
         last_success_at=row.last_success_at,
         last_item_count=row.last_item_count,
         feed_title=row.feed_title,
+        pending_redirect_url=row.pending_redirect_url,
+        pending_redirect_count=row.pending_redirect_count,
+        gone_count=row.gone_count,
+        retired_at=row.retired_at,
+        last_warning=row.last_warning,
     )
 
 

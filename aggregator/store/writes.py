@@ -130,7 +130,7 @@ class ItemWriter:
         self.insert_fetch = d.sql(
             "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
             "bytes_received, new_count, updated_count, unchanged_count, item_count, error, "
-            f"error_class) VALUES ({d.marks(12)})"
+            f"error_class, warning) VALUES ({d.marks(13)})"
         )
         # The lease is released only if it is still ours (it may have expired and moved).
         self.update_source_sql = d.sql(
@@ -138,7 +138,10 @@ class ItemWriter:
             "last_status = ?, last_error = ?, consecutive_errors = ?, etag = ?, "
             "last_modified = ?, body_sha256 = ?, effective_url = ?, feed_title = ?, "
             "last_success_at = COALESCE(?, last_success_at), "
-            "last_item_count = COALESCE(?, last_item_count), "
+            "last_item_count = COALESCE(NULLIF(?, 0), last_item_count), "
+            "pending_redirect_url = ?, pending_redirect_count = ?, gone_count = ?, "
+            "last_warning = ?, "
+            "retired_at = CASE WHEN ? THEN COALESCE(retired_at, ?) ELSE NULL END, "
             "lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END, "
             "lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END "
             "WHERE source_id = ?"
@@ -165,6 +168,7 @@ class ItemWriter:
                 outcome.item_count,
                 outcome.error,
                 outcome.error_class,
+                "; ".join(outcome.warnings) or None,
             ),
         )
 
@@ -188,6 +192,12 @@ class ItemWriter:
                 state.feed_title,
                 success,
                 outcome.item_count,
+                state.pending_redirect_url,
+                state.pending_redirect_count,
+                state.gone_count,
+                state.warning,
+                state.retired,
+                self.d.dt(outcome.started_at),
                 owner,
                 owner,
                 outcome.source_id,
