@@ -28,9 +28,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from aggregator.config import Settings, json_schema, load_settings
+from aggregator.config import Settings, config_path, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.model import FetchOutcome, OutcomeKind
+from aggregator.reload import ConfigWatcher
 from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
 from aggregator.service import close_context, open_context
 from aggregator.update import Context
@@ -254,6 +255,14 @@ def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def _watch(ctx: click.Context, settings: Settings) -> ConfigWatcher:
+    """Follow the config file (reload.py); SIGHUP checks it at once."""
+    watcher = ConfigWatcher(config_path(ctx.obj["config"]), settings)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.wake())
+    watcher.start()
+    return watcher
+
+
 def _report(outcome: FetchOutcome) -> None:
     if outcome.kind is OutcomeKind.ERROR:
         log.warning("%s", outcome.error)
@@ -285,6 +294,8 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     context = _open(ctx, settings)
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
+    watcher = _watch(ctx, settings)
+    watcher.subscribe(dispatcher.apply_settings)  # the schedule first, then the web app
     host = host or settings.server.host
     port = port or settings.server.port
     log.info(
@@ -296,9 +307,10 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     )
     try:
         # uvicorn owns SIGTERM/SIGINT: it stops serving, then we stop the scheduler
-        _serve(create_app(settings, context.store, dispatcher.is_alive), host, port)
+        _serve(create_app(settings, context.store, dispatcher.is_alive, watcher), host, port)
     finally:
         log.info("finishing fetches in flight")
+        watcher.stop()
         dispatcher.stop()
         close_context(context)
         log.info("stopped")

@@ -42,6 +42,7 @@ DEFAULT_CONFIG_PATH = "config/sources.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///data/aggregator.db"
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
+ADMIN_TOKEN_ENV = "AGGREGATOR_ADMIN_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 Duration = Annotated[
     timedelta,
@@ -198,6 +199,9 @@ class Source(_Frozen):
 class Server(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # Bearer token for the mutating endpoints (trigger a fetch, reload the config); without
+    # one they do not exist. $AGGREGATOR_ADMIN_TOKEN overrides it.
+    admin_token: str | None = Field(None, min_length=16)
 
 
 class Settings(_Frozen):
@@ -207,6 +211,9 @@ class Settings(_Frozen):
     timezone: str = "Asia/Shanghai"
     site_url: str | None = None
     auto_migrate: bool = True
+    # False: refuse sources and redirects that reach loopback, private, link-local or
+    # metadata addresses (checked on the connected socket; see fetcher.py)
+    allow_private_networks: bool = True
     server: Server = Server()
     defaults: Defaults = Defaults()
     categories: dict[str, Category] = Field(default_factory=dict)
@@ -438,10 +445,15 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
     return settings
 
 
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to read: ``path``, else $AGGREGATOR_CONFIG, else config/sources.yaml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read the config file (``path``, else $AGGREGATOR_CONFIG, else config/sources.yaml);
-    $AGGREGATOR_DATABASE_URL overrides its ``database``."""
-    chosen = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    """Read the config file (see ``config_path``); $AGGREGATOR_DATABASE_URL overrides its
+    ``database``."""
+    chosen = config_path(path)
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as e:
@@ -452,6 +464,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     override = os.environ.get(DATABASE_ENV)
     if override:
         settings = settings.model_copy(update={"database": override})
+    token = os.environ.get(ADMIN_TOKEN_ENV)
+    if token:
+        if len(token) < 16:
+            raise ConfigError(
+                [f"${ADMIN_TOKEN_ENV}: the admin token must be 16 characters or more"]
+            )
+        server = settings.server.model_copy(update={"admin_token": token})
+        settings = settings.model_copy(update={"server": server})
     return settings
 
 

@@ -9,6 +9,12 @@ line naming what happened. Limits that protect a worker:
 * a body cap on the *decompressed* size (a 10 KB gzip bomb is refused at the cap);
 * at most ``MAX_REDIRECTS`` redirects; a loop is an error, not a hang.
 
+With ``allow_private_networks`` off, every connection (the source's and each redirect's)
+is checked *after* it is made, against the peer address the socket actually reached: a
+name that resolves to a public address for a check and to 127.0.0.1 for the connect
+cannot get around it. Loopback, private, link-local (the cloud metadata address
+169.254.169.254), carrier-grade NAT, multicast and reserved ranges are refused.
+
 Reads use ``urllib3``'s ``read1``: it returns what has arrived instead of waiting to fill a
 buffer, which is what makes the deadline check between reads effective.
 """
@@ -16,9 +22,11 @@ buffer, which is what makes the deadline check between reads effective.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import re
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -27,6 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
 from aggregator.errors import (
@@ -88,13 +98,71 @@ def _facts(response: requests.Response) -> HTTPFacts:
     )
 
 
+AddressPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for globally routable unicast addresses only (IPv4-mapped IPv6 unwrapped)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
+    """The connection reached an address the policy refuses."""
+
+    def __init__(self, connection: urllib3.connection.HTTPConnection, detail: str) -> None:
+        super().__init__(connection, detail)
+        self.detail = detail
+
+
+def _guarded_pools(policy: AddressPolicy) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """Connection pools whose connections check the peer address after connecting."""
+
+    def checked(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
+        peer = ipaddress.ip_address(sock.getpeername()[0])
+        if not policy(peer):
+            sock.close()
+            raise ForbiddenAddressError(
+                connection,
+                f"{connection.host}:{connection.port} is at {peer}, not a public address, "
+                "and allow_private_networks is false",
+            )
+
+    class HTTPConnection(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            checked(self, sock)
+            return sock
+
+    class HTTPSConnection(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            checked(self, sock)
+            return sock
+
+    class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = HTTPConnection
+
+    class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = HTTPSConnection
+
+    return {"http": HTTPPool, "https": HTTPSPool}
+
+
 class Fetcher:
     """One pooled ``requests`` session shared by every worker thread.
 
     Cookies are refused: one source's cookies must never reach another source's requests.
     """
 
-    def __init__(self, user_agent: str, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        user_agent: str,
+        pool_size: int = 16,
+        allow_private_networks: bool = True,
+        address_policy: AddressPolicy = is_public_address,
+    ) -> None:
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -109,6 +177,9 @@ class Fetcher:
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
         )
+        if not allow_private_networks:
+            adapter.poolmanager.pool_classes_by_scheme = _guarded_pools(address_policy)
+            self.session.trust_env = False  # a proxy would hide the address we reach
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -203,6 +274,9 @@ def _wrap(error: requests.exceptions.RequestException, request: FetchRequest) ->
     if isinstance(error, requests.exceptions.SSLError):
         return ConnectError(f"TLS failure ({name}: {_short(text)})")
     if isinstance(error, requests.exceptions.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        if isinstance(reason, ForbiddenAddressError):
+            return ConnectError(f"refused: {reason.detail} ({type(reason).__name__})")
         if "NameResolution" in text or "Name or service not known" in text:
             host = urlsplit(request.url).hostname
             return ConnectError(f"host name {host!r} does not resolve ({name})")

@@ -116,6 +116,11 @@ class Publisher:
         self.site_url = (site_url if site_url is not None else settings.site_url or "").rstrip("/")
         self._cache: OrderedDict[tuple[object, ...], Document] = OrderedDict()
         self._lock = threading.Lock()
+        # every ETag carries the config it was rendered under (ttl, site URL, titles...)
+        self.config_key = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+    def etag(self, key: tuple[object, ...], stamp: int) -> str:
+        return make_etag((self.config_key, *key), stamp)
 
     # ------------------------------------------------------------------ pieces
 
@@ -243,7 +248,7 @@ class Publisher:
         document = Document(
             body=renderer.render(channel, views),
             content_type=renderer.content_type,
-            etag=make_etag(key, stamp),
+            etag=self.etag(key, stamp),
             last_modified=channel.updated,
             stamp=stamp,
         )

@@ -45,9 +45,60 @@ STARTUP_SPREAD = timedelta(minutes=5)
 LEASE_MARGIN = timedelta(seconds=10)
 
 
+def this_machine() -> str:
+    """Where a pid means something: the host name and, on Linux, the PID namespace
+    (containers sharing a host name can still have separate pid spaces)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
+
+
 def new_owner_id() -> str:
-    """Who holds a lease: host, pid and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Who holds a lease: machine, pid and a random part (pids are reused)."""
+    return f"{this_machine()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_local_owners(
+    owners: Iterable[str], machine: str, is_alive: Callable[[int], bool]
+) -> list[str]:
+    """The lease owners among ``owners`` that ran on ``machine`` and whose process is gone.
+
+    Pure but for ``is_alive``. Owners from other machines, or not in ``new_owner_id``'s
+    shape, are never judged: only their lease's expiry frees their sources. A reused pid
+    reads as alive, which errs on the safe side (the lease then simply expires).
+    """
+    dead: list[str] = []
+    for owner in owners:
+        parts = owner.rsplit(":", 2)
+        is_local = len(parts) == 3 and parts[0] == machine and parts[1].isdigit()
+        if is_local and not is_alive(int(parts[1])):
+            dead.append(owner)
+    return dead
+
+
+def is_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def release_dead_leases(ctx: Context) -> None:
+    """Free the sources leased by processes of this machine that died (SIGKILL, OOM,
+    power cut) instead of leaving them until the lease expires: without it an
+    ``aggregator fetch`` run right after a killed one skipped every source the dead
+    process had claimed, for twice the fetch deadline (issue #4)."""
+    if os.name != "posix":
+        return  # os.kill(pid, 0) would terminate the process on Windows
+    owners = ctx.store.list_lease_owners(ctx.now())
+    for owner in dead_local_owners(owners, this_machine(), is_pid_alive):
+        released = ctx.store.release_leases(owner)
+        log.warning("released %d lease(s) of %s: that process is gone", released, owner)
 
 
 def lease_for(settings: Settings) -> timedelta:
@@ -72,6 +123,7 @@ def sync_and_spread(ctx: Context) -> None:
     """Make the database follow the config, then spread what fell due while down."""
     now = ctx.now()
     ctx.store.sync_config(source_plans(ctx.settings), configured_categories(ctx.settings), now)
+    release_dead_leases(ctx)
     intervals = {s.id: s.effective_interval(ctx.settings.defaults) for s in ctx.settings.sources}
     overdue = [(sid, intervals[sid]) for sid, _ in ctx.store.list_overdue(now) if sid in intervals]
     if overdue:
@@ -167,6 +219,16 @@ class Dispatcher:
 
         return callback
 
+    def apply_settings(self, settings: Settings) -> None:
+        """A reloaded config (reload.py): the schedule in the database follows it first
+        (raising ``AggregatorError`` if it cannot, so the old config stays), then the next
+        tick claims with it. Fetches already running finish under the old one."""
+        ctx = replace(self.ctx, settings=settings)
+        sync_and_spread(ctx)
+        ctx.fetcher.session.headers["User-Agent"] = settings.defaults.user_agent
+        self.lease = lease_for(settings)
+        self.ctx = ctx
+
     def stop(self, wait_seconds: float | None = None) -> None:
         """Stop claiming; let running fetches finish; release what was never started."""
         self.stopping.set()
@@ -217,6 +279,27 @@ def _fetch_claimed(
     return outcomes
 
 
+def _exit_with_parent() -> None:
+    """A shard process's initializer: exit as soon as the pass that started it is gone.
+
+    A SIGKILLed ``aggregator fetch`` must take its shards with it. Otherwise they went on
+    fetching and writing under the dead parent's leases (racing the pass run next), then
+    hung forever waiting for work from a parent that no longer exists (issue #4). Dying
+    mid-write is safe: each source's write is one transaction or savepoint.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the spawn pipe closes
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _shard_main(
     settings: Settings, owner: str, claimed: list[SourceState], workers: int
 ) -> list[FetchOutcome]:
@@ -247,6 +330,7 @@ def run_pass(
     ctx.store.sync_config(
         source_plans(ctx.settings), configured_categories(ctx.settings), ctx.now()
     )
+    release_dead_leases(ctx)
     wanted: Iterable[Source] = (
         [ctx.settings.source(sid) for sid in source_ids]
         if source_ids
@@ -267,7 +351,9 @@ def run_pass(
     shards = [list(claimed[i::processes]) for i in range(processes)]
     per_process = max(4, workers // processes)
     spawn = multiprocessing.get_context("spawn")  # no fork with threads and open sockets
-    with ProcessPoolExecutor(processes - 1, mp_context=spawn) as children:
+    with ProcessPoolExecutor(
+        processes - 1, mp_context=spawn, initializer=_exit_with_parent
+    ) as children:
         futures = [
             children.submit(_shard_main, ctx.settings, ctx.owner, shard, per_process)
             for shard in shards[1:]

@@ -15,7 +15,11 @@ def open_context(settings: Settings, migrate: bool | None = None) -> Context:
     store = SqlStore(settings.database, pool_size=workers + 2)
     if settings.auto_migrate if migrate is None else migrate:
         store.upgrade()
-    fetcher = Fetcher(settings.defaults.user_agent, pool_size=max(workers, 4))
+    fetcher = Fetcher(
+        settings.defaults.user_agent,
+        pool_size=max(workers, 4),
+        allow_private_networks=settings.allow_private_networks,
+    )
     return Context(settings=settings, store=store, fetcher=fetcher, owner=new_owner_id())
 
 

@@ -12,6 +12,7 @@ keep the three in step):
     GET /api/items?category=&since=&cursor=&limit=   items in seq order, with a cursor
     GET /api/categories, /api/sources        what exists, and each source's status
     GET /openapi.json, /healthz, /readyz
+    POST /api/sources/{id}/fetch, /api/reload    only with an admin token (bearer auth)
 
 Feeds carry a strong ETag and Last-Modified and answer conditional requests with 304;
 a request for an unchanged feed costs one primary-key lookup (publish.py). Handlers are
@@ -21,6 +22,7 @@ plain functions, run on Starlette's thread pool, because the store is synchronou
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -34,7 +36,7 @@ from starlette.routing import Route
 
 from aggregator import __version__
 from aggregator.config import Settings
-from aggregator.errors import ItemNotFoundError, StoreError
+from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
 from aggregator.pages import (
     Section,
     page_item,
@@ -49,7 +51,6 @@ from aggregator.publish import (
     FeedRequest,
     Publisher,
     UnknownCategoryError,
-    make_etag,
 )
 from aggregator.query import (
     QueryError,
@@ -60,6 +61,7 @@ from aggregator.query import (
     parse_limit,
     parse_since,
 )
+from aggregator.reload import ConfigWatcher, ReloadResult
 from aggregator.render import ChannelView, local_time
 from aggregator.store import Store, StoredItem
 
@@ -220,9 +222,14 @@ class App:
     """The web application's state: settings, store, publisher, scheduler liveness."""
 
     def __init__(
-        self, settings: Settings, store: Store, scheduler_alive: Callable[[], bool] | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        scheduler_alive: Callable[[], bool] | None = None,
+        watcher: ConfigWatcher | None = None,
     ) -> None:
         self.settings = settings
+        self.watcher = watcher
         self.store = store
         self.publisher = Publisher(settings, store)
         self.scheduler_alive = scheduler_alive
@@ -294,7 +301,7 @@ class App:
             document = Document(
                 body=body,
                 content_type="text/html; charset=utf-8",
-                etag=make_etag(key, stamp),
+                etag=self.publisher.etag(key, stamp),
                 last_modified=datetime.now(UTC).replace(microsecond=0),
                 stamp=stamp,
             )
@@ -374,7 +381,7 @@ class App:
         document = Document(
             body=render_item_page(stored, categories, base),
             content_type="text/html; charset=utf-8",
-            etag=make_etag(("item", stored.item_id, base), stored.seq),  # seq: any change
+            etag=self.publisher.etag(("item", stored.item_id, base), stored.seq),  # seq: any change
             last_modified=stored.updated_at.replace(microsecond=0),
             stamp=stored.seq,
         )
@@ -458,7 +465,57 @@ class App:
         return _json_validated(request, openapi_document())
 
     def healthz(self, request: Request) -> Response:
-        return _json({"status": "ok", "version": __version__})
+        answer: dict[str, Any] = {"status": "ok", "version": __version__}
+        if self.watcher is not None:
+            answer["config"] = self.watcher.status().as_json()
+        return _json(answer)
+
+    # ------------------------------------------------------------------ settings
+
+    def apply_settings(self, settings: Settings) -> None:
+        """A reloaded config: new publisher, caches dropped (every ETag carries the
+        config, so no reader gets a 304 for a document rendered under the old one)."""
+        self.settings = settings
+        self.publisher = Publisher(settings, self.store)
+        self._html.clear()
+        self.fast.entries.clear()
+
+    # ------------------------------------------------------------------ admin
+
+    def _authorized(self, request: Request) -> Response | None:
+        """None when the request carries the admin token, else the 401 to send."""
+        token = self.settings.server.admin_token or ""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if token and scheme.lower() == "bearer" and hmac.compare_digest(given, token):
+            return None
+        return JSONResponse(
+            {"error": "a valid admin bearer token is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
+        )
+
+    def admin_fetch(self, request: Request) -> Response:
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
+        source_id: str = request.path_params["source_id"]
+        now = datetime.now(UTC)
+        try:
+            self.store.request_fetch(source_id, now)
+        except SourceNotFoundError:
+            return _error(404, f"no source {source_id!r}")
+        except StoreError as e:
+            return _error(503, f"database: {e}")
+        return _json({"source": source_id, "due_at": now.isoformat()}, 202)
+
+    def admin_reload(self, request: Request) -> Response:
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
+        assert self.watcher is not None  # the route exists only with a watcher
+        result = self.watcher.check(force=True)
+        status = 422 if result is ReloadResult.REJECTED else 200
+        return _json({"result": result.value, "config": self.watcher.status().as_json()}, status)
 
     def readyz(self, request: Request) -> Response:
         problems = []
@@ -487,15 +544,35 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/readyz", "readyz"),
 ]
 
+# Mutating endpoints: routed only when an admin token is configured (and, for reload, the
+# process follows a config file); each needs ``Authorization: Bearer <token>``.
+ADMIN_ENDPOINTS: list[tuple[str, str]] = [
+    ("/api/sources/{source_id}/fetch", "admin_fetch"),
+    ("/api/reload", "admin_reload"),
+]
+
 
 def create_app(
-    settings: Settings, store: Store, scheduler_alive: Callable[[], bool] | None = None
+    settings: Settings,
+    store: Store,
+    scheduler_alive: Callable[[], bool] | None = None,
+    watcher: ConfigWatcher | None = None,
 ) -> Starlette:
-    app_state = App(settings, store, scheduler_alive)
+    """The ASGI app. With a ``watcher``, a reloaded config reaches the app, ``/healthz``
+    reports the config's state, and ``POST /api/reload`` exists (given a token)."""
+    app_state = App(settings, store, scheduler_alive, watcher)
     routes = [
         Route(path, getattr(app_state, handler), methods=["GET", "HEAD"])
         for path, handler in ENDPOINTS
     ]
+    if settings.server.admin_token:
+        routes += [
+            Route(path, getattr(app_state, handler), methods=["POST"])
+            for path, handler in ADMIN_ENDPOINTS
+            if handler != "admin_reload" or watcher is not None
+        ]
+    if watcher is not None:
+        watcher.subscribe(app_state.apply_settings)
     app = Starlette(routes=routes)
     app.state.aggregator = app_state
     app_state.fast.app = app
@@ -505,11 +582,14 @@ def create_app(
 def app_from_env() -> Starlette:
     """An app built from $AGGREGATOR_CONFIG (for ``serve --workers N``: uvicorn imports
     this in every worker process)."""
-    from aggregator.config import load_settings
+    from aggregator.config import config_path, load_settings
     from aggregator.service import open_context
 
     settings = load_settings()
-    return create_app(settings, open_context(settings, migrate=False).store)
+    watcher = ConfigWatcher(config_path(), settings)
+    app = create_app(settings, open_context(settings, migrate=False).store, watcher=watcher)
+    watcher.start()
+    return app
 
 
 def openapi_document() -> dict[str, Any]:
@@ -698,5 +778,34 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/sources/{source_id}/fetch": {
+                "post": {
+                    "summary": "Make a source due now (and un-retire it); any fetching "
+                    "process picks it up within a second. Exists only with an admin token.",
+                    "security": [{"adminToken": []}],
+                    "parameters": [param("source_id", "path", "The source's id.")],
+                    "responses": {
+                        "202": {"description": "Due now.", **json_any},
+                        "401": {"description": "No or wrong bearer token.", **json_any},
+                        "404": {"description": "No such source.", **json_any},
+                    },
+                }
+            },
+            "/api/reload": {
+                "post": {
+                    "summary": "Read the config file again now. Invalid: the last good "
+                    "config stays and the problems are listed. Exists only with an admin "
+                    "token.",
+                    "security": [{"adminToken": []}],
+                    "responses": {
+                        "200": {"description": "Applied or unchanged.", **json_any},
+                        "401": {"description": "No or wrong bearer token.", **json_any},
+                        "422": {"description": "Invalid; nothing changed.", **json_any},
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
         },
     }

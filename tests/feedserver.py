@@ -43,7 +43,8 @@ class Request:
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self.lock = threading.Lock()
@@ -58,13 +59,13 @@ class FeedServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def requests_to(self, path: str) -> list[Request]:
         with self.lock:
@@ -127,8 +128,8 @@ class FeedServer:
 
 
 @contextmanager
-def serving() -> Iterator[FeedServer]:
-    server = FeedServer()
+def serving(host: str = "127.0.0.1") -> Iterator[FeedServer]:
+    server = FeedServer(host)
     server.thread.start()
     try:
         yield server

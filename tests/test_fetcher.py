@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import socket
 import threading
 import time
@@ -17,9 +18,9 @@ from aggregator.errors import (
     FetchTimeoutError,
     HTTPStatusError,
 )
-from aggregator.fetcher import Fetcher, FetchRequest
+from aggregator.fetcher import Fetcher, FetchRequest, is_public_address
 from aggregator.model import NotModified, Retrieved
-from tests.feedserver import FeedServer, Route
+from tests.feedserver import FeedServer, Route, serving
 
 BODY = "<rss version='2.0'><channel><title>中文</title></channel></rss>".encode()
 
@@ -182,3 +183,69 @@ def test_file_source_with_mtime_validator(fetcher: Fetcher, tmp_path: Path) -> N
 def test_unresolvable_host(fetcher: Fetcher) -> None:
     with pytest.raises(ConnectError, match="does not resolve"):
         fetcher.fetch(FetchRequest("http://no-such-host.invalid/feed", timeout_seconds=3))
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("1.1.1.1", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # the cloud metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00:ec2::254", False),  # the IPv6 metadata service
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:8.8.8.8", True),
+    ],
+)
+def test_public_address_policy(address: str, public: bool) -> None:
+    assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+def test_private_networks_are_allowed_by_default(feed_server: FeedServer) -> None:
+    feed_server.routes["/f"] = Route(BODY)
+    client = Fetcher("aggregator-test/1")
+    assert isinstance(client.fetch(FetchRequest(feed_server.url("/f"))), Retrieved)
+    client.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_private_address_refused_when_not_allowed(feed_server: FeedServer, host: str) -> None:
+    """A literal address and a name resolving to loopback are both refused, at connect
+    time, before a byte of the request is sent."""
+    feed_server.routes["/f"] = Route(BODY)
+    client = Fetcher("aggregator-test/1", allow_private_networks=False)
+    url = f"http://{host}:{feed_server.port}/f"
+    with pytest.raises(ConnectError, match=r"127\.0\.0\.1, not a public address"):
+        client.fetch(FetchRequest(url))
+    client.close()
+    assert feed_server.requests_to("/f") == []
+
+
+def test_redirect_to_a_refused_address_is_refused(feed_server: FeedServer) -> None:
+    """The check runs on every connection, so a redirect cannot reach a refused address.
+    Here the policy refuses 127.0.0.2 only, so the first server can be reached."""
+    with serving("127.0.0.2") as inner:
+        inner.routes["/secret"] = Route(BODY)
+        feed_server.routes["/f"] = Route(
+            status=302, validators=False, headers={"Location": inner.url("/secret")}
+        )
+        client = Fetcher(
+            "aggregator-test/1",
+            allow_private_networks=False,
+            address_policy=lambda address: str(address) != "127.0.0.2",
+        )
+        with pytest.raises(ConnectError, match=r"127\.0\.0\.2, not a public address"):
+            client.fetch(FetchRequest(feed_server.url("/f")))
+        client.close()
+        assert len(feed_server.requests_to("/f")) == 1
+        assert inner.requests_to("/secret") == []

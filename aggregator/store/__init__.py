@@ -9,7 +9,8 @@ Guarantees every implementation gives:
   a new ``seq`` larger than any committed before it (commit order, so a reader paging by
   seq never skips a later-committed smaller number);
 * a source is fetched by one worker at a time: ``claim_*`` hands out leases, and a lease
-  not renewed expires, so a dead worker's sources are picked up by another.
+  not renewed expires, so a dead worker's sources are picked up by another (sooner when
+  the scheduler sees the dead process and calls ``release_leases``).
 
 Errors: ``StoreError`` when the database refuses or is unreachable;
 ``SourceNotFoundError`` from ``get_*`` for an unknown source id.
@@ -214,10 +215,21 @@ class Store(Protocol):
 
     def release_lease(self, source_id: str, owner: str) -> None: ...
 
+    def list_lease_owners(self, now: datetime) -> list[str]:
+        """Who holds a lease that has not expired at ``now``, each once."""
+
+    def release_leases(self, owner: str) -> int:
+        """Release every lease ``owner`` holds (the caller knows that process is dead);
+        returns how many."""
+
     def list_overdue(self, now: datetime) -> list[tuple[str, datetime]]:
         """Enabled, unleased sources with ``next_due_at`` before ``now``."""
 
     def set_due_times(self, due: Mapping[str, datetime]) -> None: ...
+
+    def request_fetch(self, source_id: str, now: datetime) -> None:
+        """Make a source due now, retired or not (an operator asked for it); the next
+        dispatcher tick of any process claims it. Raises SourceNotFoundError."""
 
     # --- one fetch (called by the orchestrator) ---------------------------------------
     def get_source_state(self, source_id: str) -> SourceState:

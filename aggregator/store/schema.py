@@ -88,6 +88,7 @@ sources = Table(
     Column("gone_count", Integer, nullable=False, server_default="0"),  # consecutive 410s
     Column("retired_at", UTCDateTime),  # set after repeated 410 Gone: no longer fetched
     Column("last_warning", Text),  # what was odd about the last fetch that did not fail
+    Column("interval_seconds", Integer),  # as configured: a shorter one applies at once
     Index("ix_sources_due", "enabled", "next_due_at"),
 )
 

@@ -193,6 +193,12 @@ class SqlStore:
     ) -> None:
         self._registry_loaded_at = None
         with self._write() as conn:
+            shown = {
+                row.slug: (row.title, row.description)
+                for row in conn.execute(
+                    select(categories.c.slug, categories.c.title, categories.c.description)
+                )
+            }
             for ref in categories_:
                 row = {
                     "slug": ref.slug,
@@ -204,17 +210,25 @@ class SqlStore:
                     "created_at": now,
                 }
                 stmt = self._insert(categories).values(row)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["slug"],
-                        set_={k: stmt.excluded[k] for k in ("title", "description", "origin")},
-                    )
-                )
+                retitled = ref.slug in shown and shown[ref.slug] != (ref.title, ref.description)
+                changes: dict[str, Any] = {
+                    k: stmt.excluded[k] for k in ("title", "description", "origin")
+                }
+                if retitled:
+                    # a new stamp: every cached copy and ETag of its feeds is now stale
+                    changes["last_seq"] = self._next_seq(conn)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["slug"], set_=changes))
             existing = {
                 row.source_id: row
                 for row in conn.execute(
                     select(
-                        sources.c.source_id, sources.c.url, sources.c.enabled, sources.c.category
+                        sources.c.source_id,
+                        sources.c.url,
+                        sources.c.enabled,
+                        sources.c.category,
+                        sources.c.interval_seconds,
+                        sources.c.next_due_at,
+                        sources.c.last_fetch_at,
                     )
                 )
             }
@@ -231,10 +245,18 @@ class SqlStore:
                             next_due_at=now,
                             consecutive_errors=0,
                             created_at=now,
+                            interval_seconds=int(plan.interval.total_seconds()),
                         )
                     )
                     continue
                 values: dict[str, Any] = {}
+                seconds = int(plan.interval.total_seconds())
+                if known.interval_seconds != seconds:
+                    values["interval_seconds"] = seconds
+                    if known.interval_seconds is not None and seconds < known.interval_seconds:
+                        # a shorter interval applies now, not after the old one runs out
+                        sooner = (known.last_fetch_at or now) + plan.interval
+                        values["next_due_at"] = max(now, min(known.next_due_at, sooner))
                 if (known.enabled, known.category) != (plan.enabled, plan.category):
                     values |= {"enabled": plan.enabled, "category": plan.category}
                 if known.url != plan.url:
@@ -260,6 +282,17 @@ class SqlStore:
                 conn.execute(
                     update(sources).where(sources.c.source_id.in_(chunk)).values(enabled=False)
                 )
+
+    @staticmethod
+    def _next_seq(conn: Connection) -> int:
+        return int(
+            conn.execute(
+                update(counters)
+                .where(counters.c.name == SEQ_COUNTER)
+                .values(value=counters.c.value + 1)
+                .returning(counters.c.value)
+            ).scalar_one()
+        )
 
     def load_category_registry(self) -> CategoryRegistry:
         loaded = self._registry_loaded_at
@@ -340,6 +373,24 @@ class SqlStore:
                 .values(lease_owner=None, lease_until=None)
             )
 
+    def list_lease_owners(self, now: datetime) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(sources.c.lease_owner)
+                .where(sources.c.lease_owner.is_not(None), sources.c.lease_until >= now)
+                .distinct()
+            )
+            return [row[0] for row in rows]
+
+    def release_leases(self, owner: str) -> int:
+        with self._write() as conn:
+            result = conn.execute(
+                update(sources)
+                .where(sources.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+            return int(result.rowcount)
+
     def list_overdue(self, now: datetime) -> list[tuple[str, datetime]]:
         with self._read() as conn:
             rows = conn.execute(
@@ -351,6 +402,16 @@ class SqlStore:
                 )
             )
             return [(row.source_id, row.next_due_at) for row in rows]
+
+    def request_fetch(self, source_id: str, now: datetime) -> None:
+        with self._write() as conn:
+            found = conn.execute(
+                update(sources)
+                .where(sources.c.source_id == source_id)
+                .values(next_due_at=now, retired_at=None, gone_count=0)
+            ).rowcount
+        if not found:
+            raise SourceNotFoundError(f"no source {source_id!r}")
 
     def set_due_times(self, due: Mapping[str, datetime]) -> None:
         with self._write() as conn:

@@ -5,6 +5,8 @@ sources.pending_redirect_url / pending_redirect_count: a permanent redirect seen
 consecutive fetches; the URL is adopted when the count reaches the threshold.
 sources.gone_count: consecutive 410 answers; sources.retired_at: when they retired it.
 sources.last_warning and fetches.warning: what was odd about a fetch that did not fail.
+sources.interval_seconds: the configured interval, so a config reload that shortens it
+moves the next due time forward at once.
 
 Revision ID: 0003
 Revises: 0002
@@ -31,6 +33,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("gone_count", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("retired_at", UTCDateTime()))
         batch.add_column(sa.Column("last_warning", sa.Text()))
+        batch.add_column(sa.Column("interval_seconds", sa.Integer()))
     with op.batch_alter_table("fetches") as batch:
         batch.add_column(sa.Column("warning", sa.Text()))
 
@@ -40,6 +43,7 @@ def downgrade() -> None:
         batch.drop_column("warning")
     with op.batch_alter_table("sources") as batch:
         for name in (
+            "interval_seconds",
             "last_warning",
             "retired_at",
             "gone_count",
