@@ -115,6 +115,21 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
     return body.decode("utf-8", errors="replace"), "utf-8"
 
 
+_ROOT = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
+_PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.S | re.I)
+
+
+def _root_name(text: str) -> str | None:
+    """The name of the document's root element (after the prolog), if there is one."""
+    position = 0
+    while found := _PROLOG.match(text, position):
+        if found.end() == position:
+            break
+        position = found.end()
+    root = _ROOT.match(text, position)
+    return root.group(1) if root else None
+
+
 def _as_utf8_xml(text: str) -> bytes:
     """The text as UTF-8 bytes with any XML declaration saying so."""
     stripped = text.lstrip()
@@ -343,6 +358,11 @@ def parse_xml(
         raise ParseError(f"not a feed (no RSS or Atom root element){detail}")
     warnings: list[str] = []
     if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
+        root = _root_name(text)
+        if root and not text.rstrip().endswith(f"</{root}>"):
+            # Cut off (a proxy or the publisher gave up): the last item would be stored
+            # half-written, so none is; the last good items stay, and the next poll retries.
+            raise ParseError(f"truncated: the body ends before </{root}> ({len(body)} bytes)")
         warnings.append(f"not well-formed, read leniently: {type(problem).__name__}")
     items = tuple(build_item(_feedparser_raw(entry), rules) for entry in entries)
     return ParsedFeed(

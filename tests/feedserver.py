@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import socket
+import struct
 import threading
 import time
 import zlib
@@ -26,6 +28,12 @@ class Route:
     encoding: str | None = None  # "gzip" or "deflate"
     delay_seconds: float = 0.0
     trickle_seconds_per_byte: float = 0.0
+    # misbehaviour: send only this many body bytes (the full Content-Length is declared),
+    # then close cleanly, or with a TCP reset when ``reset`` is set
+    cut_after_bytes: int | None = None
+    reset: bool = False
+    hang: bool = False  # read the request, then never answer
+    precompressed: str | None = None  # body is already encoded so (a gzip bomb)
     last_modified: str = field(default_factory=lambda: formatdate(1643095471, usegmt=True))
 
     @property
@@ -48,6 +56,7 @@ class FeedServer:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +102,9 @@ class FeedServer:
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return
+        if route.hang:
+            self.stopping.wait(120)
+            return
         if route.delay_seconds:
             time.sleep(route.delay_seconds)
         body = route.body
@@ -106,7 +118,9 @@ class FeedServer:
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return
-        if route.encoding == "gzip":
+        if route.precompressed:
+            handler.send_header("Content-Encoding", route.precompressed)
+        elif route.encoding == "gzip":
             body = gzip.compress(body)
             handler.send_header("Content-Encoding", "gzip")
         elif route.encoding == "deflate":
@@ -115,6 +129,16 @@ class FeedServer:
         handler.send_header("Content-Type", route.content_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
+        if route.cut_after_bytes is not None:
+            handler.wfile.write(body[: route.cut_after_bytes])
+            handler.wfile.flush()
+            if route.reset:  # linger 0: close() sends RST instead of FIN
+                handler.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            handler.close_connection = True
+            handler.connection.close()
+            return
         try:
             if route.trickle_seconds_per_byte:
                 for index in range(len(body)):
@@ -134,5 +158,6 @@ def serving(host: str = "127.0.0.1") -> Iterator[FeedServer]:
     try:
         yield server
     finally:
+        server.stopping.set()
         server.httpd.shutdown()
         server.httpd.server_close()
