@@ -52,6 +52,7 @@ MAX_REDIRECTS = 10
 READ_CHUNK_BYTES = 64 * 1024
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _PERMANENT = {301, 308}
+_SSL_REASON = re.compile(r"\[SSL[^\]]*\][^'\")(]*[^'\")( ]|certificate verify failed[^'\")(]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +273,8 @@ def _wrap(error: requests.exceptions.RequestException, request: FetchRequest) ->
     if isinstance(error, requests.exceptions.TooManyRedirects):
         return ConnectError(f"redirect loop: more than {MAX_REDIRECTS} redirects ({name})")
     if isinstance(error, requests.exceptions.SSLError):
-        return ConnectError(f"TLS failure ({name}: {_short(text)})")
+        reason = _SSL_REASON.search(text)
+        return ConnectError(f"TLS failure: {reason.group(0) if reason else _short(text)} ({name})")
     if isinstance(error, requests.exceptions.ConnectionError):
         reason = getattr(error.args[0], "reason", None) if error.args else None
         if isinstance(reason, ForbiddenAddressError):

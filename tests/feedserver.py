@@ -50,6 +50,12 @@ class Request:
     finished: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    # the default backlog of 5 drops SYNs when a dozen fetches connect at once while the
+    # test process is busy, and a 1 s connect timeout then fails a healthy source
+    request_queue_size = 128
+
+
 class FeedServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -68,7 +74,7 @@ class FeedServer:
             def do_GET(self) -> None:
                 server._handle(self)
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = _Server((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
