@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
@@ -308,6 +309,41 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     try:
         # uvicorn owns SIGTERM/SIGINT: it stops serving, then we stop the scheduler
         _serve(create_app(settings, context.store, dispatcher.is_alive, watcher), host, port)
+    finally:
+        log.info("finishing fetches in flight")
+        watcher.stop()
+        dispatcher.stop()
+        close_context(context)
+        log.info("stopped")
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Fetch only (no HTTP), until SIGTERM or SIGINT. Run any number, on any machines,
+    against one PostgreSQL database: they share the schedule through leases."""
+    settings = _settings(ctx)
+    context = _open(ctx, settings)
+    dispatcher = Dispatcher(context, on_outcome=_report)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    dispatcher.start()
+    watcher = _watch(ctx, settings)
+    watcher.subscribe(dispatcher.apply_settings)
+    log.info(
+        "worker %s running: %d sources, %d fetches at once",
+        context.owner,
+        len(settings.sources),
+        settings.defaults.workers,
+    )
+    try:
+        stop.wait()
     finally:
         log.info("finishing fetches in flight")
         watcher.stop()

@@ -78,12 +78,31 @@ class Defaults(_Frozen):
     workers: int = Field(8, ge=1, le=256)
     jitter_fraction: float = Field(0.1, ge=0, le=0.5)
     max_backoff: Duration = timedelta(hours=6)
+    # how long a claimed source stays with its worker without a renewal; renewed every
+    # third of it while the fetch runs, so only a dead worker's sources expire
+    lease: Duration = timedelta(seconds=60)
+
+
+class PerHost(_Frozen):
+    """Politeness to one host across the whole cluster; a source postponed for it is not
+    in error. Unset: no limit."""
+
+    max_concurrent: int | None = Field(None, ge=1)
+    max_per_minute: int | None = Field(None, ge=1)
+
+
+class Housekeeping(_Frozen):
+    """Periodic work done once per cluster (whichever process claims it first)."""
+
+    every: Duration = timedelta(hours=1)
+    fetch_log_days: int = Field(30, ge=1)  # fetch-log rows older than this are deleted
 
 
 class Category(_Frozen):
     title: str = Field(min_length=1)
     description: str = ""
     name: str | None = None  # the media name that files here (e.g. 上海证券报)
+    retention: Duration | None = None  # overrides the top-level retention here
 
 
 class JsonFields(_Frozen):
@@ -214,6 +233,11 @@ class Settings(_Frozen):
     # False: refuse sources and redirects that reach loopback, private, link-local or
     # metadata addresses (checked on the connected socket; see fetcher.py)
     allow_private_networks: bool = True
+    # items older than this (by publication time) are pruned and never stored again;
+    # unset: kept forever. Per category: categories.<slug>.retention
+    retention: Duration | None = None
+    per_host: PerHost = PerHost()
+    housekeeping: Housekeeping = Housekeeping()
     server: Server = Server()
     defaults: Defaults = Defaults()
     categories: dict[str, Category] = Field(default_factory=dict)

@@ -29,20 +29,22 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from aggregator.config import Settings, Source
 from aggregator.errors import AggregatorError
 from aggregator.freshness import spread_overdue
+from aggregator.housekeeping import run_housekeeping_if_due
 from aggregator.model import CategoryRef, FetchOutcome, SourceState
-from aggregator.store import SourcePlan
+from aggregator.store import HostLimits, SourcePlan
 from aggregator.store.batching import GroupCommitter
 from aggregator.update import Context, update_source
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+HOUSEKEEPING_CHECK_SECONDS = 60.0  # how often a process asks whether housekeeping is due
 STARTUP_SPREAD = timedelta(minutes=5)
-LEASE_MARGIN = timedelta(seconds=10)
+MIN_LEASE = timedelta(seconds=3)
 
 
 def this_machine() -> str:
@@ -102,8 +104,56 @@ def release_dead_leases(ctx: Context) -> None:
 
 
 def lease_for(settings: Settings) -> timedelta:
-    """Long enough for the slowest fetch (deadline plus JSON API bodies) to finish."""
-    return timedelta(seconds=settings.defaults.total_timeout_seconds * 2) + LEASE_MARGIN
+    """How long a claim holds without renewal (``defaults.lease``); a LeaseKeeper renews
+    it every third of that while the fetch runs, so a slow fetch keeps its source and a
+    dead worker's sources come free within one lease."""
+    return max(settings.defaults.lease, MIN_LEASE)
+
+
+class LeaseKeeper:
+    """Renews this process's leases on the sources ``held()`` names, every third of the
+    lease, until stopped. A renewal that fails is logged and tried again next time: the
+    lease has two more thirds to run."""
+
+    def __init__(
+        self, ctx: Context, lease: Callable[[], timedelta], held: Callable[[], Sequence[str]]
+    ) -> None:
+        self.ctx = ctx
+        self.lease = lease
+        self.held = held
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.lease().total_seconds() / 3):
+            ids = list(self.held())
+            if not ids:
+                continue
+            try:
+                self.ctx.store.renew_leases(ids, self.ctx.owner, self.ctx.now() + self.lease())
+            except AggregatorError as e:
+                log.error("could not renew %d lease(s): %s", len(ids), e)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+
+
+def housekeeping_check_seconds(settings: Settings) -> float:
+    """How often a process asks whether housekeeping is due: a quarter of the period,
+    between 1 s and a minute (so a short test period is honoured, a long one cheap)."""
+    return min(
+        HOUSEKEEPING_CHECK_SECONDS, max(1.0, settings.housekeeping.every.total_seconds() / 4)
+    )
+
+
+def host_limits(settings: Settings) -> HostLimits:
+    return HostLimits(settings.per_host.max_concurrent, settings.per_host.max_per_minute)
 
 
 def source_plans(settings: Settings) -> list[SourcePlan]:
@@ -163,6 +213,11 @@ class Dispatcher:
 
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.last_tick_at: float | None = None  # time.monotonic() of the last tick
+        self.keeper = LeaseKeeper(ctx, lambda: self.lease, self._held)
+
+    def _held(self) -> list[str]:
+        with self.lock:
+            return list(self.in_flight)
 
     def start(self) -> None:
         sync_and_spread(self.ctx)
@@ -175,7 +230,27 @@ class Dispatcher:
             coalesce=True,
             misfire_grace_time=None,
         )
+        self.scheduler.add_job(
+            self.housekeeping,
+            "interval",
+            seconds=housekeeping_check_seconds(self.ctx.settings),
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
         self.scheduler.start()
+        self.keeper.start()
+
+    def housekeeping(self) -> None:
+        """Retention and log pruning, if this process wins this period's claim."""
+        if self.stopping.is_set():
+            return
+        try:
+            run_housekeeping_if_due(self.ctx)
+        except AggregatorError as e:
+            log.error("housekeeping failed: %s", e)
 
     def is_alive(self, within_seconds: float = 10 * TICK_SECONDS) -> bool:
         """Whether the dispatcher ticked recently (for /readyz)."""
@@ -193,7 +268,7 @@ class Dispatcher:
         sources = {s.id: s for s in self.ctx.settings.sources if s.enabled}
         try:
             claimed = self.ctx.store.claim_due_sources(
-                self.ctx.now(), self.ctx.owner, free, self.lease
+                self.ctx.now(), self.ctx.owner, free, self.lease, host_limits(self.ctx.settings)
             )
         except AggregatorError as e:
             log.error("cannot claim due sources: %s", e)
@@ -235,6 +310,7 @@ class Dispatcher:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.keeper.stop()
         self.committer.close()
         with self.lock:
             leftover = list(self.in_flight)
@@ -337,14 +413,29 @@ def run_pass(
         else [s for s in ctx.settings.sources if s.enabled]
     )
     ids = [s.id for s in wanted]
-    claimed = ctx.store.claim_sources(ids, ctx.now(), ctx.owner, lease_for(ctx.settings))
+    lease = lease_for(ctx.settings)
+    claimed = ctx.store.claim_sources(ids, ctx.now(), ctx.owner, lease)
     skipped = sorted(set(ids) - {state.source_id for state in claimed})
+    held = [state.source_id for state in claimed]  # finished ones are released: no-ops
+    keeper = LeaseKeeper(ctx, lambda: lease, lambda: held).start()
+    try:
+        return _run_claimed(ctx, claimed, processes, on_outcome), skipped
+    finally:
+        keeper.stop()
+
+
+def _run_claimed(
+    ctx: Context,
+    claimed: Sequence[SourceState],
+    processes: int,
+    on_outcome: Callable[[FetchOutcome], None] | None,
+) -> list[FetchOutcome]:
     workers = ctx.settings.defaults.workers
     # Sources with validators mostly answer 304 (I/O, little CPU): only sources never
     # fetched, whose bodies must all be parsed, are worth the processes' start-up.
     unfetched = sum(1 for st in claimed if not (st.etag or st.last_modified or st.body_sha256))
     if processes <= 1 or unfetched < SHARD_MIN_SOURCES:
-        return _fetch_claimed(ctx, claimed, workers, on_outcome), skipped
+        return _fetch_claimed(ctx, claimed, workers, on_outcome)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -364,4 +455,4 @@ def run_pass(
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
-    return outcomes, skipped
+    return outcomes

@@ -5,6 +5,7 @@
     if 304 or the body hash is unchanged: record it, schedule, done
     feed     = parse(body)                                       # pure
     pairs    = identify(feed.items)                              # pure: stable ids
+    pairs   -= ids that retention pruned (housekeeping.py): they never come back
     known    = store.find_known_items(ids)
     bodies   = fetch content_url for ids not stored yet (JSON API sources)
     intents  = plan_items(pairs, known, categories, now)         # pure
@@ -246,6 +247,9 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             warning="; ".join(warnings) or None,
         )
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
+        pruned = ctx.store.find_pruned([item_id for item_id, _ in pairs])
+        if pruned:  # retention removed them: a source still listing them is not news
+            pairs = [(item_id, item) for item_id, item in pairs if item_id not in pruned]
         known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
         pairs, problems = _fill_content(ctx, source, pairs, set(known))
         if problems:

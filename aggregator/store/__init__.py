@@ -56,6 +56,26 @@ class SourceUpdate:
     warning: str | None = None  # shown in status until a fetch says otherwise
 
 
+@dataclass(frozen=True, slots=True)
+class HostLimits:
+    """Per-host politeness across the cluster (None: no limit)."""
+
+    max_concurrent: int | None = None
+    max_per_minute: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.max_concurrent is not None or self.max_per_minute is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneCounts:
+    memberships: int  # items taken out of a category's feed
+    items: int  # items removed (no category keeps them), remembered as pruned
+    fetch_log: int  # fetch-log rows removed
+    tombstones: int  # pruned-item records old enough to forget
+
+
 FetchWrite = tuple["FetchOutcome", str, Sequence["ItemIntent"], "SourceUpdate"]
 """The arguments of one ``apply_fetch``: outcome, lease owner, intents, new state."""
 
@@ -202,10 +222,23 @@ class Store(Protocol):
 
     # --- schedule (called by the dispatcher) ------------------------------------------
     def claim_due_sources(
-        self, now: datetime, owner: str, limit: int, lease: timedelta
+        self,
+        now: datetime,
+        owner: str,
+        limit: int,
+        lease: timedelta,
+        hosts: HostLimits = HostLimits(),
     ) -> list[SourceState]:
-        """Lease up to ``limit`` enabled sources due at ``now`` and not leased by anyone;
-        oldest due first. On PostgreSQL: ``FOR UPDATE SKIP LOCKED``."""
+        """Lease up to ``limit`` enabled, unretired sources due at ``now`` and not leased
+        by anyone; oldest due first. On PostgreSQL: ``FOR UPDATE SKIP LOCKED``. With
+        ``hosts`` limits, a source whose host has ``max_concurrent`` live leases, or
+        ``max_per_minute`` fetches started in the last minute (leases included), is left
+        due for a later claim; claims are then serialized across processes so the limits
+        hold for the whole cluster."""
+
+    def renew_leases(self, source_ids: Sequence[str], owner: str, until: datetime) -> int:
+        """Extend ``owner``'s leases on these sources to ``until`` (a slow fetch still
+        running); returns how many were still ``owner``'s."""
 
     def claim_sources(
         self, source_ids: Sequence[str], now: datetime, owner: str, lease: timedelta
@@ -226,6 +259,30 @@ class Store(Protocol):
         """Enabled, unleased sources with ``next_due_at`` before ``now``."""
 
     def set_due_times(self, due: Mapping[str, datetime]) -> None: ...
+
+    # --- housekeeping (once per cluster) ---------------------------------------------
+    def claim_job(self, name: str, now: datetime, every: timedelta, owner: str) -> bool:
+        """True for exactly one caller per period across all processes: the one that
+        moved the job's next run from at or before ``now`` to ``now + every``."""
+
+    def finish_job(self, name: str, result: str) -> None: ...
+
+    def prune(
+        self,
+        cutoffs: Mapping[str, datetime],
+        default_cutoff: datetime | None,
+        fetch_log_before: datetime,
+        tombstones_before: datetime,
+        now: datetime,
+    ) -> PruneCounts:
+        """Retention, in one transaction: take items published before their category's
+        cutoff (``cutoffs[slug]``, else ``default_cutoff``; None keeps them) out of that
+        category; delete items no category keeps and remember their ids as pruned; bump
+        the stamps of the categories that lost items; delete fetch-log rows and pruned-id
+        records older than the given times."""
+
+    def find_pruned(self, stable_ids: Sequence[str]) -> set[str]:
+        """The ids among these that retention pruned (a fetch must not store them again)."""
 
     def request_fetch(self, source_id: str, now: datetime) -> None:
         """Make a source due now, retired or not (an operator asked for it); the next

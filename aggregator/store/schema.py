@@ -89,7 +89,9 @@ sources = Table(
     Column("retired_at", UTCDateTime),  # set after repeated 410 Gone: no longer fetched
     Column("last_warning", Text),  # what was odd about the last fetch that did not fail
     Column("interval_seconds", Integer),  # as configured: a shorter one applies at once
+    Column("host", String(255)),  # of the URL fetched, for per-host politeness (0004)
     Index("ix_sources_due", "enabled", "next_due_at"),
+    Index("ix_sources_host", "host"),
 )
 
 categories = Table(
@@ -167,6 +169,28 @@ fetches = Table(
     Column("error_class", String(100)),
     Column("warning", Text),
     Index("ix_fetches_source_started", "source_id", "started_at"),
+    Index("ix_fetches_started", "started_at"),
+)
+
+# Items pruned by retention, by stable id: a source that still lists one does not bring
+# it back (0004).
+pruned_items = Table(
+    "pruned_items",
+    metadata,
+    Column("stable_id", String(255), primary_key=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+    Index("ix_pruned_items_pruned_at", "pruned_at"),
+)
+
+# Periodic work done once per cluster: whoever moves next_run_at forward runs it (0004).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("last_owner", String(200)),
+    Column("last_started_at", UTCDateTime),
+    Column("last_result", Text),
 )
 
 counters = Table(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     and_,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -50,6 +51,8 @@ from aggregator.store import (
     CategoryInfo,
     FetchRecord,
     FetchWrite,
+    HostLimits,
+    PruneCounts,
     SourceInfo,
     SourcePlan,
     SourceStatus,
@@ -64,11 +67,14 @@ from aggregator.store.schema import (
     item_categories,
     item_sources,
     items,
+    jobs,
+    pruned_items,
     sources,
 )
-from aggregator.store.writes import Dialect, ItemWriter, Raw
+from aggregator.store.writes import Dialect, ItemWriter, Raw, host_of
 
 SEQ_COUNTER = "item_seq"
+_CLAIM_LOCK_KEY = 7_270_315_002  # pg_advisory_xact_lock for claims under per-host limits
 _CHUNK = 500
 REGISTRY_SECONDS = 5.0
 
@@ -246,6 +252,7 @@ class SqlStore:
                             consecutive_errors=0,
                             created_at=now,
                             interval_seconds=int(plan.interval.total_seconds()),
+                            host=host_of(plan.url),
                         )
                     )
                     continue
@@ -268,6 +275,7 @@ class SqlStore:
                         "last_modified": None,
                         "body_sha256": None,
                         "next_due_at": now,
+                        "host": host_of(plan.url),
                         "pending_redirect_url": None,
                         "pending_redirect_count": 0,
                         "gone_count": 0,
@@ -333,7 +341,12 @@ class SqlStore:
         )
         if limit is not None:
             pick = pick.limit(limit)
-        chosen = [row[0] for row in conn.execute(pick)]
+        return self._lease(conn, [row[0] for row in conn.execute(pick)], now, owner, lease)
+
+    @staticmethod
+    def _lease(
+        conn: Connection, chosen: Sequence[str], now: datetime, owner: str, lease: timedelta
+    ) -> list[SourceState]:
         if not chosen:
             return []
         rows = conn.execute(
@@ -345,14 +358,93 @@ class SqlStore:
         return sorted((_state(row) for row in rows), key=lambda s: (s.next_due_at, s.source_id))
 
     def claim_due_sources(
-        self, now: datetime, owner: str, limit: int, lease: timedelta
+        self,
+        now: datetime,
+        owner: str,
+        limit: int,
+        lease: timedelta,
+        hosts: HostLimits = HostLimits(),  # noqa: B008 (frozen)
     ) -> list[SourceState]:
         if limit <= 0:
             return []
+        # retired sources (repeated 410 Gone) are fetched only by hand (claim_sources)
+        due = and_(sources.c.next_due_at <= now, sources.c.retired_at.is_(None))
         with self._write() as conn:
-            # retired sources (repeated 410 Gone) are fetched only by hand (claim_sources)
-            due = and_(sources.c.next_due_at <= now, sources.c.retired_at.is_(None))
-            return self._claim(conn, due, now, owner, lease, limit)
+            if not hosts.active:
+                return self._claim(conn, due, now, owner, lease, limit)
+            return self._claim_politely(conn, due, now, owner, lease, limit, hosts)
+
+    def _claim_politely(
+        self,
+        conn: Connection,
+        due: Any,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        hosts: HostLimits,
+    ) -> list[SourceState]:
+        """Claims that keep each host under its limits, counted over the whole cluster:
+        live leases are its fetches in flight, and the fetch log plus those leases its
+        fetches of the last minute. Counting then claiming must not interleave between
+        processes, so on PostgreSQL the claim takes a transaction-scoped advisory lock
+        (SQLite's BEGIN IMMEDIATE already serializes writers)."""
+        if self.dialect == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_CLAIM_LOCK_KEY)))
+        free = or_(sources.c.lease_until.is_(None), sources.c.lease_until < now)
+        candidates = conn.execute(
+            select(sources.c.source_id, sources.c.host)
+            .where(sources.c.enabled.is_(True), free, due)
+            .order_by(sources.c.next_due_at, sources.c.source_id)
+            .limit(limit * 4 + 32)  # room to pass over sources of hosts at their limit
+            .with_for_update(skip_locked=True)
+        ).all()
+        names = sorted({row.host for row in candidates if row.host})
+        in_flight: dict[str, int] = dict.fromkeys(names, 0)
+        recent: dict[str, int] = dict.fromkeys(names, 0)
+        for chunk in _chunks(names):
+            for host, count in conn.execute(
+                select(sources.c.host, func.count())
+                .where(sources.c.host.in_(chunk), sources.c.lease_until > now)
+                .group_by(sources.c.host)
+            ):
+                in_flight[host] = int(count)
+            if hosts.max_per_minute is not None:
+                for host, count in conn.execute(
+                    select(sources.c.host, func.count())
+                    .select_from(fetches.join(sources, fetches.c.source_id == sources.c.source_id))
+                    .where(
+                        sources.c.host.in_(chunk),
+                        fetches.c.started_at >= now - timedelta(minutes=1),
+                    )
+                    .group_by(sources.c.host)
+                ):
+                    recent[host] = int(count)
+        chosen: list[str] = []
+        for row in candidates:
+            if len(chosen) >= limit:
+                break
+            host = row.host
+            if host:
+                if hosts.max_concurrent is not None and in_flight[host] >= hosts.max_concurrent:
+                    continue
+                started = recent[host] + in_flight[host]
+                if hosts.max_per_minute is not None and started >= hosts.max_per_minute:
+                    continue
+                in_flight[host] += 1
+            chosen.append(row.source_id)
+        return self._lease(conn, chosen, now, owner, lease)
+
+    def renew_leases(self, source_ids: Sequence[str], owner: str, until: datetime) -> int:
+        renewed = 0
+        with self._write() as conn:
+            for chunk in _chunks(list(source_ids)):
+                renewed += conn.execute(
+                    update(sources)
+                    .where(sources.c.source_id.in_(chunk), sources.c.lease_owner == owner)
+                    .values(lease_until=until)
+                ).rowcount
+        return renewed
 
     def claim_sources(
         self, source_ids: Sequence[str], now: datetime, owner: str, lease: timedelta
@@ -402,6 +494,114 @@ class SqlStore:
                 )
             )
             return [(row.source_id, row.next_due_at) for row in rows]
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def claim_job(self, name: str, now: datetime, every: timedelta, owner: str) -> bool:
+        values = {"next_run_at": now + every, "last_owner": owner, "last_started_at": now}
+        with self._write() as conn:
+            # READ COMMITTED re-checks the WHERE after a concurrent claim commits, so of
+            # several processes due at once exactly one moves the job forward
+            moved = conn.execute(
+                update(jobs).where(jobs.c.name == name, jobs.c.next_run_at <= now).values(values)
+            ).rowcount
+            if moved:
+                return True
+            created = conn.execute(
+                self._insert(jobs).values(name=name, **values).on_conflict_do_nothing()
+            ).rowcount
+            return bool(created)
+
+    def finish_job(self, name: str, result: str) -> None:
+        with self._write() as conn:
+            conn.execute(update(jobs).where(jobs.c.name == name).values(last_result=result))
+
+    def prune(
+        self,
+        cutoffs: Mapping[str, datetime],
+        default_cutoff: datetime | None,
+        fetch_log_before: datetime,
+        tombstones_before: datetime,
+        now: datetime,
+    ) -> PruneCounts:
+        with self._write() as conn:
+            slugs = [row[0] for row in conn.execute(select(categories.c.slug))]
+            touched: list[str] = []
+            losers: set[int] = set()
+            removed = 0
+            for slug in slugs:
+                cutoff = cutoffs.get(slug, default_cutoff)
+                if cutoff is None:
+                    continue
+                gone = conn.execute(
+                    delete(item_categories)
+                    .where(
+                        item_categories.c.category_slug == slug,
+                        item_categories.c.published_at < cutoff,
+                    )
+                    .returning(item_categories.c.item_id)
+                ).all()
+                if gone:
+                    touched.append(slug)
+                    removed += len(gone)
+                    losers.update(row[0] for row in gone)
+            kept: set[int] = set()
+            orphans: list[tuple[int, str]] = []
+            for chunk in _chunks(sorted(losers)):
+                kept.update(
+                    row[0]
+                    for row in conn.execute(
+                        select(item_categories.c.item_id)
+                        .where(item_categories.c.item_id.in_(chunk))
+                        .distinct()
+                    )
+                )
+            for chunk in _chunks(sorted(losers - kept)):
+                orphans += [
+                    (row.item_id, row.stable_id)
+                    for row in conn.execute(
+                        select(items.c.item_id, items.c.stable_id).where(items.c.item_id.in_(chunk))
+                    )
+                ]
+            for chunk in _chunks(orphans):
+                conn.execute(
+                    self._insert(pruned_items)
+                    .values([{"stable_id": sid, "pruned_at": now} for _, sid in chunk])
+                    .on_conflict_do_nothing()
+                )
+                ids = [item_id for item_id, _ in chunk]
+                conn.execute(delete(item_sources).where(item_sources.c.item_id.in_(ids)))
+                conn.execute(delete(items).where(items.c.item_id.in_(ids)))
+            for slug in touched:  # their feeds changed: new stamps, new ETags
+                conn.execute(
+                    update(categories)
+                    .where(categories.c.slug == slug)
+                    .values(last_seq=self._next_seq(conn))
+                )
+            log_rows = conn.execute(
+                delete(fetches).where(fetches.c.started_at < fetch_log_before)
+            ).rowcount
+            forgotten = conn.execute(
+                delete(pruned_items).where(pruned_items.c.pruned_at < tombstones_before)
+            ).rowcount
+        return PruneCounts(
+            memberships=removed,
+            items=len(orphans),
+            fetch_log=log_rows,
+            tombstones=forgotten,
+        )
+
+    def find_pruned(self, stable_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._read() as conn:
+            for chunk in _chunks(list(stable_ids)):
+                found.update(
+                    row[0]
+                    for row in conn.execute(
+                        select(pruned_items.c.stable_id).where(pruned_items.c.stable_id.in_(chunk))
+                    )
+                )
+        return found
 
     def request_fetch(self, source_id: str, now: datetime) -> None:
         with self._write() as conn:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
@@ -104,6 +105,11 @@ class Raw:
             self.cursor.executemany(sql, rows)
 
 
+def host_of(url: str) -> str:
+    """The host a URL reaches, lowercased; "" for file: URLs (no politeness needed)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
 class ItemWriter:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
@@ -140,7 +146,7 @@ class ItemWriter:
             "last_success_at = COALESCE(?, last_success_at), "
             "last_item_count = COALESCE(NULLIF(?, 0), last_item_count), "
             "pending_redirect_url = ?, pending_redirect_count = ?, gone_count = ?, "
-            "last_warning = ?, "
+            "last_warning = ?, host = COALESCE(?, host), "
             "retired_at = CASE WHEN ? THEN COALESCE(retired_at, ?) ELSE NULL END, "
             "lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END, "
             "lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END "
@@ -196,6 +202,7 @@ class ItemWriter:
                 state.pending_redirect_count,
                 state.gone_count,
                 state.warning,
+                host_of(state.effective_url) if state.effective_url else None,
                 state.retired,
                 self.d.dt(outcome.started_at),
                 owner,
