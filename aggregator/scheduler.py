@@ -214,6 +214,8 @@ class Dispatcher:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.last_tick_at: float | None = None  # time.monotonic() of the last tick
         self.keeper = LeaseKeeper(ctx, lambda: self.lease, self._held)
+        self.tick_lock = threading.Lock()
+        self.saturated = False  # the last claim filled every free slot
 
     def _held(self) -> list[str]:
         with self.lock:
@@ -258,8 +260,17 @@ class Dispatcher:
         return last is not None and time.monotonic() - last < within_seconds
 
     def tick(self) -> None:
-        if self.stopping.is_set():
-            return
+        """Claim what is due, up to the free slots. Runs every TICK_SECONDS, and again as
+        soon as a fetch finishes while the last claim filled every slot (more may be
+        waiting): the claim rate then follows the fetch rate, not the clock."""
+        if self.stopping.is_set() or not self.tick_lock.acquire(blocking=False):
+            return  # another tick is claiming right now
+        try:
+            self._tick()
+        finally:
+            self.tick_lock.release()
+
+    def _tick(self) -> None:
         self.last_tick_at = time.monotonic()
         with self.lock:
             free = self.workers - len(self.in_flight)
@@ -273,6 +284,7 @@ class Dispatcher:
         except AggregatorError as e:
             log.error("cannot claim due sources: %s", e)
             return
+        self.saturated = len(claimed) >= free
         for state in claimed:
             source = sources.get(state.source_id)
             with self.lock:
@@ -280,9 +292,19 @@ class Dispatcher:
                 if source is not None and not busy:
                     self.in_flight.add(state.source_id)
             if source is None or busy:
-                continue  # not in this process's config (yet), or already running here
+                # not in this process's config (yet), or already running here: give it
+                # back at once rather than hold it until the lease runs out
+                if not busy:
+                    self._release(state.source_id)
+                continue
             future = self.pool.submit(_safe_update, self.ctx, source, state)
             future.add_done_callback(self._done(state.source_id))
+
+    def _release(self, source_id: str) -> None:
+        try:
+            self.ctx.store.release_lease(source_id, self.ctx.owner)
+        except AggregatorError as e:
+            log.error("%s: could not release the lease: %s", source_id, e)
 
     def _done(self, source_id: str) -> Callable[[Future[FetchOutcome | None]], None]:
         def callback(future: Future[FetchOutcome | None]) -> None:
@@ -291,6 +313,8 @@ class Dispatcher:
             outcome = None if future.cancelled() else future.result()
             if outcome is not None and self.on_outcome is not None:
                 self.on_outcome(outcome)
+            if self.saturated:
+                self.tick()
 
         return callback
 
@@ -315,10 +339,7 @@ class Dispatcher:
         with self.lock:
             leftover = list(self.in_flight)
         for source_id in leftover:
-            try:
-                self.ctx.store.release_lease(source_id, self.ctx.owner)
-            except AggregatorError as e:
-                log.error("%s: could not release the lease: %s", source_id, e)
+            self._release(source_id)
 
 
 SHARD_MIN_SOURCES = 100  # below this a pass stays in one process: start-up would dominate

@@ -1,5 +1,5 @@
 """The SQL store on real SQLite and real PostgreSQL: items once, seq order, claims and
-leases, one transaction per fetch, migrations matching the schema."""
+leases, one transaction per fetch. Migrations are tested in test_migrations.py."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
-from aggregator.store import SourcePlan, SourceUpdate
-from aggregator.store.schema import metadata
+from aggregator.store import HostLimits, SourcePlan, SourceUpdate
 from aggregator.store.sql import SqlStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,12 +62,6 @@ def outcome(source_id: str, kind: OutcomeKind = OutcomeKind.OK) -> FetchOutcome:
 KEEP = SourceUpdate(
     etag='"e"', last_modified=None, body_sha256=None, effective_url=None, consecutive_errors=0
 )
-
-
-def test_migrations_match_the_schema(store: SqlStore) -> None:
-    with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    store.upgrade()  # idempotent
 
 
 def test_items_are_stored_once_and_seq_grows(store: SqlStore) -> None:
@@ -191,10 +182,47 @@ def test_datetimes_come_back_aware_utc(store: SqlStore) -> None:
         assert conn.execute(text("SELECT count(*) FROM counters")).scalar_one() == 1
 
 
-def test_head_revision_constant_matches_the_migration_scripts(store: SqlStore) -> None:
-    from alembic.script import ScriptDirectory
+def test_per_host_limits_hold_across_claimers(store: SqlStore) -> None:
+    """Sources of a busy host wait (still due) while others are claimed; the count is of
+    live leases, whoever holds them."""
+    busy = [SourcePlan(f"a{i}", f"http://busy.example/{i}", True, LEASE, "news") for i in range(6)]
+    calm = [SourcePlan(f"b{i}", f"http://calm.example/{i}", True, LEASE, "news") for i in range(2)]
+    store.sync_config(busy + calm, [CAT], NOW)
+    limits = HostLimits(max_concurrent=2)
+    first = store.claim_due_sources(NOW, "w1", 10, LEASE, limits)
+    hosts = sorted(s.source_id[0] for s in first)
+    assert hosts == ["a", "a", "b", "b"]
+    assert store.claim_due_sources(NOW, "w2", 10, LEASE, limits) == []  # busy.example full
+    store.release_lease(first[0].source_id, "w1")
+    second = store.claim_due_sources(NOW, "w2", 10, LEASE, limits)
+    assert [s.source_id[0] for s in second] == ["a"]
+    # without limits, everything due is handed out
+    assert len(store.claim_due_sources(NOW, "w3", 10, LEASE)) == 4
 
-    from aggregator.migrations import HEAD_REVISION, alembic_config, is_at_head
 
-    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
-    assert is_at_head(store.engine)
+def test_per_host_rate_counts_recent_fetches(store: SqlStore) -> None:
+    store.sync_config(plans("s1", "s2", "s3"), [CAT], NOW)  # all on host "x"
+    limits = HostLimits(max_per_minute=2)
+    (claimed,) = store.claim_due_sources(NOW, "w", 1, LEASE, limits)
+    store.apply_fetch(
+        replace(outcome(claimed.source_id), started_at=NOW),
+        "w",
+        [],
+        SourceUpdate(None, None, None, None, 0),
+    )
+    assert len(store.claim_due_sources(NOW, "w", 5, LEASE, limits)) == 1  # 1 fetched + 1
+    later = NOW + timedelta(minutes=2)
+    assert len(store.claim_due_sources(later, "w", 5, LEASE, limits)) == 1  # the third
+
+
+def test_renewed_leases_do_not_expire(store: SqlStore) -> None:
+    store.sync_config(plans("s1", "s2"), [CAT], NOW)
+    claimed = store.claim_due_sources(NOW, "w1", 5, LEASE)
+    assert len(claimed) == 2
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert store.renew_leases(["s1", "s2"], "w1", later + LEASE) == 2
+    taken = store.claim_due_sources(later, "w2", 5, LEASE)
+    assert taken == []  # renewed: still w1's
+    assert store.renew_leases(["s1"], "w2", later + LEASE) == 0  # not w2's to renew
+    expired = store.claim_due_sources(later + LEASE + timedelta(seconds=1), "w2", 5, LEASE)
+    assert sorted(s.source_id for s in expired) == ["s1", "s2"]  # w1 stopped renewing

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from aggregator.errors import StoreError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -47,15 +49,32 @@ def upgrade_to_head(engine: Engine) -> None:
     from alembic import command
 
     config = alembic_config(engine)
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
+        if sqlite:
+            # Batch migrations rebuild a table by copying it and dropping the original;
+            # with foreign keys on, that DROP cascades and empties every table pointing
+            # at it (items -> item_categories, item_sources). Off for the upgrade, on the
+            # raw connection before any transaction (SQLite ignores it inside one), and
+            # checked before commit instead.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    conn.rollback()
+                    raise StoreError(
+                        f"migration would break {len(broken)} foreign key(s), e.g. {broken[0]}"
+                    )
             conn.commit()
         finally:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]

@@ -503,14 +503,21 @@ class SqlStore:
             # READ COMMITTED re-checks the WHERE after a concurrent claim commits, so of
             # several processes due at once exactly one moves the job forward
             moved = conn.execute(
-                update(jobs).where(jobs.c.name == name, jobs.c.next_run_at <= now).values(values)
-            ).rowcount
-            if moved:
+                update(jobs)
+                .where(jobs.c.name == name, jobs.c.next_run_at <= now)
+                .values(values)
+                .returning(jobs.c.name)
+            ).first()
+            if moved is not None:
                 return True
+            # (rowcount of an INSERT .. ON CONFLICT DO NOTHING is -1 on psycopg: RETURNING)
             created = conn.execute(
-                self._insert(jobs).values(name=name, **values).on_conflict_do_nothing()
-            ).rowcount
-            return bool(created)
+                self._insert(jobs)
+                .values(name=name, **values)
+                .on_conflict_do_nothing()
+                .returning(jobs.c.name)
+            ).first()
+            return created is not None
 
     def finish_job(self, name: str, result: str) -> None:
         with self._write() as conn:
