@@ -43,7 +43,10 @@ def find_infocode(url: str | None) -> str | None:
     """The infoCode in a URL's query string (any case of the key) or path, if any."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[x" (an unclosed IPv6 host): no URL, so no infoCode
+        return None
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         if key.lower() == "infocode" and _INFOCODE_IN_PATH.fullmatch(value.strip()):
             return value.strip()

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
 
@@ -38,6 +38,7 @@ from aggregator.text import xml_safe
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 # Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
 # has no spaces between words, so they must vanish without a trace.
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>", re.I)
@@ -130,6 +131,22 @@ def _root_name(text: str) -> str | None:
     return root.group(1) if root else None
 
 
+def _drop_forbidden_refs(text: str) -> str:
+    """The text without character references to what XML 1.0 forbids (``&#1;``,
+    ``&#xD800;``, ``&#xFFFE;``, out of range): a strict parser rejects the whole document
+    for one, feedparser's lenient one crashes on a lone surrogate, and none may reach an
+    output anyway (``text.xml_safe``)."""
+
+    def keep(found: re.Match[str]) -> str:
+        digits = (found.group(1) or found.group(2)).lstrip("0")
+        if len(digits) > 7:
+            return ""
+        code = int(digits or "0", 16 if found.group(1) else 10)
+        return found.group(0) if code <= 0x10FFFF and xml_safe(chr(code)) else ""
+
+    return _CHAR_REF.sub(keep, text) if "&#" in text else text
+
+
 def _as_utf8_xml(text: str) -> bytes:
     """The text as UTF-8 bytes with any XML declaration saying so."""
     stripped = text.lstrip()
@@ -156,8 +173,11 @@ def parse_date(
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if raw > 1e11:  # milliseconds since the epoch, as JSON APIs often give
             raw = raw / 1000
-        moment = datetime.fromtimestamp(raw, tz=UTC)
-        return moment, _offset_minutes(moment.astimezone(source_tz))
+        try:
+            moment = datetime.fromtimestamp(raw, tz=UTC)
+            return moment, _offset_minutes(moment.astimezone(source_tz))
+        except (OverflowError, OSError, ValueError):  # NaN, or beyond years 1 to 9999
+            return None
     text = str(raw).strip()
     if not text:
         return None
@@ -181,7 +201,10 @@ def parse_date(
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=source_tz)
-    return parsed.astimezone(UTC), _offset_minutes(parsed)
+    try:
+        return parsed.astimezone(UTC), _offset_minutes(parsed)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        return None
 
 
 def _offset_minutes(moment: datetime) -> int:
@@ -201,10 +224,25 @@ def plain_text(value: str | None) -> str:
 
 
 def _clean(value: object) -> str | None:
+    """A field's text, stripped, without characters XML forbids; None when empty."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = xml_safe(str(value)).strip()
     return text or None
+
+
+def _web_link(link: str | None, base: str | None = None) -> str | None:
+    """An item's link, resolved against ``base``: http and https only. A guid standing
+    in for a link ("urn:..", "12345") links nowhere, and a ``javascript:`` or ``data:``
+    link must never reach a reader."""
+    if link is None:
+        return None
+    try:
+        link = urljoin(base, link) if base else link
+        urlsplit(link)
+    except ValueError:  # "http://[x" (an unclosed IPv6 host) is no link at all
+        return None
+    return link if link.lower().startswith(("http://", "https://")) else None
 
 
 def lookup(record: Any, path: str | None) -> Any:
@@ -261,13 +299,14 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
         if dates.get(key) and (dated := parse_date(dates[key], rules.source_tz)):
             break
     if dated is None and raw.get("parsed_date") is not None:
-        moment = datetime.fromtimestamp(calendar.timegm(raw["parsed_date"]), tz=UTC)
-        dated = moment, _offset_minutes(moment.astimezone(rules.source_tz))
+        try:
+            moment = datetime.fromtimestamp(calendar.timegm(raw["parsed_date"]), tz=UTC)
+            dated = moment, _offset_minutes(moment.astimezone(rules.source_tz))
+        except (OverflowError, ValueError):  # feedparser read a year outside 1 to 9999
+            dated = None
     updated = parse_date(dates.get("updated"), rules.source_tz)
     author = plain_text(raw["author"]) or None
-    link = _clean(raw["link"])
-    if link is not None and not link.lower().startswith(("http://", "https://")):
-        link = None  # a guid standing in for a link ("urn:..", "12345") links nowhere
+    link = _web_link(_clean(raw["link"]))
     return ParsedItem(
         title=plain_text(raw["title"]),
         link=link,
@@ -328,7 +367,7 @@ def parse_xml(
     text, _ = decode_body(body, content_type)
     if not text.strip():
         raise ParseError("empty body")
-    utf8 = _as_utf8_xml(text)
+    utf8 = _as_utf8_xml(_drop_forbidden_refs(text))
     if allow_fast and rules.category_from in FAST_CATEGORY_FIELDS:
         fast = parse_fast(utf8, rules.base_url, lambda raw: build_item(raw, rules))
         if fast is not None:
@@ -400,10 +439,9 @@ def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
         )
         dated = parse_date(raw.get("date_published"), rules.source_tz)
         updated = parse_date(raw.get("date_modified"), rules.source_tz)
-        content = _clean(raw.get("content_html")) or (
-            html.escape(raw["content_text"]) if _clean(raw.get("content_text")) else None
-        )
-        link = _clean(raw.get("url"))
+        text = _clean(raw.get("content_text"))
+        content = _clean(raw.get("content_html")) or (html.escape(text) if text else None)
+        link = _web_link(_clean(raw.get("url")), base)
         tags = tuple(str(t) for t in raw.get("tags") or [] if isinstance(t, str | int))
         category_name = None
         if rules.category_from == "author":
@@ -414,7 +452,7 @@ def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
         items.append(
             ParsedItem(
                 title=plain_text(raw.get("title")) or plain_text(raw.get("summary"))[:80],
-                link=urljoin(base, link) if base and link else link,
+                link=link,
                 guid=_clean(raw.get("id")),
                 summary=_clean(raw.get("summary")),
                 content=content,
@@ -448,11 +486,11 @@ def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
         dated = parse_date(
             lookup(record, fields.get("published")), rules.source_tz, rules.date_format
         )
-        link = _clean(lookup(record, fields.get("link")))
+        link = _web_link(_clean(lookup(record, fields.get("link"))), rules.base_url)
         items.append(
             ParsedItem(
                 title=title,
-                link=urljoin(rules.base_url, link) if rules.base_url and link else link,
+                link=link,
                 guid=api_id,
                 summary=_clean(lookup(record, fields.get("summary"))),
                 content=_clean(lookup(record, fields.get("content"))),

@@ -16,12 +16,14 @@ the stable id itself; the Atom id is ``urn:uuid:`` + a UUID5 of it (Atom ids mus
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
 
@@ -147,7 +149,10 @@ def _add_entries(
         if item.content:
             entry.content(xml_safe(item.content), type="CDATA" if not for_atom else "html")
         elif not item.summary:
-            entry.description(xml_safe(item.title))
+            # The title stands in: RSS <description> is HTML, Atom content without a type
+            # is text. A title is plain text and may well read "<img onerror=...>".
+            title = xml_safe(item.title)
+            entry.description(title if for_atom else html.escape(title))
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
         if view.source is not None:
@@ -229,6 +234,21 @@ def _yaml_words(words: Sequence[str]) -> str:
     return "[" + ", ".join(_yaml_quoted(word) for word in words) + "]"
 
 
+# Jekyll runs Liquid over a post, then kramdown reads it as Markdown: text from a feed
+# must not hold "{{ }}" or "{% %}" (run, or a broken build), "[x](javascript:...)" (a
+# link) or "{: onclick=...}" (an attribute). As character references these characters
+# are inert to both and read the same in HTML, in text and in attribute values alike.
+_MARKDOWN_INERT = str.maketrans(
+    {"[": "&#91;", "]": "&#93;", "{": "&#123;", "}": "&#125;", "\\": "&#92;"}
+)
+# What would end the <link> autolink early or open Liquid: percent-encoded.
+_AUTOLINK_UNSAFE = re.compile(r"[\s<>\"{}|\\^`]")
+
+
+def _inert_link(url: str) -> str:
+    return _AUTOLINK_UNSAFE.sub(lambda found: quote(found.group()), url)
+
+
 def jekyll_filename(item: StoredItem) -> str:
     """``YYYY-MM-DD-{id}.md``; an id that is not a plain token becomes a hash of it."""
     token = item.stable_id
@@ -253,11 +273,12 @@ def render_jekyll_post(view: ItemView, site_url: str) -> bytes:
         f"categories: {_yaml_words(slugs)}",
         f"tags: {_yaml_words(titles)}",
         "---",
-        xml_safe(item.content or item.summary or ""),
+        xml_safe(item.content or item.summary or "").translate(_MARKDOWN_INERT),
         "",
-        f"<{item.link}>" if item.link else "",
+        f"<{_inert_link(item.link)}>" if item.link else "",
         "",
-        f"[返回{titles[0]}]({home}/category/{slugs[0]}.html)｜[返回首页]({home}/)",
+        f"[返回{html.escape(xml_safe(titles[0]), quote=False).translate(_MARKDOWN_INERT)}]"
+        f"({home}/category/{slugs[0]}.html)｜[返回首页]({home}/)",
     ]
     return "\n".join(lines).encode("utf-8")
 

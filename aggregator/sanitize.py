@@ -9,7 +9,7 @@ item's link so they still work when republished elsewhere.
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -34,10 +34,18 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str | No
 
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
-            return urljoin(base_url, value.strip())
+            # nh3 checks the scheme before this filter runs, and a value it reads as
+            # relative can still join into a scheme: "\xa0javascript:" (an &nbsp; in
+            # front) stripped by Python, or a base that is not http. So check again.
+            try:
+                joined = urljoin(base_url, value.strip())
+                scheme = urlsplit(joined).scheme.lower()
+            except ValueError:  # "//[x": an unclosed IPv6 host; nh3 would only log it
+                return None
+            return joined if scheme in _SCHEMES else None
         return value
 
-    return nh3.clean(
+    cleaned = nh3.clean(
         xml_safe(fragment),
         attributes=_ATTRIBUTES,
         url_schemes=_SCHEMES,
@@ -45,3 +53,4 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str | No
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
+    return xml_safe(cleaned)  # character references (&#1;) decode to forbidden characters

@@ -35,7 +35,10 @@ def identity_key(name: str) -> str:
     """Two media names with the same key are the same outlet (TechWeb == Techweb ==
     ``Tech Web``): NFKC, casefolded, with spaces and punctuation removed."""
     folded = unicodedata.normalize("NFKC", name).casefold()
-    return "".join(ch for ch in folded if ch.isalnum())
+    key = "".join(ch for ch in folded if ch.isalnum())
+    # A name with no letter or digit at all ("..", "🚀") keeps its symbols instead: keys
+    # are unique in the store, and one empty key for two such names lost the whole fetch.
+    return key or "".join(folded.split())
 
 
 def _latin_part(text: str) -> str:
