@@ -226,3 +226,27 @@ def test_renewed_leases_do_not_expire(store: SqlStore) -> None:
     assert store.renew_leases(["s1"], "w2", later + LEASE) == 0  # not w2's to renew
     expired = store.claim_due_sources(later + LEASE + timedelta(seconds=1), "w2", 5, LEASE)
     assert sorted(s.source_id for s in expired) == ["s1", "s2"]  # w1 stopped renewing
+
+
+def test_a_category_raced_in_under_another_slug_takes_the_items(database_url: str) -> None:
+    """Two processes file the same outlet, spelled "TechWeb" and "Tech Web" (one identity
+    key, two slugs), neither having seen the other's category yet: the second write goes
+    to the first one's category instead of failing on a missing slug."""
+    first, second = SqlStore(database_url), SqlStore(database_url)
+    first.upgrade()
+    try:
+        first.sync_config(plans("s1", "s2"), [CAT], NOW)
+        techweb = CategoryRef("techweb", "TechWeb新闻", name="TechWeb")
+        spaced = CategoryRef("tech-web", "Tech Web新闻", name="Tech Web")
+        first.apply_fetch(outcome("s1"), "w", [intent("a", categories=(techweb,))], KEEP)
+        counts = second.apply_fetch(
+            outcome("s2"), "w", [intent("b", categories=(spaced, CAT))], KEEP
+        )
+        assert counts.new == 1
+        item = second.find_item("b")
+        assert item is not None
+        assert item.category_slugs == ("news", "techweb")
+        assert first.count_items("techweb") == 2
+    finally:
+        first.close()
+        second.close()

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -726,11 +727,36 @@ class SqlStore:
         raw = Raw(conn)
         if fresh:
             self.writer.ensure_categories(raw, fresh, now)
-            self._known_slugs.update(ref.slug for ref in fresh)
+            moved = self._lost_categories(conn, fresh)
+            if moved:
+                intents = [_refile(intent, moved) for intent in intents]
+            self._known_slugs.update(ref.slug for ref in fresh if ref.slug not in moved)
             self._registry_loaded_at = None  # someone else may own a slug: reload
         result, touched, top = self.writer.write(raw, source_id, intents, now)
         self._stamp_categories(conn, touched, top)
         return WriteCounts(new=result.new, updated=result.updated, memberships=result.memberships)
+
+    @staticmethod
+    def _lost_categories(conn: Connection, fresh: Sequence[CategoryRef]) -> dict[str, str]:
+        """New categories whose insert another writer beat: the same media name (identity
+        key) was just filed under a slug of its own by a concurrent fetch. Their items go
+        to that category instead (slug -> the existing slug)."""
+        wanted = [ref.slug for ref in fresh]
+        present = {
+            row[0]
+            for chunk in _chunks(wanted)
+            for row in conn.execute(select(categories.c.slug).where(categories.c.slug.in_(chunk)))
+        }
+        moved: dict[str, str] = {}
+        for ref in fresh:
+            if ref.slug in present or not ref.name:
+                continue
+            owner = conn.execute(
+                select(categories.c.slug).where(categories.c.identity_key == identity_key(ref.name))
+            ).scalar()
+            if owner is not None:
+                moved[ref.slug] = owner
+        return moved
 
     def _stamp_categories(self, conn: Connection, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
@@ -993,6 +1019,12 @@ class SqlStore:
     def ping(self) -> None:
         with self._read() as conn:
             conn.execute(select(1)).scalar_one()
+
+
+def _refile(intent: ItemIntent, moved: Mapping[str, str]) -> ItemIntent:
+    """The intent with its categories renamed by ``moved`` (duplicates dropped)."""
+    refs = {moved.get(ref.slug, ref.slug): ref for ref in intent.categories}
+    return replace(intent, categories=tuple(replace(r, slug=s) for s, r in refs.items()))
 
 
 def _state(row: Any) -> SourceState:
