@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import os
 import re
 import socket
 import time
@@ -151,6 +152,23 @@ def _guarded_pools(policy: AddressPolicy) -> dict[str, type[urllib3.HTTPConnecti
     return {"http": HTTPPool, "https": HTTPSPool}
 
 
+_ENVIRONMENT = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "requests_ca_bundle",
+    "curl_ca_bundle",
+)
+
+
+def _environment_matters() -> bool:
+    """Whether proxies, a CA bundle or a netrc file are configured for requests."""
+    if any(name.lower() in _ENVIRONMENT for name, value in os.environ.items() if value):
+        return True
+    return (Path.home() / ".netrc").exists() or (Path.home() / "_netrc").exists()
+
+
 class Fetcher:
     """One pooled ``requests`` session shared by every worker thread.
 
@@ -178,6 +196,10 @@ class Fetcher:
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
         )
+        # The environment (proxies, CA bundle, ~/.netrc) is read on every request when
+        # trusted: os.environ scans and file checks on the hot path. Trust it only when
+        # it says something.
+        self.session.trust_env = _environment_matters()
         if not allow_private_networks:
             adapter.poolmanager.pool_classes_by_scheme = _guarded_pools(address_policy)
             self.session.trust_env = False  # a proxy would hide the address we reach
@@ -210,18 +232,27 @@ class Fetcher:
             )
         except requests.exceptions.RequestException as e:
             raise _wrap(e, request) from e
+        complete = False
         try:
             facts = _facts(response)
             if response.status_code == 304:
+                complete = True
                 return NotModified(http=facts, duration_seconds=time.monotonic() - started)
             if not 200 <= response.status_code < 300:
                 raise HTTPStatusError(
                     response.status_code, response.reason or "", facts.retry_after
                 )
             body = _read_capped(response, request, deadline)
+            complete = True
             return Retrieved(body=body, http=facts, duration_seconds=time.monotonic() - started)
         finally:
-            response.close()
+            # A response read to its end gives its connection back to the pool for the
+            # next fetch (``Response.close`` would close it: the body was read from
+            # ``raw``, so requests thinks it unread). Anything cut short is closed.
+            if complete:
+                response.raw.release_conn()
+            else:
+                response.close()
 
 
 def _read_capped(response: requests.Response, request: FetchRequest, deadline: float) -> bytes:

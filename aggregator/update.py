@@ -62,6 +62,9 @@ class FetchSink(Protocol):
         update: SourceUpdate,
     ) -> WriteCounts: ...
 
+    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
+        """Record a fetch that wrote no items without waiting for its commit."""
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -78,6 +81,13 @@ class Context:
         self, outcome: FetchOutcome, intents: Sequence[ItemIntent], update: SourceUpdate
     ) -> WriteCounts:
         return (self.sink or self.store).apply_fetch(outcome, self.owner, intents, update)
+
+    def record_unchanged(self, outcome: FetchOutcome, update: SourceUpdate) -> None:
+        """A fetch with nothing new (304, same bytes): through a sink, without waiting."""
+        if self.sink is not None:
+            self.sink.apply_fetch_later(outcome, self.owner, update)
+        else:
+            self.store.apply_fetch(outcome, self.owner, (), update)
 
 
 def category_rule(source: Source, settings: Settings) -> CategoryRule:
@@ -341,5 +351,5 @@ def _finish(
         bytes_received=size,
         unchanged_count=unchanged,
     )
-    ctx.record(outcome, (), update)
+    ctx.record_unchanged(outcome, update)
     return outcome

@@ -8,13 +8,19 @@ removes the queueing and most commits, while each source still commits all or no
 
 ``apply_fetch`` blocks the calling worker until its write is committed (or failed) and
 returns the same counts, so the orchestrator does not know the difference.
+``apply_fetch_later`` does not wait: for a fetch that writes no items (a 304, the same
+bytes again) the worker goes on to its next source at once instead of waiting a commit
+cycle for a log row and new validators. The lease is still released only by that commit,
+so nobody fetches the source again before it lands; ``close`` waits for it; a failure is
+logged (the next fetch of the source simply repeats the conditional GET).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from aggregator.errors import StoreError
@@ -22,6 +28,16 @@ from aggregator.model import FetchOutcome, ItemIntent
 from aggregator.store import FetchWrite, SourceUpdate, Store, WriteCounts
 
 _STOP = object()
+log = logging.getLogger(__name__)
+
+
+def _log_failure(source_id: str) -> Callable[[Future[WriteCounts]], None]:
+    def check(future: Future[WriteCounts]) -> None:
+        error = future.exception()
+        if error is not None:
+            log.error("%s: could not record the fetch: %s", source_id, error)
+
+    return check
 
 
 class GroupCommitter:
@@ -42,6 +58,11 @@ class GroupCommitter:
         future: Future[WriteCounts] = Future()
         self._queue.put(((outcome, owner, intents, update), future))
         return future.result()
+
+    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
+        future: Future[WriteCounts] = Future()
+        future.add_done_callback(_log_failure(outcome.source_id))
+        self._queue.put(((outcome, owner, (), update), future))
 
     def close(self) -> None:
         """Finish what is queued, then stop the writer thread."""
