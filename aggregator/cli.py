@@ -72,6 +72,7 @@ def _settings(ctx: click.Context) -> Settings:
 )
 @click.option(
     "--log-level",
+    envvar="AGGREGATOR_LOG_LEVEL",
     default="INFO",
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),

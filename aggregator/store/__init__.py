@@ -256,7 +256,9 @@ class Store(Protocol):
         returns how many."""
 
     def list_overdue(self, now: datetime) -> list[tuple[str, datetime]]:
-        """Enabled, unleased sources with ``next_due_at`` before ``now``."""
+        """Enabled, unretired, unleased sources fetched before, with ``next_due_at``
+        before ``now``. A source never fetched has no rhythm to keep: it is just due (so
+        one another process added a moment ago is not pushed back by a spread)."""
 
     def set_due_times(self, due: Mapping[str, datetime]) -> None: ...
 

@@ -490,6 +490,7 @@ class SqlStore:
                 select(sources.c.source_id, sources.c.next_due_at).where(
                     sources.c.enabled.is_(True),
                     sources.c.retired_at.is_(None),
+                    sources.c.last_fetch_at.is_not(None),
                     sources.c.next_due_at < now,
                     or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
                 )
