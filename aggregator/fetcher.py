@@ -290,6 +290,11 @@ def _wrap_read(error: Exception, request: FetchRequest) -> FetchError:
         return FetchTimeoutError(f"read timeout after {request.timeout_seconds:g}s ({name})")
     if isinstance(error, urllib3.exceptions.DecodeError):
         return FetchError(f"cannot decompress the body ({name})")
+    text = str(error)
+    if "reset" in text.lower():
+        return ConnectError(f"connection reset while reading the body ({name})")
+    if "IncompleteRead" in text:
+        return ConnectError(f"connection closed before the whole body arrived ({name})")
     return ConnectError(f"connection broken while reading the body ({name})")
 
 
