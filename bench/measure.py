@@ -7,6 +7,9 @@ ru_maxrss, so spawning straight from this (large) Python process would report at
 least our own peak for every child. Without /usr/bin/time the wait4 rusage of the
 direct child is used (an upper bound). The timeout is enforced with a pidfd and
 kills the child's whole process group, so no polling loop adds latency.
+
+For long-running children (servers, workers), ``read_proc`` samples a live process's
+resident set, the kernel's peak of it (VmHWM) and its CPU time from /proc.
 """
 
 from __future__ import annotations
@@ -111,4 +114,28 @@ def run_measured(
         timed_out=timed_out,
         stdout=_tail(out_path),
         stderr=_tail(err_path),
+    )
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    rss_mb: float  # VmRSS
+    hwm_mb: float  # VmHWM: the kernel's peak resident set of the process so far
+    cpu_seconds: float  # utime + stime
+
+
+def read_proc(pid: int) -> ProcSample | None:
+    """One reading of /proc/PID (Linux), or None when the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    kib = {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM") if k in fields}
+    ticks = stat.rsplit(")", 1)[1].split()  # the fields after the command name
+    return ProcSample(
+        rss_mb=kib.get("VmRSS", 0) / 1024,
+        hwm_mb=kib.get("VmHWM", 0) / 1024,
+        cpu_seconds=(int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK"),
     )

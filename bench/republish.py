@@ -2,8 +2,8 @@
 
     python bench/republish.py [--items 1000000] [--categories 2000] [--out bench/out/pub]
 
-1. Builds a store of N items across C categories (direct bulk SQL into the real schema,
-   so it takes a minute, not an ingest), unless it already exists with that size.
+1. Builds a store of N items across C categories (bench/prefill.py's rows, bulk SQL into
+   the real schema, so it takes a minute, not an ingest), unless it exists with that size.
 2. In-process: median time to render a 50-item category feed uncached (a fresh render
    cache, a different category each time) and cached, and to build a JSON API page.
 3. Over loopback with wrk (2 threads, 64 connections, 10 s): `aggregator serve` answering
@@ -15,8 +15,8 @@ Writes a section to docs/benchmarks.md (unless --no-docs) with PASS/FAIL per tar
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import random
 import re
 import shutil
 import socket
@@ -26,17 +26,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import prefill
 from nginx_server import NginxServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Republish: 1,000,000 items, 2,000 categories"
 RUNS = 3  # wrk runs per measurement; the report gives medians
-BODY = "<p>" + "上海证券交易所今日公布的数据显示，市场成交保持活跃。" * 6 + "</p>"
 
 
 def free_port() -> int:
@@ -58,10 +58,9 @@ def build_store(db: Path, items: int, categories: int) -> None:
     store = SqlStore(f"sqlite:///{db}")
     store.upgrade()
     store.close()
-    rng = random.Random(7)
-    start = datetime(2022, 1, 1, tzinfo=UTC)
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     now = datetime.now(UTC).strftime(fmt)
+    slugs = [f"outlet-{c:04d}" for c in range(categories)]
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
@@ -70,8 +69,8 @@ def build_store(db: Path, items: int, categories: int) -> None:
         "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
         "created_at, last_seq) VALUES (?, ?, '', ?, ?, 'derived', ?, 0)",
         [
-            (f"outlet-{c:04d}", f"媒体{c:04d}新闻", f"媒体{c:04d}", f"媒体{c:04d}", now)
-            for c in range(categories)
+            (slug, f"媒体{c:04d}新闻", f"媒体{c:04d}", f"媒体{c:04d}", now)
+            for c, slug in enumerate(slugs)
         ],
     )
     conn.execute(
@@ -79,46 +78,39 @@ def build_store(db: Path, items: int, categories: int) -> None:
         "created_at) VALUES ('bench', 'http://127.0.0.1/x', 1, ?, 0, ?)",
         (now, now),
     )
-    batch = []
-    for n in range(1, items + 1):
-        published = (start + timedelta(seconds=n * 30 + rng.randrange(30))).strftime(fmt)
-        batch.append(
-            (
-                n,
-                f"NW2022{n:014d}",
-                n,
-                n,
-                f"第{n}条 财经新闻标题 市场动态",
-                f"http://finews.example/a?infoCode=NW2022{n:014d}",
-                BODY,
-                "媒体",
-                published,
-                480,
-                now,
-                now,
-                0,
-                "bench",
-                f"outlet-{rng.randrange(categories):04d}",
-            )
+    rows = prefill.item_rows(items, slugs, ["bench"])
+    while batch := list(itertools.islice(rows, 20000)):
+        conn.executemany(
+            "INSERT INTO items (item_id, stable_id, seq, first_seq, title, link, content, "
+            "author, published_at, published_offset_minutes, first_seen_at, updated_at, "
+            "update_count, source_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.item_id,
+                    r.stable_id,
+                    r.item_id,
+                    r.item_id,
+                    r.title,
+                    r.link,
+                    prefill.BODY,
+                    "媒体",
+                    r.published_at.strftime(fmt),
+                    prefill.OFFSET_MINUTES,
+                    now,
+                    now,
+                    0,
+                    r.source_id,
+                )
+                for r in batch
+            ],
         )
-        if len(batch) == 20000 or n == items:
-            conn.executemany(
-                "INSERT INTO items (item_id, stable_id, seq, first_seq, title, link, content, "
-                "author, published_at, published_offset_minutes, first_seen_at, updated_at, "
-                "update_count, source_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [row[:14] for row in batch],
-            )
-            conn.executemany(
-                "INSERT INTO item_categories (item_id, category_slug, published_at, added_at) "
-                "VALUES (?,?,?,?)",
-                [(row[0], row[14], row[8], now) for row in batch],
-            )
-            batch = []
-    conn.execute("UPDATE counters SET value = ? WHERE name = 'item_seq'", (items,))
-    conn.execute(
-        "UPDATE categories SET last_seq = (SELECT max(i.seq) FROM items i JOIN "
-        "item_categories c ON c.item_id = i.item_id WHERE c.category_slug = slug)"
-    )
+        conn.executemany(
+            "INSERT INTO item_categories (item_id, category_slug, published_at, added_at) "
+            "VALUES (?,?,?,?)",
+            [(r.item_id, r.category_slug, r.published_at.strftime(fmt), now) for r in batch],
+        )
+    for statement in prefill.FINISH_SQL:
+        conn.execute(statement)
     conn.execute("COMMIT")
     conn.close()
 

@@ -1,0 +1,880 @@
+"""Soak run (issue #4): `aggregator run` against thousands of sources, some hostile, under load.
+
+    python bench/soak.py [--minutes 30] [--sources 2000] [--bad-fraction 0.1] [--out F.json]
+
+1. bench/soakfeeds.py serves the sources from its own process: growing RSS/Atom feeds
+   (ETag, Last-Modified, 304s), a fraction misbehaving as in tests/hostile.py, some only
+   on some minutes. It records every item id it sent in a complete, parseable 200 body.
+2. `aggregator run` fetches them every minute (interval 1m, timeouts 5 s / 10 s total,
+   16 workers) into a fresh SQLite file, from a snapshot of HEAD's aggregator/ unless
+   --live, while bench/soakload.py polls its outputs at a steady rate and samples the
+   process's RSS, file descriptors and threads every 10 s.
+3. After --minutes: stop the load, SIGTERM the service (fetches in flight finish), then
+   `aggregator serve` on the same database lets the API consumer drain its cursor.
+4. Compare the items stored with the items sent (they must match), summarise the fetch
+   log by outcome, error class and misbehaviour, check the schedule, Retry-After, 410
+   retirement and 301 adoption, decide whether memory, fds or threads grew, and write
+   <workdir>/results.json (or --out) and the "Soak run" section of docs/reliability.md
+   (only the text between the soak markers is replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import requests
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import soakfeeds  # noqa: E402
+import soakload  # noqa: E402
+from ingest import (  # noqa: E402
+    aggregator_command,
+    git_commit,
+    snapshot_aggregator,
+    snapshot_env,
+    source_fingerprint,
+)
+
+INTERVAL_SECONDS = 60
+JITTER_FRACTION = 0.1  # the config default, which the generated config keeps
+TIMEOUT_SECONDS = 5
+TOTAL_TIMEOUT_SECONDS = 10
+SAMPLE_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 120.0
+MARK_BEGIN = "<!-- soak:begin -->"
+MARK_END = "<!-- soak:end -->"
+DOC_INTRO = "# Reliability\n\nHow the service behaves when sources and load turn hostile.\n"
+# growth verdicts: last window vs first window after warm-up (see README "Soak run")
+RSS_SLACK_MB = 10.0
+RSS_SLACK_FRACTION = 0.05
+FD_SLACK = 4
+THREAD_SLACK = 2
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before answering")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int | None, float]:
+    """SIGTERM, wait; SIGKILL the process group if it will not stop. (exit code, seconds)"""
+    started = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None, time.monotonic() - started
+    return proc.returncode, time.monotonic() - started
+
+
+def start_feeds(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = workdir / "feeds.port"
+    port_file.unlink(missing_ok=True)
+    cmd = [sys.executable, str(BENCH_DIR / "soakfeeds.py"), "--sources", str(args.sources)]
+    cmd += ["--bad-fraction", str(args.bad_fraction), "--seed", str(args.seed)]
+    cmd += ["--port-file", str(port_file)]
+    log = (workdir / "feeds.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"feed server did not start; see {workdir / 'feeds.log'}")
+        time.sleep(0.1)
+    return proc, int(port_file.read_text())
+
+
+def write_config(path: Path, plans: list[soakfeeds.SourcePlan], feed_port: int, args: Any) -> None:
+    lines = [
+        "# generated by bench/soak.py",
+        f"database: sqlite:///{args.workdir / 'soak.db'}",
+        "timezone: Asia/Shanghai",
+        f"server: {{host: 127.0.0.1, port: {args.port}}}",
+        "defaults:",
+        f"  interval: {INTERVAL_SECONDS}s",
+        f"  timeout_seconds: {TIMEOUT_SECONDS}",
+        f"  total_timeout_seconds: {TOTAL_TIMEOUT_SECONDS}",
+        f"  workers: {args.workers}",
+        f"  jitter_fraction: {JITTER_FRACTION}",
+        "sources:",
+    ]
+    lines += [
+        f'  - {{id: {p.source_id}, url: "http://127.0.0.1:{feed_port}/s/{p.index}", '
+        "category_from: author}"
+        for p in plans
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@dataclass
+class Service:
+    cmd: list[str]
+    env: dict[str, str]
+    cwd: Path
+    config: Path
+
+    def start(self, command: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+        argv = [*self.cmd, "--config", str(self.config), "--log-level", "info", command]
+        argv += ["--port", str(port)]
+        return subprocess.Popen(
+            argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def drain_cursor(load: soakload.LoadGenerator, service: Service, workdir: Path) -> dict[str, Any]:
+    """After the run: `aggregator serve` on the same database, follow the cursor to the end."""
+    port = free_port()
+    proc = service.start("serve", port, workdir / "serve.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, 60)
+        load.base_url = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        pages = 0
+        while load.consume_page(session, "api/items (cursor, drained after stop)"):
+            pages += 1
+        return {"pages": pages + 1, "exit": stop_process(proc, 30)[0]}
+    finally:
+        if proc.poll() is None:
+            stop_process(proc, 30)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def utc_epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@dataclass
+class Fetch:
+    source_id: str
+    started: float  # epoch seconds
+    outcome: str
+    status: int | None
+    error_class: str | None
+    error: str | None
+
+
+def read_database(path: Path) -> dict[str, Any]:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+        stored = [row[0] for row in db.execute("SELECT stable_id FROM items")]
+        first_seen = [utc_epoch(r[0]) for r in db.execute("SELECT first_seen_at FROM items")]
+        fetches = [
+            Fetch(r[0], utc_epoch(r[1]), r[2], r[3], r[4], r[5])
+            for r in db.execute(
+                "SELECT source_id, started_at, outcome, http_status, error_class, error "
+                "FROM fetches ORDER BY source_id, started_at"
+            )
+        ]
+        sources = {
+            r[0]: {"retired": r[1] is not None, "effective_url": r[2]}
+            for r in db.execute("SELECT source_id, retired_at, effective_url FROM sources")
+        }
+    return {"stored": stored, "first_seen": first_seen, "fetches": fetches, "sources": sources}
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def stable_fraction(key: str) -> float:
+    """aggregator.freshness.stable_fraction: the source's fixed jitter share."""
+    import hashlib
+
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def kind_expected(kind: str) -> str:
+    return "ok" if kind == soakfeeds.HEALTHY else soakfeeds.KIND_BY_NAME[kind].expect
+
+
+def analyse_fetches(
+    plans: list[soakfeeds.SourcePlan],
+    fetches: list[Fetch],
+    sources: dict[str, dict[str, Any]],
+    answers: dict[str, dict[str, int]],
+    minutes: float,
+) -> dict[str, Any]:
+    by_source: dict[str, list[Fetch]] = defaultdict(list)
+    for fetch in fetches:
+        by_source[fetch.source_id].append(fetch)
+    kinds: dict[str, dict[str, Any]] = {}
+    unexpected: list[str] = []
+    retry_violations: list[str] = []
+    for plan in plans:
+        rows = by_source.get(plan.source_id, [])
+        entry = kinds.setdefault(
+            plan.kind,
+            {
+                "sources": 0,
+                "intermittent": 0,
+                "fetches": 0,
+                "outcomes": Counter(),
+                "errors": Counter(),
+                "expect": kind_expected(plan.kind),
+                "unexpected": 0,
+            },
+        )
+        entry["sources"] += 1
+        entry["intermittent"] += plan.intermittent
+        entry["fetches"] += len(rows)
+        for n, fetch in enumerate(rows):
+            entry["outcomes"][fetch.outcome] += 1
+            if fetch.outcome == "error":
+                entry["errors"][f"{fetch.error_class} {fetch.status or ''}".strip()] += 1
+            wrong = (
+                fetch.error_class != entry["expect"]
+                if fetch.outcome == "error"
+                else entry["expect"] != "ok" and not plan.intermittent
+            )
+            if wrong:
+                entry["unexpected"] += 1
+                unexpected.append(f"{plan.source_id} ({plan.kind}): {fetch.outcome} {fetch.error}")
+            if fetch.status in (429, 503) and n + 1 < len(rows):
+                wait = rows[n + 1].started - fetch.started
+                announced = (
+                    soakfeeds.RETRY_AFTER_SECONDS
+                    if plan.kind.endswith("-seconds")
+                    else soakfeeds.RETRY_AFTER_DATE_SECONDS - 1  # an HTTP date has 1 s steps
+                )
+                if wait < announced - 1:
+                    retry_violations.append(
+                        f"{plan.source_id}: fetched again {wait:.0f} s after Retry-After "
+                        f"of {announced} s"
+                    )
+    healthy = [p for p in plans if p.kind == soakfeeds.HEALTHY]
+    counts = [len(by_source.get(p.source_id, [])) for p in healthy]
+    gaps: list[float] = []
+    lateness: list[float] = []
+    for plan in healthy:
+        rows = by_source.get(plan.source_id, [])
+        expected_gap = INTERVAL_SECONDS * (1 + JITTER_FRACTION * stable_fraction(plan.source_id))
+        for a, b in pairwise(rows):
+            gaps.append(b.started - a.started)
+            lateness.append(b.started - a.started - expected_gap)
+    healthy_requests = sum(sum(answers.get(str(p.index), {}).values()) for p in healthy)
+    gone = [p for p in plans if p.kind == "gone"]
+    moved = [p for p in plans if p.kind == "moved-301"]
+    outcome_totals = Counter(f.outcome for f in fetches)
+    error_totals = Counter((f.error_class or "", f.status) for f in fetches if f.outcome == "error")
+    return {
+        "total": len(fetches),
+        "outcomes": dict(outcome_totals),
+        "errors": [
+            {"class": cls, "status": status, "count": n}
+            for (cls, status), n in error_totals.most_common()
+        ],
+        "kinds": {
+            k: {**v, "outcomes": dict(v["outcomes"]), "errors": dict(v["errors"])}
+            for k, v in kinds.items()
+        },
+        "unexpected": unexpected[:50],
+        "unexpected_count": len(unexpected),
+        "retry_after_checked": sum(
+            1 for f in fetches if f.status in (429, 503) and f.outcome == "error"
+        ),
+        "retry_after_violations": retry_violations,
+        "healthy": {
+            "sources": len(healthy),
+            "fetches": sum(counts),
+            "server_answers": healthy_requests,
+            "per_source_min": min(counts, default=0),
+            "per_source_median": statistics.median(counts) if counts else 0,
+            "per_source_max": max(counts, default=0),
+            "minutes": minutes,
+            "gap_p50_s": percentile(gaps, 0.5),
+            "gap_p95_s": percentile(gaps, 0.95),
+            "gap_max_s": max(gaps, default=None),
+            "late_p50_s": percentile(lateness, 0.5),
+            "late_p95_s": percentile(lateness, 0.95),
+            "late_max_s": max(lateness, default=None),
+        },
+        "gone": {
+            "sources": len(gone),
+            "retired": sum(sources.get(p.source_id, {}).get("retired", False) for p in gone),
+            "fetch_counts": sorted({len(by_source.get(p.source_id, [])) for p in gone}),
+            "at_three": sum(len(by_source.get(p.source_id, [])) == 3 for p in gone),
+        },
+        "moved": {
+            "sources": len(moved),
+            "adopted": sum(
+                (sources.get(p.source_id, {}).get("effective_url") or "").endswith("/moved-here")
+                for p in moved
+            ),
+        },
+    }
+
+
+def slope_mb_per_10min(samples: list[soakload.Sample]) -> float | None:
+    if len(samples) < 3:
+        return None
+    xs = [s.t for s in samples]
+    ys = [s.rss_mb for s in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if not var:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 600
+
+
+def analyse_process(samples: list[soakload.Sample], warmup_s: float) -> dict[str, Any]:
+    """Start (first sample after warm-up), end (last sample under load), peak, growth."""
+    steady = [s for s in samples if s.t >= warmup_s]
+    if len(steady) < 2:
+        return {"samples": len(samples), "error": "too few samples after warm-up"}
+    start, end = steady[0], steady[-1]
+    width = min(600.0, (end.t - start.t) / 3)
+    first = [s for s in steady if s.t <= start.t + width]
+    last = [s for s in steady if s.t >= end.t - width]
+    half = [s for s in steady if s.t >= (start.t + end.t) / 2]
+
+    def window(attr: str) -> tuple[float, float]:
+        return max(getattr(s, attr) for s in first), max(getattr(s, attr) for s in last)
+
+    rss_first, rss_last = window("rss_mb")
+    fds_first, fds_last = window("fds")
+    thr_first, thr_last = window("threads")
+    rss_allowed = max(RSS_SLACK_MB, RSS_SLACK_FRACTION * rss_first)
+    return {
+        "samples": len(samples),
+        "warmup_s": warmup_s,
+        "window_s": round(width),
+        "start": asdict(start),
+        "end": asdict(end),
+        "rss_peak_sampled_mb": max(s.rss_mb for s in samples),
+        "rss_hwm_mb": max(s.hwm_mb for s in samples),
+        "rss_first_window_max_mb": rss_first,
+        "rss_last_window_max_mb": rss_last,
+        "rss_growth_mb": rss_last - rss_first,
+        "rss_allowed_growth_mb": rss_allowed,
+        "rss_slope_second_half_mb_per_10min": slope_mb_per_10min(half),
+        "rss_grew": rss_last - rss_first > rss_allowed,
+        "fds_first_window_max": fds_first,
+        "fds_last_window_max": fds_last,
+        "fds_grew": fds_last > fds_first + FD_SLACK,
+        "threads_first_window_max": thr_first,
+        "threads_last_window_max": thr_last,
+        "threads_grew": thr_last > thr_first + THREAD_SLACK,
+        "cpu_seconds": end.cpu_seconds,
+        "cpu_percent_steady": round(
+            100 * (end.cpu_seconds - start.cpu_seconds) / max(end.t - start.t, 1), 1
+        ),
+    }
+
+
+def timeline(
+    samples: list[soakload.Sample],
+    fetches: list[Fetch],
+    first_seen: list[float],
+    started_epoch: float,
+    minutes: float,
+) -> list[dict[str, Any]]:
+    """One row per step of minutes: process readings at its end, fetches and new items in it."""
+    step = max(1, round(minutes / 10))
+    rows = []
+    for start in range(0, math.ceil(minutes - 0.05), step):  # no row for the stop's seconds
+        lo, hi = started_epoch + start * 60, started_epoch + (start + step) * 60
+        at = [s for s in samples if s.t <= (start + step) * 60]
+        sample = at[-1] if at else None
+        in_step = [f for f in fetches if lo <= f.started < hi]
+        rows.append(
+            {
+                "minutes": f"{start}-{start + step}",
+                "rss_mb": round(sample.rss_mb, 1) if sample else None,
+                "fds": f"{sample.fds} ({sample.sockets})" if sample else None,
+                "threads": sample.threads if sample else None,
+                "load1": sample.load1 if sample else None,
+                "fetches": len(in_step),
+                "errors": sum(f.outcome == "error" for f in in_step),
+                "new_items": sum(lo <= t < hi for t in first_seen),
+            }
+        )
+    return rows
+
+
+def scan_log(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    lines = text.splitlines()
+    bad = [ln for ln in lines if " ERROR " in ln or " CRITICAL " in ln or "Traceback" in ln]
+    return {"lines": len(lines), "problems": len(bad), "examples": bad[:10]}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": cpu,
+        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def fmt(value: float | None, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    items, load, proc = results["items"], results["load"], results["process"]
+    fetch, svc = results["fetches"], results["service"]
+    healthy = fetch["healthy"]
+    return [
+        {
+            "check": "items stored = items sent in complete 200 bodies",
+            "value": f"{items['stored']:,} stored, {items['expected']:,} expected, "
+            f"{items['missing']} missing, {items['unexpected']} unexpected",
+            "pass": items["missing"] == 0 and items["unexpected"] == 0,
+        },
+        {
+            "check": "output response errors (not 200/304, bad body, connection)",
+            "value": f"{load['errors']} of {load['requests']:,}",
+            "pass": load["errors"] == 0,
+        },
+        {
+            "check": "API cursor consumer saw every stored item once",
+            "value": f"{load['cursor_unique_ids']:,} ids, {load['cursor_missing']} missing, "
+            f"{load['cursor_extra']} unknown, {load['cursor_repeats']} repeats",
+            "pass": load["cursor_missing"] == load["cursor_extra"] == load["cursor_repeats"] == 0,
+        },
+        {
+            "check": "RSS not growing (last vs first window max)",
+            "value": f"{fmt(proc.get('rss_first_window_max_mb'))} -> "
+            f"{fmt(proc.get('rss_last_window_max_mb'))} MB "
+            f"(allowed +{fmt(proc.get('rss_allowed_growth_mb'))})",
+            "pass": proc.get("rss_grew") is False,
+        },
+        {
+            "check": "file descriptors not growing",
+            "value": f"{proc.get('fds_first_window_max')} -> {proc.get('fds_last_window_max')} "
+            f"(allowed +{FD_SLACK})",
+            "pass": proc.get("fds_grew") is False,
+        },
+        {
+            "check": "threads not growing",
+            "value": f"{proc.get('threads_first_window_max')} -> "
+            f"{proc.get('threads_last_window_max')} (allowed +{THREAD_SLACK})",
+            "pass": proc.get("threads_grew") is False,
+        },
+        {
+            "check": "healthy sources: no fetch errors, every request recorded",
+            "value": f"{fetch['kinds'].get('healthy', {}).get('outcomes', {}).get('error', 0)} "
+            f"errors; {healthy['fetches']:,} fetches, {healthy['server_answers']:,} answers",
+            "pass": fetch["kinds"].get("healthy", {}).get("outcomes", {}).get("error", 0) == 0
+            and healthy["fetches"] == healthy["server_answers"],
+        },
+        {
+            "check": "every fetch error is the one its misbehaviour should give",
+            "value": f"{fetch['unexpected_count']} unexpected",
+            "pass": fetch["unexpected_count"] == 0,
+        },
+        {
+            "check": "Retry-After honoured (429/503)",
+            "value": f"{len(fetch['retry_after_violations'])} early of "
+            f"{fetch['retry_after_checked']}",
+            "pass": not fetch["retry_after_violations"],
+        },
+        {
+            "check": "410 sources retired after 3 fetches",
+            "value": f"{fetch['gone']['retired']}/{fetch['gone']['sources']} retired, "
+            f"fetch counts {fetch['gone']['fetch_counts']}",
+            # a short run may end before the third 410 (backoff: 1, then 2 minutes)
+            "pass": max(fetch["gone"]["fetch_counts"], default=0) <= 3
+            and fetch["gone"]["retired"] == fetch["gone"]["at_three"],
+        },
+        {
+            "check": "301 sources adopted the new URL",
+            "value": f"{fetch['moved']['adopted']}/{fetch['moved']['sources']}",
+            "pass": fetch["moved"]["adopted"] == fetch["moved"]["sources"],
+        },
+        {
+            "check": "service alive throughout, exit 0 on SIGTERM",
+            "value": f"exit {svc['exit']} after {svc['stop_seconds']:.1f} s"
+            + ("; DIED during the run" if svc["died"] else ""),
+            "pass": svc["exit"] == 0 and not svc["died"],
+        },
+        {
+            "check": "service log: no ERROR/CRITICAL lines or tracebacks",
+            "value": f"{results['log']['problems']} of {results['log']['lines']:,} lines",
+            "pass": results["log"]["problems"] == 0,
+        },
+    ]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    args, machine, proc = results["args"], results["machine"], results["process"]
+    fetch, load = results["fetches"], results["load"]
+    healthy = fetch["healthy"]
+    lines = [
+        "## Soak run",
+        "",
+        f"Generated by `{results['command']}` on {results['date']}; aggregator at commit "
+        f"{results['commit']}. Machine: {machine['nproc']} CPUs ({machine['cpu']}), "
+        f"{machine['memory']} RAM, Linux {machine['kernel']}, Python {machine['python']}.",
+        "",
+        f"- {args['sources']:,} sources on a local feed server (`bench/soakfeeds.py`, its own "
+        f"process): RSS and Atom feeds with Chinese titles and `infoCode` links, each gaining "
+        f"an item every 2-5 minutes and listing its latest 20, with ETag/Last-Modified. "
+        f"{results['bad_sources']} ({args['bad_fraction']:.0%}) misbehave in "
+        f"{len(soakfeeds.KINDS)} ways (table below); about half of those that can are "
+        "intermittent (bad two minutes in four).",
+        f"- `aggregator run` with interval 1m (jitter {JITTER_FRACTION}), timeout "
+        f"{TIMEOUT_SECONDS} s, total deadline {TOTAL_TIMEOUT_SECONDS} s, "
+        f"{args['workers']} workers, SQLite, for {args['minutes']:g} minutes, while "
+        f"{args['load_threads']} threads and a cursor consumer polled its outputs at "
+        f"{args['load_rps']:g} requests/s in total.",
+        f"- Process readings every {SAMPLE_SECONDS:.0f} s from /proc; start = the first after "
+        f"{proc.get('warmup_s', 0) / 60:g} min of warm-up, end = the last under load; growth "
+        f"compares the maxima of the first and last {proc.get('window_s', 0) / 60:.1f} minutes.",
+        *(
+            [f"- glibc malloc tuned by the environment: `{results['malloc_env']}`."]
+            if results.get("malloc_env")
+            else []
+        ),
+        "",
+        "| check | value | result |",
+        "|---|---|---|",
+        *(f"| {c['check']} | {c['value']} | {verdict(c['pass'])} |" for c in results["checks"]),
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| fetches | {fetch['total']:,}: "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(fetch["outcomes"].items()))
+        + " |",
+        f"| healthy sources' fetches | {healthy['sources']:,} sources, "
+        f"{healthy['per_source_median']:g} each (min {healthy['per_source_min']}, max "
+        f"{healthy['per_source_max']}) in {healthy['minutes']:.1f} min |",
+        f"| gap between a healthy source's fetches | p50 {fmt(healthy['gap_p50_s'])} s, "
+        f"p95 {fmt(healthy['gap_p95_s'])} s, max {fmt(healthy['gap_max_s'])} s "
+        f"(after its interval + jitter: p50 {fmt(healthy['late_p50_s'])} s, "
+        f"p95 {fmt(healthy['late_p95_s'])} s, max {fmt(healthy['late_max_s'])} s) |",
+        f"| items stored | {results['items']['stored']:,} "
+        f"(expected {results['items']['expected']:,}) |",
+        f"| peak RSS | {fmt(proc.get('rss_peak_sampled_mb'))} MB sampled, "
+        f"{fmt(proc.get('rss_hwm_mb'))} MB VmHWM |",
+        f"| RSS start / end | {fmt(proc['start']['rss_mb'])} / {fmt(proc['end']['rss_mb'])} MB; "
+        f"second-half slope {fmt(proc.get('rss_slope_second_half_mb_per_10min'), '+.1f')} "
+        "MB per 10 min |",
+        f"| file descriptors start / end (of them sockets) | {proc['start']['fds']} "
+        f"({proc['start']['sockets']}) / {proc['end']['fds']} ({proc['end']['sockets']}) |",
+        f"| threads start / end | {proc['start']['threads']} / {proc['end']['threads']} |",
+        f"| service CPU | {proc['cpu_seconds']:.0f} s, {proc['cpu_percent_steady']:g}% of one "
+        "core after warm-up |",
+        f"| output requests | {load['requests']:,} "
+        f"({load['requests'] / results['service']['run_seconds']:.1f}/s), "
+        f"errors {load['errors']} |",
+        "",
+        "Fetch errors by class and HTTP status:",
+        "",
+        "| error class | HTTP status | fetches |",
+        "|---|---|---:|",
+        *(f"| {e['class']} | {e['status'] or ''} | {e['count']:,} |" for e in fetch["errors"]),
+        "",
+        "By misbehaviour (`expected`: the error class each fetch of it should end in; "
+        "intermittent sources also succeed on their good minutes):",
+        "",
+        "| kind | sources (intermittent) | fetches | ok | 304 | unchanged | errors "
+        "| error class and status | expected | unexpected |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    order = [soakfeeds.HEALTHY, *(k.name for k in soakfeeds.KINDS)]
+    for name in order:
+        k = fetch["kinds"].get(name)
+        if not k:
+            continue
+        o = k["outcomes"]
+        errs = ", ".join(f"{c} ×{n}" for c, n in sorted(k["errors"].items())) or "-"
+        lines.append(
+            f"| {name} | {k['sources']} ({k['intermittent']}) | {k['fetches']:,} "
+            f"| {o.get('ok', 0):,} | {o.get('not_modified', 0):,} | {o.get('unchanged_body', 0):,} "
+            f"| {o.get('error', 0):,} | {errs} | {k['expect']} | {k['unexpected']} |"
+        )
+    lines += [
+        "",
+        "Output requests (`bench/soakload.py`; latency in ms):",
+        "",
+        "| endpoint | requests | 200 | 304 | errors | p50 | p95 | p99 | max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, e in load["endpoints"].items():
+        lines.append(
+            f"| {name} | {e['requests']:,} | {e['status'].get('200', 0):,} "
+            f"| {e['status'].get('304', 0):,} | {e['errors']} | {fmt(e['p50_ms'])} "
+            f"| {fmt(e['p95_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['max_ms'])} |"
+        )
+    lines += [
+        "",
+        "Timeline (process readings at the end of each step):",
+        "",
+        "| minutes | RSS MB | fds (sockets) | threads | machine load | fetches | fetch errors "
+        "| new items |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r['minutes']} | {fmt(r['rss_mb'])} | {r['fds']} | {r['threads']} "
+            f"| {fmt(r['load1'], '.2f')} | {r['fetches']:,} | {r['errors']:,} "
+            f"| {r['new_items']:,} |"
+            for r in results["timeline"]
+        ),
+        "",
+    ]
+    problems = [
+        *load["examples"][:10],
+        *fetch["unexpected"][:10],
+        *fetch["retry_after_violations"][:5],
+        *results["items"]["missing_examples"],
+        *results["items"]["unexpected_examples"],
+        *results["log"]["examples"][:5],
+    ]
+    if problems:
+        lines += ["First problems seen:", "", "```text", *(p[:300] for p in problems), "```", ""]
+    return "\n".join(lines)
+
+
+def update_doc(path: Path, section: str) -> None:
+    """Replace only the text between the soak markers (added at the end when absent)."""
+    block = f"{MARK_BEGIN}\n{section.rstrip()}\n{MARK_END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else DOC_INTRO
+    begin, end = text.find(MARK_BEGIN), text.find(MARK_END)
+    if begin != -1 and end > begin:
+        text = text[:begin] + block + text[end + len(MARK_END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--sources", type=int, default=2000)
+    parser.add_argument("--bad-fraction", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, help="results JSON (default <workdir>/results.json)")
+    parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "out" / "soak")
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--load-rps", type=float, default=25.0, help="output requests/s")
+    parser.add_argument("--load-threads", type=int, default=4)
+    parser.add_argument("--warmup-minutes", type=float, default=2.0)
+    parser.add_argument("--port", type=int, default=0, help="the service's port (0: free)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--docs", type=Path, default=REPO_ROOT / "docs" / "reliability.md")
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--live", action="store_true", help="run the working tree, not HEAD")
+    args = parser.parse_args(argv)
+    args.workdir = args.workdir.resolve()
+    args.port = args.port or free_port()
+    args.out = (args.out or args.workdir / "results.json").resolve()
+    args.warmup_minutes = min(args.warmup_minutes, args.minutes / 3)
+    return args
+
+
+def command_line(argv: list[str] | None) -> str:
+    shown = sys.argv[1:] if argv is None else argv
+    return " ".join(["python bench/soak.py", *shown])
+
+
+def prepare(args: argparse.Namespace) -> Service:
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("soak.db", "soak.db-wal", "soak.db-shm", "service.log", "serve.log"):
+        (args.workdir / name).unlink(missing_ok=True)
+    env = {**os.environ, "AGGREGATOR_DATABASE_URL": f"sqlite:///{args.workdir / 'soak.db'}"}
+    cwd = REPO_ROOT
+    if not args.live:
+        cwd = snapshot_aggregator(args.workdir / "snapshot")
+        env = {**snapshot_env(cwd), "AGGREGATOR_DATABASE_URL": env["AGGREGATOR_DATABASE_URL"]}
+    return Service(aggregator_command(), env, cwd, args.workdir / "config.yaml")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    plans = soakfeeds.make_plan(args.sources, args.bad_fraction, args.seed)
+    service = prepare(args)
+    commit = git_commit() if args.live else git_commit().removesuffix("+dirty") + " (HEAD)"
+    fingerprint = source_fingerprint()
+    feeds, feed_port = start_feeds(args, args.workdir)
+    proc = None
+    load = None
+    try:
+        write_config(service.config, plans, feed_port, args)
+        print(f"feeds on :{feed_port}; service on :{args.port}; work dir {args.workdir}")
+        proc = service.start("run", args.port, args.workdir / "service.log")
+        started = time.monotonic()
+        started_epoch = time.time()
+        base = f"http://127.0.0.1:{args.port}"
+        wait_http(base + "/readyz", proc, 60)  # ready: the scheduler ticks
+        sampler = soakload.Sampler(proc.pid, started, SAMPLE_SECONDS)
+        sampler.start()
+        load = soakload.LoadGenerator(base, args.load_rps, args.load_threads, args.seed)
+        load.start()
+        deadline = started + args.minutes * 60
+        next_report = started + 60
+        died = False
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                died = True
+                print(f"SERVICE EXITED with {proc.returncode}")
+                break
+            time.sleep(1.0)
+            if time.monotonic() >= next_report:
+                next_report += 60
+                s = sampler.samples[-1] if sampler.samples else None
+                requests_done, errors = load.total()
+                print(
+                    f"{(time.monotonic() - started) / 60:5.1f} min: "
+                    + (f"RSS {s.rss_mb:.0f} MB, fds {s.fds}, threads {s.threads}; " if s else "")
+                    + f"load {requests_done} requests, {errors} errors",
+                    flush=True,
+                )
+        load.stop()
+        sampler.sample_now()
+        sampler.stop()
+        run_seconds = time.monotonic() - started
+        exit_code, stop_seconds = stop_process(proc, STOP_TIMEOUT_SECONDS)
+        print(f"service stopped: exit {exit_code} after {stop_seconds:.1f} s; draining the API")
+        drain = drain_cursor(load, service, args.workdir)
+        state = requests.get(f"http://127.0.0.1:{feed_port}/_soak/state", timeout=60).json()
+    finally:
+        if load is not None:
+            load.stop()
+        if proc is not None and proc.poll() is None:
+            stop_process(proc, STOP_TIMEOUT_SECONDS)
+        feeds_cpu = soakload.cpu_seconds(feeds.pid)
+        stop_process(feeds, 30)
+    database = read_database(args.workdir / "soak.db")
+    stored, expected = set(database["stored"]), set(state["sent"])
+    minutes = run_seconds / 60
+    results: dict[str, Any] = {
+        "command": command_line(argv),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "code_changed_during_run": args.live and source_fingerprint() != fingerprint,
+        "machine": machine_facts(),
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        "args": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("docs",)
+        },
+        "bad_sources": sum(p.kind != soakfeeds.HEALTHY for p in plans),
+        "service": {
+            "exit": exit_code,
+            "stop_seconds": stop_seconds,
+            "died": died,
+            "run_seconds": run_seconds,
+        },
+        "feeds_cpu_seconds": feeds_cpu,
+        "drain": drain,
+        "items": {
+            "stored": len(stored),
+            "expected": len(expected),
+            "missing": len(expected - stored),
+            "unexpected": len(stored - expected),
+            "missing_examples": [f"missing: {i}" for i in sorted(expected - stored)[:10]],
+            "unexpected_examples": [f"unexpected: {i}" for i in sorted(stored - expected)[:10]],
+        },
+        "load": {
+            **load.results(),
+            "cursor_missing": len(stored - load.cursor_ids),
+            "cursor_extra": len(load.cursor_ids - stored),
+        },
+        "process": analyse_process(sampler.samples, args.warmup_minutes * 60),
+        "fetches": analyse_fetches(
+            plans, database["fetches"], database["sources"], state["answers"], minutes
+        ),
+        "timeline": timeline(
+            sampler.samples, database["fetches"], database["first_seen"], started_epoch, minutes
+        ),
+        "log": scan_log(args.workdir / "service.log"),
+        "samples": soakload.sample_dicts(sampler.samples),
+        "server_answers": state["answers"],
+    }
+    results["checks"] = checks(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args, argv)
+    markdown = render_markdown(results)
+    print()
+    print(markdown)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+    (args.workdir / "report.md").write_text(markdown, encoding="utf-8")
+    if not args.no_docs:
+        update_doc(args.docs, markdown)
+        print(f"updated {args.docs}")
+    return 0 if all(c["pass"] for c in results["checks"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
