@@ -46,7 +46,10 @@ RawEntry = dict[str, Any]  # the fields build_item reads (see parse_fast)
 def _text(element: etree._Element | None) -> str | None:
     if element is None:
         return None
-    text = "".join(str(part) for part in element.itertext()).strip()
+    if len(element):  # child elements: their text counts too (itertext)
+        text = "".join(str(part) for part in element.itertext()).strip()
+    else:  # the common case, a leaf: no generator, no join
+        text = (element.text or "").strip()
     return text or None
 
 
@@ -54,7 +57,11 @@ class Declined(Exception):  # noqa: N818 - a signal, not an error
     """The feed is outside the fast path's case: use feedparser."""
 
 
-def _check(root: etree._Element) -> None:
+def _check(root: etree._Element, body: bytes) -> None:
+    # The xml prefix is bound to its namespace by definition and cannot be rebound, so a
+    # document without these bytes has no xml:base attribute: skip the walk over it.
+    if b"xml:base" not in body:
+        return
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue
@@ -62,9 +69,55 @@ def _check(root: etree._Element) -> None:
             raise Declined("xml:base")
 
 
-def _rss_author(item: etree._Element) -> str | None:
-    creator = _text(item.find(DC + "creator"))
-    author = _text(item.find("author"))
+def _first_children(parent: etree._Element, wanted: frozenset[str]) -> dict[str, Any]:
+    """The first child of each wanted tag, and every ``category`` child, in one pass over
+    the children (``find`` per field walks them again for each field)."""
+    found: dict[str, Any] = {}
+    categories: list[etree._Element] = []
+    for child in parent:
+        tag = child.tag
+        if tag in wanted:
+            if tag in _REPEATED:
+                categories.append(child)
+            elif tag not in found:
+                found[tag] = child
+    found["*categories"] = categories
+    return found
+
+
+_REPEATED = frozenset(("category", ATOM + "category"))
+_RSS_FIELDS = frozenset(
+    (
+        "guid",
+        "link",
+        "title",
+        "description",
+        CONTENT,
+        "pubDate",
+        DC + "date",
+        DC + "creator",
+        "author",
+        "source",
+        "category",
+    )
+)
+_ATOM_FIELDS = frozenset(
+    (
+        ATOM + "author",
+        ATOM + "content",
+        ATOM + "summary",
+        ATOM + "id",
+        ATOM + "title",
+        ATOM + "published",
+        ATOM + "updated",
+        ATOM + "category",
+    )
+)
+
+
+def _rss_author(fields: dict[str, Any]) -> str | None:
+    creator = _text(fields.get(DC + "creator"))
+    author = _text(fields.get("author"))
     if author is not None:
         found = _RSS_AUTHOR.match(author)
         if found:
@@ -78,9 +131,10 @@ def _rss_author(item: etree._Element) -> str | None:
 def _rss_items(channel: etree._Element, base: str | None) -> list[RawEntry]:
     out: list[RawEntry] = []
     for item in channel.iterfind("item"):
-        guid_element = item.find("guid")
+        fields = _first_children(item, _RSS_FIELDS)
+        guid_element = fields.get("guid")
         guid = _text(guid_element)
-        link = _text(item.find("link"))
+        link = _text(fields.get("link"))
         permalink = (
             guid_element is not None and guid_element.get("isPermaLink", "true").lower() != "false"
         )
@@ -89,21 +143,20 @@ def _rss_items(channel: etree._Element, base: str | None) -> list[RawEntry]:
         if link is None and guid is not None and permalink:
             link = guid  # as feedparser: a permalink guid stands in, unresolved
         dates = {
-            "published": _text(item.find("pubDate")),
-            "updated": _text(item.find(DC + "date")),  # feedparser files dc:date here
+            "published": _text(fields.get("pubDate")),
+            "updated": _text(fields.get(DC + "date")),  # feedparser files dc:date here
         }
-        source = item.find("source")
         out.append(
             {
-                "title": _text(item.find("title")),
+                "title": _text(fields.get("title")),
                 "link": link,
                 "guid": guid,
-                "summary": _text(item.find("description")),
-                "content": _text(item.find(CONTENT)),
-                "author": _rss_author(item),
+                "summary": _text(fields.get("description")),
+                "content": _text(fields.get(CONTENT)),
+                "author": _rss_author(fields),
                 "dates": dates,
-                "tags": [t for t in (_text(c) for c in item.iterfind("category")) if t],
-                "source": _text(source),
+                "tags": [t for t in (_text(c) for c in fields["*categories"]) if t],
+                "source": _text(fields.get("source")),
             }
         )
     return out
@@ -130,25 +183,26 @@ def _atom_link(entry: etree._Element, base: str | None) -> str | None:
 def _atom_items(root: etree._Element, base: str | None) -> list[RawEntry]:
     out: list[RawEntry] = []
     for entry in root.iterfind(ATOM + "entry"):
-        author = entry.find(ATOM + "author")
-        content = _atom_text(entry.find(ATOM + "content"))
-        summary = _atom_text(entry.find(ATOM + "summary"))
-        guid = _text(entry.find(ATOM + "id"))
+        fields = _first_children(entry, _ATOM_FIELDS)
+        author = fields.get(ATOM + "author")
+        content = _atom_text(fields.get(ATOM + "content"))
+        summary = _atom_text(fields.get(ATOM + "summary"))
+        guid = _text(fields.get(ATOM + "id"))
         out.append(
             {
-                "title": _atom_text(entry.find(ATOM + "title")),
+                "title": _atom_text(fields.get(ATOM + "title")),
                 "link": _atom_link(entry, base) or guid,  # as feedparser: the id stands in
                 "guid": guid,
                 "summary": summary,
                 "content": content,
                 "author": _text(author.find(ATOM + "name")) if author is not None else None,
                 "dates": {
-                    "published": _text(entry.find(ATOM + "published")),
-                    "updated": _text(entry.find(ATOM + "updated")),
+                    "published": _text(fields.get(ATOM + "published")),
+                    "updated": _text(fields.get(ATOM + "updated")),
                 },
                 "tags": [
                     c.get("term", "").strip()
-                    for c in entry.iterfind(ATOM + "category")
+                    for c in fields["*categories"]
                     if c.get("term", "").strip()
                 ],
                 "source": None,
@@ -169,7 +223,7 @@ def parse_fast(
         return None
     try:
         root = etree.fromstring(body, _PARSER)
-        _check(root)
+        _check(root, body)
         if root.tag == "rss" and root.get("version") == "2.0":
             channel = root.find("channel")
             if channel is None:

@@ -152,21 +152,23 @@ def _guarded_pools(policy: AddressPolicy) -> dict[str, type[urllib3.HTTPConnecti
     return {"http": HTTPPool, "https": HTTPSPool}
 
 
-_ENVIRONMENT = (
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-    "requests_ca_bundle",
-    "curl_ca_bundle",
-)
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+# requests' own order (``Session.merge_environment_settings``)
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def _environment_matters() -> bool:
-    """Whether proxies, a CA bundle or a netrc file are configured for requests."""
-    if any(name.lower() in _ENVIRONMENT for name, value in os.environ.items() if value):
+def ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The CA bundle the environment names for requests, if any."""
+    return next((environ[name] for name in _CA_BUNDLE_VARIABLES if environ.get(name)), None)
+
+
+def needs_environment(environ: Mapping[str, str], home: Path) -> bool:
+    """Whether requests must read the environment on every request: proxies (and their
+    per-URL ``no_proxy`` exceptions) or a netrc file. A CA bundle alone does not need it:
+    it is read once, here, into the session."""
+    if any(name.lower() in _PROXY_VARIABLES for name, value in environ.items() if value):
         return True
-    return (Path.home() / ".netrc").exists() or (Path.home() / "_netrc").exists()
+    return (home / ".netrc").exists() or (home / "_netrc").exists()
 
 
 class Fetcher:
@@ -196,10 +198,14 @@ class Fetcher:
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
         )
-        # The environment (proxies, CA bundle, ~/.netrc) is read on every request when
-        # trusted: os.environ scans and file checks on the hot path. Trust it only when
-        # it says something.
-        self.session.trust_env = _environment_matters()
+        # A trusted environment (proxies, CA bundle, ~/.netrc) is read again on every
+        # request: os.environ scans and file checks on the hot path, a fifth of a 304's
+        # cost. A CA bundle is read once into the session; only proxies and netrc, which
+        # depend on the URL, need the per-request reading.
+        bundle = ca_bundle(os.environ)
+        if bundle:
+            self.session.verify = bundle
+        self.session.trust_env = needs_environment(os.environ, Path.home())
         if not allow_private_networks:
             adapter.poolmanager.pool_classes_by_scheme = _guarded_pools(address_policy)
             self.session.trust_env = False  # a proxy would hide the address we reach

@@ -38,6 +38,7 @@ from aggregator.text import xml_safe
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
+_MARKUP = re.compile(r"[<&]")
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 # Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
 # has no spaces between words, so they must vanish without a trace.
@@ -187,7 +188,7 @@ def parse_date(
             parsed = datetime.strptime(text, date_format)
         except ValueError:
             parsed = None
-    if parsed is None:
+    if parsed is None and not text[0].isalpha():  # ISO 8601 never starts with a letter
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -219,7 +220,10 @@ def plain_text(value: str | None) -> str:
     """Markup removed, entities decoded, whitespace folded: titles are plain text."""
     if not value:
         return ""
-    text = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value)))
+    # most titles hold neither markup nor entities: skip the three passes over them
+    text = value
+    if _MARKUP.search(value):
+        text = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value)))
     return " ".join(xml_safe(text).split())
 
 
@@ -239,7 +243,8 @@ def _web_link(link: str | None, base: str | None = None) -> str | None:
         return None
     try:
         link = urljoin(base, link) if base else link
-        urlsplit(link)
+        if "[" in link or not link.isascii():  # what urlsplit can refuse; skip it otherwise
+            urlsplit(link)
     except ValueError:  # "http://[x" (an unclosed IPv6 host) is no link at all
         return None
     return link if link.lower().startswith(("http://", "https://")) else None
@@ -272,7 +277,7 @@ def _raw(entry: Mapping[str, Any], key: str) -> Any:
     return dict.get(cast(dict[str, Any], entry), key)
 
 
-def _category_name(raw: Mapping[str, Any], field: str | None) -> str | None:
+def _category_name(raw: Mapping[str, Any], field: str | None, author: str | None) -> str | None:
     if not field:
         return None
     if field in ("tags", "category"):
@@ -281,7 +286,7 @@ def _category_name(raw: Mapping[str, Any], field: str | None) -> str | None:
     if field == "source":
         return _clean(raw["source"])
     if field == "author":
-        return _clean(raw["author"])
+        return _clean(author)
     value = lookup(raw.get("entry"), field)  # a dotted path: feedparser path only
     return plain_text(str(value)) or None if value is not None else None
 
@@ -317,7 +322,7 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules) -> ParsedItem:
         published_at=dated[0] if dated else None,
         published_offset_minutes=dated[1] if dated else None,
         updated_at=updated[0] if updated else None,
-        category_name=_category_name({**raw, "author": author}, rules.category_from),
+        category_name=_category_name(raw, rules.category_from, author),
         tags=tuple(str(tag) for tag in raw["tags"]),
     )
 

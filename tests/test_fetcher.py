@@ -18,7 +18,13 @@ from aggregator.errors import (
     FetchTimeoutError,
     HTTPStatusError,
 )
-from aggregator.fetcher import Fetcher, FetchRequest, is_public_address
+from aggregator.fetcher import (
+    Fetcher,
+    FetchRequest,
+    ca_bundle,
+    is_public_address,
+    needs_environment,
+)
 from aggregator.model import NotModified, Retrieved
 from tests.feedserver import FeedServer, Route, serving
 
@@ -249,3 +255,76 @@ def test_redirect_to_a_refused_address_is_refused(feed_server: FeedServer) -> No
         client.close()
         assert len(feed_server.requests_to("/f")) == 1
         assert inner.requests_to("/secret") == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "netrc", "needed"),
+    [
+        pytest.param({}, False, False, id="nothing configured"),
+        pytest.param({"REQUESTS_CA_BUNDLE": "/etc/ca.pem"}, False, False, id="CA bundle only"),
+        pytest.param({"HTTPS_PROXY": "http://proxy:3128"}, False, True, id="proxy upper case"),
+        pytest.param({"no_proxy": "example.com"}, False, True, id="no_proxy alone"),
+        pytest.param({"http_proxy": ""}, False, False, id="empty proxy variable"),
+        pytest.param({}, True, True, id="netrc file"),
+    ],
+)
+def test_environment_read_per_request_only_when_it_depends_on_the_url(
+    tmp_path: Path, environ: dict[str, str], netrc: bool, needed: bool
+) -> None:
+    if netrc:
+        (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
+    assert needs_environment(environ, tmp_path) is needed
+
+
+@pytest.mark.parametrize(
+    ("environ", "bundle"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"CURL_CA_BUNDLE": "/c.pem"}, "/c.pem", id="curl"),
+        pytest.param(
+            {"CURL_CA_BUNDLE": "/c.pem", "REQUESTS_CA_BUNDLE": "/r.pem"},
+            "/r.pem",
+            id="requests first",
+        ),
+        pytest.param(
+            {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/c.pem"}, "/c.pem", id="empty skipped"
+        ),
+    ],
+)
+def test_ca_bundle_follows_requests_order(environ: dict[str, str], bundle: str | None) -> None:
+    assert ca_bundle(environ) == bundle
+
+
+def test_ca_bundle_is_read_once_into_the_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    client = Fetcher("aggregator-test/1")
+    try:
+        assert client.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+        assert client.session.trust_env is False
+    finally:
+        client.close()
+
+
+def test_a_configured_proxy_is_used(
+    monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer
+) -> None:
+    """The feed server plays a forward proxy: the request line carries the absolute URL."""
+    target = "http://feeds.example.invalid/news.xml"
+    feed_server.routes[target] = Route(BODY)
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = Fetcher("aggregator-test/1")
+    try:
+        result = client.fetch(FetchRequest(target))
+    finally:
+        client.close()
+    assert isinstance(result, Retrieved)
+    assert result.body == BODY
+    assert len(feed_server.requests_to(target)) == 1
