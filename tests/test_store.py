@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
 from aggregator.store import HostLimits, SourcePlan, SourceUpdate
-from aggregator.store.sql import SqlStore
+from aggregator.store.sql import READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CAT = CategoryRef("news", "新闻")
@@ -250,3 +251,22 @@ def test_a_category_raced_in_under_another_slug_takes_the_items(database_url: st
     finally:
         first.close()
         second.close()
+
+
+def test_sqlite_reads_keep_small_page_caches_and_writes_a_large_one(tmp_path: Path) -> None:
+    """Every pooled connection fills its own SQLite page cache up to its limit: a large
+    limit on the read pool multiplied by its size grew a soak run's memory with the
+    database. Reads get SQLite's default; the few write connections the large cache."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'a.db'}", pool_size=8)
+    try:
+        store.upgrade()
+        with store._read() as conn:
+            read_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        with store._write() as conn:
+            write_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        assert read_cache == -READ_CACHE_KIB
+        assert write_cache == -WRITE_CACHE_KIB
+        assert WRITE_CACHE_KIB > 4 * READ_CACHE_KIB
+        assert store.write_engine.pool.size() < store.engine.pool.size()
+    finally:
+        store.close()

@@ -88,19 +88,35 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+# SQLite page cache per connection, in KiB. Reads get SQLite's default: the OS page
+# cache holds the file anyway, and every pooled connection fills its own cache up to the
+# limit, so a large one multiplies (18 connections x 32 MB grew a soak run's resident set
+# by the database's size per connection). The few write connections get a large one: a
+# cold pass writes ~100 MB, and the id indexes stay in memory between transactions.
+READ_CACHE_KIB = 2000
+WRITE_CACHE_KIB = 32768
+WRITE_POOL_SIZE = 2
+
+
+def make_engine(
+    url: str, pool_size: int = 10, cache_kib: int = READ_CACHE_KIB, max_overflow: int = 4
+) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
-            url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_recycle=1800
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=1800,
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=4,
+        max_overflow=max_overflow,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
 
@@ -113,9 +129,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         # A burst of article text (a cold pass writes ~100 MB) checkpoints less often with a
-        # 16 MB WAL threshold, and a 32 MB page cache keeps the id indexes in memory.
+        # 16 MB WAL threshold.
         cursor.execute("PRAGMA wal_autocheckpoint=4000")
-        cursor.execute("PRAGMA cache_size=-32768")
+        cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -138,6 +154,19 @@ class SqlStore:
         self.url = normalize_url(url)
         try:
             self.engine = make_engine(self.url, pool_size)
+            # Writes on SQLite take turns anyway (one writer at a time): a small pool of
+            # their own with a large page cache; overflow up to the readers' capacity so a
+            # burst of writers queues on SQLite's lock, not on the pool.
+            self.write_engine = (
+                make_engine(
+                    self.url,
+                    WRITE_POOL_SIZE,
+                    cache_kib=WRITE_CACHE_KIB,
+                    max_overflow=pool_size + 4,
+                )
+                if self.engine.dialect.name == "sqlite"
+                else self.engine
+            )
         except (SQLAlchemyError, ImportError, ValueError) as e:
             raise StoreError(f"cannot open database {_redact(url)}: {e}") from e
         self.dialect = self.engine.dialect.name
@@ -166,7 +195,7 @@ class SqlStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
+            with self.write_engine.connect() as conn:
                 conn = conn.execution_options(aggregator_write=True)
                 with conn.begin():
                     yield conn
@@ -192,6 +221,8 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
 
     # ------------------------------------------------------------------ configuration
 
