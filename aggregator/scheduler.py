@@ -343,6 +343,7 @@ class Dispatcher:
 
 
 SHARD_MIN_SOURCES = 100  # below this a pass stays in one process: start-up would dominate
+PASS_THREADS_PER_SLOT = 4
 
 
 def _fetch_claimed(
@@ -351,7 +352,13 @@ def _fetch_claimed(
     workers: int,
     on_outcome: Callable[[FetchOutcome], None] | None = None,
 ) -> list[FetchOutcome]:
-    """Run already-claimed sources on a thread pool, writing through a group committer."""
+    """Run already-claimed sources on a thread pool, writing through a group committer.
+
+    The pool has PASS_THREADS_PER_SLOT threads per fetch slot (``workers``: the fetcher
+    lets no more requests out at once): a thread whose fetch is parsed and decided
+    waits for its group commit, and while it waits the others fetch and parse. With one
+    thread per slot, threads spent three quarters of a cold pass waiting on commits.
+    """
     by_id = {s.id: s for s in ctx.settings.sources}
     outcomes: list[FetchOutcome] = []
     # The group-commit thread releases the GIL in every database call and must win it
@@ -360,8 +367,10 @@ def _fetch_claimed(
     sys.setswitchinterval(0.0005)
     committer = GroupCommitter(ctx.store)
     worker_ctx = replace(ctx, sink=committer)
+    ctx.fetcher.limit_in_flight(workers)
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="fetch") as pool:
+        threads = workers * PASS_THREADS_PER_SLOT
+        with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
             futures = [
                 pool.submit(_safe_update, worker_ctx, by_id[st.source_id], st) for st in claimed
             ]
@@ -373,6 +382,7 @@ def _fetch_claimed(
                         on_outcome(outcome)
     finally:
         committer.close()
+        ctx.fetcher.limit_in_flight(None)
     return outcomes
 
 
