@@ -346,6 +346,14 @@ SHARD_MIN_SOURCES = 100  # below this a pass stays in one process: start-up woul
 PASS_THREADS_PER_SLOT = 4
 
 
+def _is_unfetched(state: SourceState) -> bool:
+    return not (state.etag or state.last_modified or state.body_sha256)
+
+
+def _mostly_unfetched(claimed: Sequence[SourceState]) -> bool:
+    return sum(1 for st in claimed if _is_unfetched(st)) * 2 > len(claimed)
+
+
 def _fetch_claimed(
     ctx: Context,
     claimed: Sequence[SourceState],
@@ -354,10 +362,12 @@ def _fetch_claimed(
 ) -> list[FetchOutcome]:
     """Run already-claimed sources on a thread pool, writing through a group committer.
 
-    The pool has PASS_THREADS_PER_SLOT threads per fetch slot (``workers``: the fetcher
-    lets no more requests out at once): a thread whose fetch is parsed and decided
-    waits for its group commit, and while it waits the others fetch and parse. With one
-    thread per slot, threads spent three quarters of a cold pass waiting on commits.
+    When most sources were never fetched (whose items must all be written), the pool
+    has PASS_THREADS_PER_SLOT threads per fetch slot (``workers``: the fetcher lets no
+    more requests out at once): a thread whose fetch is parsed and decided waits for its
+    group commit, and while it waits the others fetch and parse. With one thread per
+    slot, threads spent three quarters of a cold pass waiting on commits. A pass of
+    304s waits on no commit (``apply_fetch_later``): more threads would only contend.
     """
     by_id = {s.id: s for s in ctx.settings.sources}
     outcomes: list[FetchOutcome] = []
@@ -369,7 +379,7 @@ def _fetch_claimed(
     worker_ctx = replace(ctx, sink=committer)
     ctx.fetcher.limit_in_flight(workers)
     try:
-        threads = workers * PASS_THREADS_PER_SLOT
+        threads = workers * (PASS_THREADS_PER_SLOT if _mostly_unfetched(claimed) else 1)
         with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
             futures = [
                 pool.submit(_safe_update, worker_ctx, by_id[st.source_id], st) for st in claimed
@@ -464,7 +474,7 @@ def _run_claimed(
     workers = ctx.settings.defaults.workers
     # Sources with validators mostly answer 304 (I/O, little CPU): only sources never
     # fetched, whose bodies must all be parsed, are worth the processes' start-up.
-    unfetched = sum(1 for st in claimed if not (st.etag or st.last_modified or st.body_sha256))
+    unfetched = sum(1 for st in claimed if _is_unfetched(st))
     if processes <= 1 or unfetched < SHARD_MIN_SOURCES:
         return _fetch_claimed(ctx, claimed, workers, on_outcome)
     import multiprocessing
