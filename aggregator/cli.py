@@ -31,6 +31,7 @@ import click
 
 from aggregator.config import Settings, config_path, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.memory import Trimmer, limit_arenas
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.reload import ConfigWatcher
 from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
@@ -293,7 +294,9 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     from aggregator.web import create_app
 
     settings = _settings(ctx)
+    limit_arenas()  # before any thread starts (memory.py)
     context = _open(ctx, settings)
+    trimmer = Trimmer().start()
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
     watcher = _watch(ctx, settings)
@@ -314,6 +317,7 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
         log.info("finishing fetches in flight")
         watcher.stop()
         dispatcher.stop()
+        trimmer.stop()
         close_context(context)
         log.info("stopped")
 
@@ -324,7 +328,9 @@ def worker(ctx: click.Context) -> None:
     """Fetch only (no HTTP), until SIGTERM or SIGINT. Run any number, on any machines,
     against one PostgreSQL database: they share the schedule through leases."""
     settings = _settings(ctx)
+    limit_arenas()  # before any thread starts (memory.py)
     context = _open(ctx, settings)
+    trimmer = Trimmer().start()
     dispatcher = Dispatcher(context, on_outcome=_report)
     stop = threading.Event()
 
@@ -349,6 +355,7 @@ def worker(ctx: click.Context) -> None:
         log.info("finishing fetches in flight")
         watcher.stop()
         dispatcher.stop()
+        trimmer.stop()
         close_context(context)
         log.info("stopped")
 

@@ -583,8 +583,11 @@ def app_from_env() -> Starlette:
     """An app built from $AGGREGATOR_CONFIG (for ``serve --workers N``: uvicorn imports
     this in every worker process)."""
     from aggregator.config import config_path, load_settings
+    from aggregator.memory import Trimmer, limit_arenas
     from aggregator.service import open_context
 
+    limit_arenas()
+    Trimmer().start()  # for the life of this server process (memory.py)
     settings = load_settings()
     watcher = ConfigWatcher(config_path(), settings)
     app = create_app(settings, open_context(settings, migrate=False).store, watcher=watcher)
