@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import sqlite3
 import subprocess
@@ -32,7 +31,7 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import corpus  # noqa: E402
-from measure import ChildResult, run_measured  # noqa: E402
+from measure import ChildResult, machine_facts, run_measured  # noqa: E402
 from nginx_server import NginxServer, nginx_version  # noqa: E402
 from report import Summary, render_markdown, update_docs  # noqa: E402
 
@@ -301,25 +300,8 @@ def source_fingerprint() -> str:
 
 
 def machine_info(live: bool) -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
     return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": cpu,
-        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **machine_facts(),
         "nginx": nginx_version(),
         "newsboat": newsboat_version(),
         "aggregator": " ".join(Path(p).name for p in aggregator_command()),

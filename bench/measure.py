@@ -15,6 +15,7 @@ resident set, the kernel's peak of it (VmHWM) and its CPU time from /proc.
 from __future__ import annotations
 
 import os
+import platform
 import select
 import shutil
 import signal
@@ -139,3 +140,30 @@ def read_proc(pid: int) -> ProcSample | None:
         hwm_mb=kib.get("VmHWM", 0) / 1024,
         cpu_seconds=(int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK"),
     )
+
+
+def machine_facts() -> dict[str, str]:
+    """Cores, CPU model, memory, kernel and Python of this machine, for reports."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    mem_kib = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": cpu,
+        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import signal
 import socket
 import sqlite3
@@ -55,6 +54,7 @@ from ingest import (  # noqa: E402
     snapshot_env,
     source_fingerprint,
 )
+from measure import machine_facts  # noqa: E402
 
 INTERVAL_SECONDS = 60
 JITTER_FRACTION = 0.1  # the config default, which the generated config keeps
@@ -454,26 +454,6 @@ def scan_log(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": cpu,
-        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
 
 
 def verdict(ok: bool) -> str:
