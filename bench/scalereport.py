@@ -3,37 +3,15 @@ the sentences of its reading, from the results dict (also saved as results.json)
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-from pathlib import Path
 from typing import Any
 
+from measure import machine_facts
 from nginx_server import nginx_version
 
 
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown",
-    )
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": cpu,
-        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "nginx": nginx_version(),
-    }
+    return {**machine_facts(), "nginx": nginx_version()}
 
 
 def summarize(passes: list[dict[str, Any]], sources: int) -> list[dict[str, Any]]:
@@ -141,6 +119,17 @@ def render_section(results: dict[str, Any]) -> str:
             f"| {r['worker_cpu_ms_per_source']:.2f} | {r['postgres_cpu_ms_per_source']:.2f} "
             f"| {r['machine_busy']:.0%} |"
         )
+    problems = [
+        f"{run['phase']} N={run['processes']} run {run['run']}: {problem}"
+        for run in results["passes"]
+        for problem in run.get("problems", [])
+    ]
+    lines += [
+        "",
+        "Every pass checked: each worker alive to the end and exiting 0; cold passes every "
+        "feed answered 200 with its new items stored, warm passes every feed 304: "
+        + ("all held." if not problems else "FAILED: " + "; ".join(problems)),
+    ]
     lines += [
         "",
         "Per-run wall seconds: "
@@ -163,7 +152,8 @@ def render_section(results: dict[str, Any]) -> str:
         per_source = "n/a" if v["ms_per_source"] is None else f"{v['ms_per_source']:.3f}"
         plans = " + ".join(f"{p['execution_ms']:.2f}" for p in v["explain"])
         lines.append(
-            f"| {v['variant']} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['claimed']:g} "
+            f"| {v['variant']} (limit {v['limit']}) | {v['median_ms']:.2f} "
+            f"| {'n/a' if v['p90_ms'] is None else format(v['p90_ms'], '.2f')} | {v['claimed']:g} "
             f"| {per_source} | {plans} |"
         )
     lines += [
@@ -267,8 +257,9 @@ def reading(results: dict[str, Any]) -> list[str]:
             f"one source at a time: {single['median_ms']:.2f} ms per claim (its statements "
             f"execute in {server:.2f} ms inside PostgreSQL; the rest is round trips, the commit "
             f"and SQLAlchemy), against {warm['worker_cpu_ms_per_source']:.2f} ms of worker CPU "
-            "per source in a warm pass. Claiming 16 at once costs "
-            f"{next(iter(claims.values()))['ms_per_source']:.3f} ms per source."
+            f"per source in a warm pass. Claiming all {next(iter(claims.values()))['limit']} "
+            f"free slots at once costs {next(iter(claims.values()))['ms_per_source']:.3f} ms "
+            "per source."
         )
     together = next((v for v in claims.values() if "one instant" in v["variant"]), None)
     apart = next(iter(claims.values()), None)
@@ -287,13 +278,18 @@ def reading(results: dict[str, Any]) -> list[str]:
             "- Per-host limits take an advisory lock and count each candidate host's leases "
             "and last-minute fetches: "
             + "; ".join(
-                f"{v['variant'].removeprefix('per-host limits, limit 16, ')} "
+                f"{v['variant'].removeprefix('per-host limits, all free slots, ')} "
                 f"{v['median_ms']:.2f} ms for {v['claimed']:g} source(s)"
                 for v in polite
             )
-            + ". With every source on one host that was busy in the last minute the claim "
-            "rightly returns nothing (the host is at max_per_minute)."
+            + "."
         )
+        busy_host = next((v for v in polite if "one host, busy" in v["variant"]), None)
+        if busy_host is not None and busy_host["claimed"] == 0:
+            out.append(
+                "- With every source on one host that was busy in the last minute the claim "
+                "rightly returns nothing (the host is at max_per_minute)."
+            )
     feeds = results["feeds"]
     out.append(
         f"- Feeds at {results['args']['items']:,} items: a category's 50 items are read in "
