@@ -590,7 +590,9 @@ def app_from_env() -> Starlette:
     Trimmer().start()  # for the life of this server process (memory.py)
     settings = load_settings()
     watcher = ConfigWatcher(config_path(), settings)
-    app = create_app(settings, open_context(settings, migrate=False).store, watcher=watcher)
+    store = open_context(settings, migrate=False).store
+    store.open_connections()
+    app = create_app(settings, store, watcher=watcher)
     watcher.start()
     return app
 

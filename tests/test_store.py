@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
@@ -300,3 +301,17 @@ def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_open_connections_fills_the_sqlite_pools_up_front(database_url: str) -> None:
+    """A long-running process opens its SQLite connections at start, so its descriptor
+    count is flat from then on; PostgreSQL connections (server processes) stay on demand."""
+    store = SqlStore(database_url, pool_size=6)
+    try:
+        store.open_connections()
+        for engine in {store.engine, store.write_engine}:
+            pool = engine.pool
+            assert isinstance(pool, QueuePool)
+            assert pool.checkedin() == (pool.size() if store.dialect == "sqlite" else 0)
+    finally:
+        store.close()

@@ -209,6 +209,12 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def open_connections(self) -> None:
+        """Open the pooled connections a long-running process will use, now (called by
+        ``run``, ``worker`` and ``serve`` at start). Opened on demand they kept appearing
+        for hours as rare peaks of concurrency reached the pool's size: a file-descriptor
+        count that grows looks like a leak to whoever watches it."""
+
     # --- configuration (called at start and on config reload) -------------------------
     def sync_config(
         self, plans: Sequence[SourcePlan], categories: Iterable[CategoryRef], now: datetime

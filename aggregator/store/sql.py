@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from aggregator.decide import CategoryRegistry
 from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
@@ -245,6 +246,19 @@ class SqlStore:
                 upgrade_to_head(self.engine)
             except SQLAlchemyError as e:
                 raise StoreError(f"migration failed: {_first_line(e)}") from e
+
+    def open_connections(self) -> None:
+        # SQLite only: a connection is two file descriptors and a few pages of cache. On
+        # PostgreSQL each one is a server process, opened when a peak needs it.
+        if self.dialect != "sqlite":
+            return
+        for engine in {self.engine, self.write_engine}:
+            pool = engine.pool
+            held = [
+                engine.connect() for _ in range(pool.size() if isinstance(pool, QueuePool) else 0)
+            ]
+            for conn in held:
+                conn.close()  # back to the pool, which keeps it open
 
     def close(self) -> None:
         self.engine.dispose()
