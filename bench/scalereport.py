@@ -91,8 +91,8 @@ def render_section(results: dict[str, Any]) -> str:
         f"(1-2 KB HTML bodies), {b['feed_bytes'] / 1e6:.0f} MB, served by nginx "
         "(2 workers, ETag + Last-Modified) on 127.0.0.1, all sources on that one host; "
         "no per-host limits in the passes.",
-        "- A pass: N processes of `AGGREGATOR_DATABASE_URL=postgresql://postgres@127.0.0.1/"
-        "aggregator_scale python -m aggregator --config config.yaml worker` (the config: "
+        f"- A pass: N processes of `AGGREGATOR_DATABASE_URL={a['database']} "
+        "python -m aggregator --config config.yaml worker` (the config: "
         f"`interval: 1d`, `jitter_fraction: 0`, `workers: {a['threads']}` threads each, "
         "`auto_migrate: false`) start with nothing due; then one UPDATE makes every source due "
         "(due times spread over the preceding second), and the pass ends when every source "
@@ -228,7 +228,7 @@ def reading(results: dict[str, Any]) -> list[str]:
             f"costs {one['worker_cpu_ms_per_source']:.2f} ms of worker CPU, "
             f"{one['postgres_cpu_ms_per_source']:.2f} ms of PostgreSQL CPU and "
             f"{one['nginx_cpu_ms_per_source']:.3f} ms of nginx CPU: {cpu:.1f} ms, so "
-            f"{cores} cores cannot do a pass in under {floor:.0f} s. One process kept the "
+            f"{cores} cores cannot do a pass in under {floor:.1f} s. One process kept the "
             f"machine {one['machine_busy']:.0%} busy"
         )
         if two is not None:
