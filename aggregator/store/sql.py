@@ -209,7 +209,11 @@ class SqlStore:
         if self._sqlite_files is None or getattr(self._turn, "held", False):
             yield
             return
-        fd = os.open(self._sqlite_files[0] + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._sqlite_files[0] + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a folder we may not create files in: SQLite's own lock still holds
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
             self._turn.held = True
