@@ -28,8 +28,6 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
-import charset_normalizer
-
 from aggregator.errors import ParseError
 from aggregator.fastparse import parse_fast
 from aggregator.model import ParsedFeed, ParsedItem
@@ -110,6 +108,8 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
             return body.decode(codec), codec
         except UnicodeDecodeError:
             continue
+    import charset_normalizer  # only for bodies no declared charset decodes
+
     guess = charset_normalizer.from_bytes(body).best()
     if guess is not None and guess.encoding:
         codec = _canonical(guess.encoding) or "utf-8"
