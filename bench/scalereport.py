@@ -241,6 +241,11 @@ def reading(results: dict[str, Any]) -> list[str]:
                 )
             elif two["speedup"] >= 1.5:
                 line += ": the second process puts the idle core to work"
+            elif two["wall_s"] <= 1.25 * floor:
+                line += (
+                    f": the second process takes most of the idle core, and the pass comes "
+                    f"within {two['wall_s'] / floor - 1:.0%} of that CPU floor"
+                )
             else:
                 line += (
                     ": the second process finds idle CPU but does not turn it into speed; "
