@@ -242,7 +242,9 @@ class Publisher:
         slugs = request.slugs
         infos = self.categories() if slugs is None else self.check_slugs(slugs)
         titles = {slug: info.title for slug, info in infos.items()}
-        views = self.views(self.select_items(request), titles, self.store.list_source_info())
+        items = self.select_items(request)
+        wanted = {item.source_id for item in items if item.source_id}
+        views = self.views(items, titles, self.store.list_source_info(wanted))
         channel = self.channel(request, infos, views, base)
         renderer = get_renderer(request.extension)
         document = Document(

@@ -315,3 +315,12 @@ def test_open_connections_fills_the_sqlite_pools_up_front(database_url: str) -> 
             assert pool.checkedin() == (pool.size() if store.dialect == "sqlite" else 0)
     finally:
         store.close()
+
+
+def test_source_info_for_some_sources_or_all(store: SqlStore) -> None:
+    """A render asks for its items' sources only; an export for every one."""
+    store.sync_config(plans("a", "b", "c"), [CAT], NOW)
+    assert set(store.list_source_info()) == {"a", "b", "c"}
+    assert set(store.list_source_info({"b", "c", "gone"})) == {"b", "c"}
+    assert store.list_source_info(set()) == {}
+    assert store.list_source_info({"a"})["a"].title == "a"  # no feed title yet: the id

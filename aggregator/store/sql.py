@@ -17,7 +17,7 @@ import importlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -1062,16 +1062,19 @@ class SqlStore:
                 raise ItemNotFoundError(f"no item {item_id}")
             return self._stored_items(conn, [row])[0]
 
-    def list_source_info(self) -> dict[str, SourceInfo]:
+    def list_source_info(self, source_ids: Collection[str] | None = None) -> dict[str, SourceInfo]:
+        query = select(
+            sources.c.source_id, sources.c.url, sources.c.effective_url, sources.c.feed_title
+        )
         with self._read() as conn:
-            rows = conn.execute(
-                select(
-                    sources.c.source_id,
-                    sources.c.url,
-                    sources.c.effective_url,
-                    sources.c.feed_title,
-                )
-            ).all()
+            if source_ids is None:
+                rows = conn.execute(query).all()
+            else:
+                rows = [
+                    row
+                    for chunk in _chunks(sorted(source_ids))
+                    for row in conn.execute(query.where(sources.c.source_id.in_(chunk)))
+                ]
         return {
             row.source_id: SourceInfo(
                 row.source_id, row.feed_title or row.source_id, row.effective_url or row.url
