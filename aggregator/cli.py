@@ -31,11 +31,10 @@ import click
 
 from aggregator.config import Settings, config_path, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.memory import Trimmer, limit_arenas
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.reload import ConfigWatcher
 from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
-from aggregator.service import close_context, open_context
+from aggregator.service import close_context, open_context, start_long_running
 from aggregator.update import Context
 
 log = logging.getLogger("aggregator")
@@ -294,10 +293,8 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     from aggregator.web import create_app
 
     settings = _settings(ctx)
-    limit_arenas()  # before any thread starts (memory.py)
     context = _open(ctx, settings)
-    context.store.open_connections()
-    trimmer = Trimmer().start()
+    trimmer = start_long_running(context.store)
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
     watcher = _watch(ctx, settings)
@@ -329,10 +326,8 @@ def worker(ctx: click.Context) -> None:
     """Fetch only (no HTTP), until SIGTERM or SIGINT. Run any number, on any machines,
     against one PostgreSQL database: they share the schedule through leases."""
     settings = _settings(ctx)
-    limit_arenas()  # before any thread starts (memory.py)
     context = _open(ctx, settings)
-    context.store.open_connections()
-    trimmer = Trimmer().start()
+    trimmer = start_long_running(context.store)
     dispatcher = Dispatcher(context, on_outcome=_report)
     stop = threading.Event()
 

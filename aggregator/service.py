@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aggregator.config import Settings
 from aggregator.fetcher import Fetcher
+from aggregator.memory import Trimmer, limit_arenas
 from aggregator.scheduler import new_owner_id
+from aggregator.store import Store
 from aggregator.store.sql import SqlStore
 from aggregator.update import Context
 
@@ -26,3 +28,13 @@ def open_context(settings: Settings, migrate: bool | None = None) -> Context:
 def close_context(ctx: Context) -> None:
     ctx.fetcher.close()
     ctx.store.close()
+
+
+def start_long_running(store: Store) -> Trimmer:
+    """What a process that serves or fetches for days does at start (``run``, ``worker``,
+    each ``serve`` process), before its threads: cap malloc arenas, open the store's
+    pooled connections, and trim freed memory every minute (memory.py). Stop the
+    returned trimmer on the way out."""
+    limit_arenas()
+    store.open_connections()
+    return Trimmer().start()

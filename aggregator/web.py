@@ -583,15 +583,12 @@ def app_from_env() -> Starlette:
     """An app built from $AGGREGATOR_CONFIG (for ``serve --workers N``: uvicorn imports
     this in every worker process)."""
     from aggregator.config import config_path, load_settings
-    from aggregator.memory import Trimmer, limit_arenas
-    from aggregator.service import open_context
+    from aggregator.service import open_context, start_long_running
 
-    limit_arenas()
-    Trimmer().start()  # for the life of this server process (memory.py)
     settings = load_settings()
     watcher = ConfigWatcher(config_path(), settings)
     store = open_context(settings, migrate=False).store
-    store.open_connections()
+    start_long_running(store)  # its trimmer runs for the life of this server process
     app = create_app(settings, store, watcher=watcher)
     watcher.start()
     return app
