@@ -26,7 +26,6 @@ import ipaddress
 import os
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -185,7 +184,6 @@ class Fetcher:
         allow_private_networks: bool = True,
         address_policy: AddressPolicy = is_public_address,
     ) -> None:
-        self._slots: threading.BoundedSemaphore | None = None
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -217,20 +215,7 @@ class Fetcher:
     def close(self) -> None:
         self.session.close()
 
-    def limit_in_flight(self, count: int | None) -> None:
-        """At most ``count`` requests at once (None: no limit), however many threads call
-        fetch. A pass runs more threads than fetch slots (most of them wait for their
-        write to commit); the HTTP concurrency sources see stays what ops configured.
-        Set it while no fetch is running."""
-        self._slots = threading.BoundedSemaphore(count) if count else None
-
     def fetch(self, request: FetchRequest) -> FetchResult:
-        if self._slots is None:
-            return self._fetch(request)
-        with self._slots:
-            return self._fetch(request)
-
-    def _fetch(self, request: FetchRequest) -> FetchResult:
         started = time.monotonic()
         if urlsplit(request.url).scheme == "file":
             return _fetch_file(request, started)

@@ -26,7 +26,7 @@ from aggregator.fetcher import (
     needs_environment,
 )
 from aggregator.model import NotModified, Retrieved
-from tests.feedserver import FeedServer, Request, Route, serving
+from tests.feedserver import FeedServer, Route, serving
 
 BODY = "<rss version='2.0'><channel><title>中文</title></channel></rss>".encode()
 
@@ -328,39 +328,3 @@ def test_a_configured_proxy_is_used(
     assert isinstance(result, Retrieved)
     assert result.body == BODY
     assert len(feed_server.requests_to(target)) == 1
-
-
-def _most_at_once(requests: list[Request]) -> int:
-    """The most requests the server was answering at one moment."""
-    edges = sorted([(r.started, 1) for r in requests] + [(r.finished, -1) for r in requests])
-    running = most = 0
-    for _, step in edges:
-        running += step
-        most = max(most, running)
-    return most
-
-
-@pytest.mark.parametrize("limit", [None, 2], ids=["unlimited", "two"])
-def test_in_flight_limit_holds_however_many_threads_fetch(
-    feed_server: FeedServer, limit: int | None
-) -> None:
-    feed_server.routes["/slow"] = Route(BODY, delay_seconds=0.4)
-    client = Fetcher("aggregator-test/1", pool_size=8)
-    client.limit_in_flight(limit)
-    threads = [
-        threading.Thread(target=client.fetch, args=(FetchRequest(feed_server.url("/slow")),))
-        for _ in range(6)
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        client.close()
-    answered = feed_server.requests_to("/slow")
-    assert len(answered) == 6
-    if limit is None:  # the measurement sees concurrency when nothing limits it
-        assert _most_at_once(answered) > 2
-    else:
-        assert _most_at_once(answered) <= limit
