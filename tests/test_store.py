@@ -324,3 +324,49 @@ def test_source_info_for_some_sources_or_all(store: SqlStore) -> None:
     assert set(store.list_source_info({"b", "c", "gone"})) == {"b", "c"}
     assert store.list_source_info(set()) == {}
     assert store.list_source_info({"a"})["a"].title == "a"  # no feed title yet: the id
+
+
+def test_a_failing_write_in_a_group_is_rolled_back_alone(store: SqlStore) -> None:
+    """apply_fetches: each fetch in its own savepoint; the failed one leaves nothing,
+    the ones before and after it commit."""
+    store.sync_config(plans("a", "b", "c"), [CAT], NOW)
+    broken = replace(intent("bad"), title=None)  # type: ignore[arg-type]  # NOT NULL
+    results = store.apply_fetches(
+        [
+            (outcome("a"), "w", [intent("a1")], KEEP),
+            (outcome("b"), "w", [intent("b1"), broken], KEEP),
+            (outcome("c"), "w", [intent("c1")], KEEP),
+        ]
+    )
+    assert [type(r).__name__ for r in results] == ["WriteCounts", "StoreError", "WriteCounts"]
+    assert "database write failed" in str(results[1])
+    assert store.count_items() == 2
+    assert store.find_item("b1") is None
+    assert [len(store.list_fetches(s)) for s in ("a", "b", "c")] == [1, 0, 1]
+    assert store.get_source_state("b").etag is None
+    assert store.get_source_state("c").etag == '"e"'
+
+
+def test_a_write_larger_than_one_statement_stores_every_row(store: SqlStore) -> None:
+    """Rows go in as many-row INSERTs of at most ``rows_per_statement`` rows each."""
+    store.sync_config(plans("a", "b"), [CAT], NOW)
+    count = store.writer.insert_item.rows_per_statement * 2 + 7
+    ids = [f"id-{n}" for n in range(count)]
+    counts = store.apply_fetch(outcome("a"), "w", [intent(i) for i in ids], KEEP)
+    assert counts.new == count
+    assert store.count_items() == count
+    assert store.count_items("news") == count
+    # all of them from another source too: memberships and provenance, no new items
+    other = CategoryRef("other", "其他")
+    again = store.apply_fetch(
+        outcome("b"),
+        "w",
+        [intent(i, IntentKind.MEMBERSHIP, categories=(other,)) for i in ids],
+        KEEP,
+    )
+    assert (again.new, again.memberships) == (0, count)
+    assert store.count_items("other") == count
+    known = store.find_known_items("b", ids)
+    assert len(known) == count
+    assert {k.category_slugs for k in known.values()} == {frozenset({"news", "other"})}
+    assert store.find_pruned(ids) == set()

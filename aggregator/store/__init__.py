@@ -209,6 +209,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def release_connections(self) -> None:
+        """Close every pooled connection; the store stays usable and opens new ones on
+        demand. Called before ``fork()``: an SQLite connection must not cross it."""
+
     def open_connections(self) -> None:
         """Open the pooled connections a long-running process will use, now (called by
         ``run``, ``worker`` and ``serve`` at start). Opened on demand they kept appearing

@@ -69,8 +69,9 @@ class Dialect:
         if value is None:
             return None
         if self.is_sqlite:
-            naive = value.astimezone(UTC).replace(tzinfo=None)
-            return naive.isoformat(" ", "microseconds")
+            # parsed dates are in UTC already: astimezone() only when they are not
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         return value
 
     def read_dt(self, value: Any) -> datetime:
@@ -106,6 +107,36 @@ class Raw:
         if rows:
             self.cursor.executemany(sql, rows)
 
+    def insert(self, statement: RowsInsert, rows: Sequence[Sequence[Any]]) -> None:
+        for part in chunks(rows, statement.rows_per_statement):
+            self.cursor.execute(statement.sql(len(part)), [v for row in part for v in row])
+
+
+class RowsInsert:
+    """An INSERT of many rows as one statement (``VALUES (..), (..), ...``).
+
+    ``executemany`` steps the statement once per row, and the sqlite3 module lets go of
+    the GIL around every step: the writer thread then waits for it again behind the
+    parser threads, once per row, while it holds the database's one write lock. A cold
+    pass's writer spent most of its time in those waits. One statement is one step.
+    """
+
+    def __init__(self, dialect: Dialect, head: str, columns: int, tail: str = "") -> None:
+        self.head = head
+        self.tail = tail
+        self.row = "(" + dialect.marks(columns) + ")"
+        self.dialect = dialect
+        # SQLite binds at most 32,766 parameters (since 3.32), PostgreSQL 65,535
+        self.rows_per_statement = max(1, min(CHUNK, 32_000 // columns))
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        text = self._sql.get(rows)
+        if text is None:
+            values = ",".join([self.row] * rows)
+            text = self._sql[rows] = self.dialect.sql(f"{self.head} VALUES {values} {self.tail}")
+        return text
+
 
 def host_of(url: str) -> str:
     """The host a URL reaches, lowercased; "" for file: URLs (no politeness needed)."""
@@ -117,22 +148,28 @@ class ItemWriter:
         self.d = dialect
         d = dialect
         self.reserve = d.sql("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value")
-        self.insert_item = d.sql(
-            f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({d.marks(15)}) "
-            "ON CONFLICT (stable_id) DO NOTHING"
+        self.insert_item = RowsInsert(
+            d, f"INSERT INTO items ({_ITEM_COLUMNS})", 15, "ON CONFLICT (stable_id) DO NOTHING"
         )
         self.insert_category = d.sql(
             "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
             f"created_at, last_seq) VALUES ({d.marks(8)}) ON CONFLICT DO NOTHING"
         )
-        self.insert_member = d.sql(
-            "INSERT INTO item_categories (item_id, category_slug, published_at, added_at) "
-            f"VALUES ({d.marks(4)}) ON CONFLICT DO NOTHING"
+        self.insert_member = RowsInsert(
+            d,
+            "INSERT INTO item_categories (item_id, category_slug, published_at, added_at)",
+            4,
+            "ON CONFLICT DO NOTHING",
         )
-        self.upsert_source = d.sql(
+        # one row per item of one source: no key twice in a statement, as PostgreSQL's
+        # ON CONFLICT DO UPDATE requires
+        self.upsert_source = RowsInsert(
+            d,
             "INSERT INTO item_sources (item_id, source_id, content_sha256, first_seen_at, "
-            f"last_seen_at) VALUES ({d.marks(5)}) ON CONFLICT (item_id, source_id) DO UPDATE "
-            "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at"
+            "last_seen_at)",
+            5,
+            "ON CONFLICT (item_id, source_id) DO UPDATE "
+            "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at",
         )
         self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
         self.insert_fetch = d.sql(
@@ -276,15 +313,16 @@ class ItemWriter:
         (last,) = raw.one(self.reserve, (count, SEQ_COUNTER))
         return int(last) - count + 1
 
-    def _lookup(self, raw: Raw, stable_ids: Sequence[str]) -> dict[str, tuple[int, int, datetime]]:
-        found: dict[str, tuple[int, int, datetime]] = {}
+    def _lookup(self, raw: Raw, stable_ids: Sequence[str]) -> dict[str, tuple[int, int, Any]]:
+        """stable id -> (item id, seq, published_at as stored: ready to bind again)."""
+        found: dict[str, tuple[int, int, Any]] = {}
         for part in chunks(stable_ids):
             sql = self.d.sql(
                 "SELECT item_id, stable_id, seq, published_at FROM items "
                 f"WHERE stable_id IN ({self.d.marks(len(part))})"
             )
             for item_id, stable_id, seq, published in raw.all(sql, part):
-                found[stable_id] = (item_id, seq, self.d.read_dt(published))
+                found[stable_id] = (item_id, seq, published)
         return found
 
     def _update(
@@ -326,6 +364,16 @@ class ItemWriter:
         moved = raw.all(self.move_members, (self.d.dt(published), row[0]))
         return int(row[0]), published, [str(r[0]) for r in moved]
 
+    def stamp_categories(self, raw: Raw, slugs: set[str], top_seq: int) -> None:
+        """Categories whose content changed get the write's highest seq as their stamp
+        (seq order is commit order, so the stamp only ever grows)."""
+        for part in chunks(sorted(slugs)):
+            sql = self.d.sql(
+                f"UPDATE categories SET last_seq = ? WHERE slug IN ({self.d.marks(len(part))}) "
+                "AND last_seq < ?"
+            )
+            raw.run(sql, (top_seq, *part, top_seq))
+
     # ------------------------------------------------------------------ the write
 
     def write(
@@ -338,7 +386,7 @@ class ItemWriter:
         at = self.d.dt(now)
         dt = self.d.dt
         wanted_new = {i.stable_id for i in intents if i.kind is IntentKind.NEW}
-        raw.many(
+        raw.insert(
             self.insert_item,
             [
                 (
@@ -376,7 +424,7 @@ class ItemWriter:
             changed = self._update(raw, intent, seq_of[intent.stable_id], now)
             if changed is not None:
                 updated += 1
-                published[intent.stable_id] = changed[1]
+                published[intent.stable_id] = dt(changed[1])
                 touched.update(changed[2])
         # memberships: which (item, category) pairs are missing. New items have none.
         have: set[tuple[int, str]] = set()
@@ -397,15 +445,15 @@ class ItemWriter:
                 if (item_id, ref.slug) in have:
                     continue
                 have.add((item_id, ref.slug))
-                member_rows.append((item_id, ref.slug, dt(published[intent.stable_id]), at))
+                member_rows.append((item_id, ref.slug, published[intent.stable_id], at))
                 touched.add(ref.slug)
                 if intent.stable_id not in new_ids and intent.kind is not IntentKind.UPDATED:
                     joined.add(intent.stable_id)
-        raw.many(self.insert_member, member_rows)
+        raw.insert(self.insert_member, member_rows)
         # an item that joins a category is news there: a new seq (new and updated items
         # already have theirs from this write)
         raw.many(self.bump_seq, [(seq_of[sid], item_ids[sid]) for sid in sorted(joined)])
-        raw.many(
+        raw.insert(
             self.upsert_source,
             [
                 (item_ids[i.stable_id], source_id, i.content_sha256, at, at)
