@@ -170,6 +170,8 @@ def fetch(
                 TimeElapsedColumn,
             )
 
+            # Redrawn from the outcome callback, not by rich's refresh thread: a pass
+            # forks its shards only while it is the one thread (scheduler.can_fork).
             with Progress(
                 TextColumn("fetching"),
                 BarColumn(),
@@ -177,11 +179,16 @@ def fetch(
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
+                auto_refresh=False,
             ) as progress:
                 task = progress.add_task("fetch", total=total)
-                outcomes, skipped = run_pass(
-                    context, source_ids or None, lambda _: progress.advance(task), procs
-                )
+                progress.refresh()
+
+                def advance(_: object) -> None:
+                    progress.advance(task)
+                    progress.refresh()
+
+                outcomes, skipped = run_pass(context, source_ids or None, advance, procs)
         else:
             outcomes, skipped = run_pass(context, source_ids or None, processes=procs)
     except AggregatorError as e:

@@ -11,6 +11,7 @@ with ``raise ... from e`` so callers only ever catch these::
     │   ├── FetchTimeoutError    connect/read timeout or the total deadline passed
     │   └── ConnectError         DNS, refused, reset, TLS, redirect loop
     ├── ParseError               the body is not a feed we can read
+    ├── ShardError               a process running part of a fetch pass died
     └── StoreError               the database refused or is unreachable
         ├── SourceNotFoundError  get_* on an unknown source id
         └── ItemNotFoundError    get_item on an unknown item id
@@ -57,6 +58,10 @@ class ConnectError(FetchError):
 
 
 class ParseError(AggregatorError):
+    pass
+
+
+class ShardError(AggregatorError):
     pass
 
 
