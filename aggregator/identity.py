@@ -28,6 +28,8 @@ from aggregator.model import ParsedItem
 
 MAX_ID_LENGTH = 255
 _INFOCODE_IN_PATH = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}\d{18})(?![0-9])")
+_INFOCODE_IN_QUERY = re.compile(r"[?&](?i:infocode)=([A-Z]{2}\d{18})(?=[&#]|$)")
+_DECODED_OR_BRACKETS = re.compile(r"[%+\[\]]")
 _GLOBAL_GUID = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|urn:|tag:)", re.IGNORECASE)
 
 
@@ -43,6 +45,20 @@ def find_infocode(url: str | None) -> str | None:
     """The infoCode in a URL's query string (any case of the key) or path, if any."""
     if not url:
         return None
+    # The common link (``...?infoCode=NW2022...``) is read with one regex (a fifth of the
+    # parse's cost). Its answer is the parse's when the match lies in the query (after
+    # the one "?", before any "#"), the URL has no other "infocode" and nothing the
+    # parse would decode (% escapes, "+"), and urlsplit accepts it (ASCII, no brackets).
+    found = _INFOCODE_IN_QUERY.search(url)
+    if found is not None and url.isascii() and not _DECODED_OR_BRACKETS.search(url):
+        query_at, fragment_at = url.find("?"), url.find("#")
+        in_query = 0 <= query_at <= found.start() and not 0 <= fragment_at < found.start()
+        if in_query and url.count("?") == 1 and url.lower().count("infocode") == 1:
+            return found.group(1)
+    return _parse_infocode(url)
+
+
+def _parse_infocode(url: str) -> str | None:
     try:
         parts = urlsplit(url.strip())
     except ValueError:  # "http://[x" (an unclosed IPv6 host): no URL, so no infoCode

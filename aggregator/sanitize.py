@@ -60,11 +60,15 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str | No
             return joined if scheme in _SCHEMES else None
         return value
 
-    safe = xml_safe(fragment)
-    if base_url and _has_url_attribute(safe):
-        cleaned = nh3.clean(safe, attribute_filter=resolve, **_OPTIONS)  # type: ignore[arg-type]
-    else:
+    def clean(html: str) -> str:
+        if base_url and _has_url_attribute(html):
+            return nh3.clean(html, attribute_filter=resolve, **_OPTIONS)  # type: ignore[arg-type]
         # No URL to resolve: the filter would hand every value back unchanged, and a call
         # into Python per attribute costs more than the cleaning itself.
-        cleaned = _WITHOUT_URLS.clean(safe)
-    return xml_safe(cleaned)  # character references (&#1;) decode to forbidden characters
+        return _WITHOUT_URLS.clean(html)
+
+    try:
+        cleaned = clean(fragment)
+    except UnicodeEncodeError:  # a lone surrogate: nh3 takes UTF-8 only
+        cleaned = clean(xml_safe(fragment))
+    return xml_safe(cleaned)  # forbidden characters, also from references such as &#1;

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregator.decide import (
     UNCATEGORIZED,
@@ -163,3 +167,50 @@ def test_external_content_is_not_part_of_the_change_hash() -> None:
     assert content_sha256(listed) == content_sha256(
         item("t", content="<p>body</p>", is_content_external=True)
     )
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
+
+
+@given(
+    title=_TEXT,
+    link=st.none() | _TEXT,
+    summary=st.none() | _TEXT,
+    content=st.none() | _TEXT,
+    author=st.none() | _TEXT,
+    category=st.none() | _TEXT,
+    published=st.none() | st.datetimes(timezones=st.just(UTC)),
+    external=st.booleans(),
+)
+def test_the_change_hash_is_sha256_of_the_json_of_its_fields(
+    title: str,
+    link: str | None,
+    summary: str | None,
+    content: str | None,
+    author: str | None,
+    category: str | None,
+    published: datetime | None,
+    external: bool,
+) -> None:
+    """Stored hashes were made with json.dumps; the spelled-out encoding must match it."""
+    parsed = item(
+        title,
+        link=link,
+        summary=summary,
+        content=content,
+        author=author,
+        category_name=category,
+        published_at=published,
+        is_content_external=external,
+    )
+    fields = [
+        title,
+        link,
+        summary,
+        None if external else content,
+        author,
+        published.isoformat() if published else None,
+        category,
+    ]
+    expected = hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8"))
+    assert content_sha256(parsed) == expected.hexdigest()

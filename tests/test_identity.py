@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.identity import IdRule, find_infocode, identify, stable_id
+from aggregator.identity import IdRule, _parse_infocode, find_infocode, identify, stable_id
 from aggregator.model import ParsedItem
 
 SEED_LINK = "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202201252261008680"
@@ -108,3 +108,41 @@ def test_find_infocode_ignores_other_params() -> None:
     assert find_infocode("http://a/?id=NW202201252261008680") is None  # only the infoCode key
     assert find_infocode(None) is None
     assert find_infocode("http://a/?infoCode=garbage") is None
+
+
+_URL_PIECES = st.sampled_from(
+    [
+        "http://a.example/x.html",
+        "?",
+        "&",
+        "#",
+        "=",
+        "infoCode=",
+        "INFOCODE=",
+        "info%43ode=",
+        "id=",
+        "NW202201252261008680",
+        "AP202305011586123456",
+        "nw202201252261008680",
+        "+",
+        "%20",
+        " ",
+        "[",
+        "é",
+        "/",
+        "0",
+        ";",
+        "infocode",
+    ]
+)
+
+
+@given(st.lists(_URL_PIECES, max_size=12).map("".join))
+def test_the_quick_infocode_read_agrees_with_the_full_parse(url: str) -> None:
+    assert find_infocode(url) == _parse_infocode(url)
+
+
+def test_the_quick_read_takes_the_common_link() -> None:
+    link = "http://finance.eastmoney.com/a/NewsShare.html?infoCode=NW202201252261008680&x=1"
+    assert find_infocode(link) == "NW202201252261008680"
+    assert find_infocode(link + "#infoCode=AP202305011586123456") == "NW202201252261008680"

@@ -247,11 +247,18 @@ class SqlStore:
 
     @contextmanager
     def _read_raw(self) -> Iterator[Raw]:
-        """A read transaction on the DB-API cursor, for the per-fetch lookups: compiling
-        SQLAlchemy constructs cost more than the queries (about 1 ms a fetch for two)."""
+        """A read transaction on a pooled DB-API connection, for the per-fetch lookups:
+        SQLAlchemy's constructs, connection and transaction objects cost more than the
+        queries (1.1 ms a fetch for two reads, 0.1 ms of it in the database)."""
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield Raw(conn)
+            dbapi = self.engine.raw_connection()
+            try:
+                cursor = dbapi.cursor()
+                if self.dialect == "sqlite":  # autocommit mode (make_engine): open one
+                    cursor.execute("BEGIN")  # PostgreSQL's driver opens it by itself
+                yield Raw(cursor=cursor)
+            finally:
+                dbapi.close()  # back to the pool, which rolls the read transaction back
         except self._db_errors as e:
             raise StoreError(f"database read failed: {type(e).__name__}: {_first_line(e)}") from e
 

@@ -89,8 +89,8 @@ class Raw:
     """The DB-API cursor under a SQLAlchemy connection, inside its transaction: the
     batched statements skip SQLAlchemy's per-statement work (events, result wrapping)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    def __init__(self, conn: Connection | None = None, cursor: Any = None) -> None:
+        self.cursor = cursor or conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
     def one(self, sql: str, params: Sequence[Any]) -> Any:
         self.cursor.execute(sql, tuple(params))
