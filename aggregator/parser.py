@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
@@ -194,6 +194,8 @@ def parse_date(
         except ValueError:
             parsed = None
     if parsed is None:
+        parsed = _rfc822(text)
+    if parsed is None:
         try:
             parsed = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
@@ -205,6 +207,43 @@ def parse_date(
     try:
         return parsed.astimezone(UTC), _offset_minutes(parsed)
     except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        return None
+
+
+_RFC822 = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) "
+    # a year from 1000 on: email.utils reads "0062" as 2062
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([12]\d{3}) "
+    r"(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
+)
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+        start=1,
+    )
+}
+_OFFSETS: dict[int, tzinfo] = {}
+
+
+def _rfc822(text: str) -> datetime | None:
+    """The usual RSS date (``Fri, 28 Jun 2024 17:59:55 +0800``) read by one regex: what
+    email.utils reads from it, in a third of the time. None for any other shape."""
+    found = _RFC822.fullmatch(text)
+    if found is None:
+        return None
+    day, month, year, hour, minute, second, sign, off_h, off_m = found.groups()
+    offset = (int(off_h) * 60 + int(off_m)) * (-1 if sign == "-" else 1)
+    if sign == "-" and not offset:
+        return None  # -0000: "zone unknown" (RFC 5322), which email.utils leaves naive
+    zone = _OFFSETS.get(offset)
+    if zone is None:
+        zone = _OFFSETS.setdefault(offset, timezone(timedelta(minutes=offset)))
+    try:
+        return datetime(
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone
+        )
+    except ValueError:  # 31 Feb, 24:00: email.utils decides
         return None
 
 

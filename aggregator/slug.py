@@ -12,6 +12,7 @@ one ``techweb``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -31,6 +32,7 @@ def _short_hash(text: str, length: int = 6) -> str:
     return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:length]
 
 
+@functools.lru_cache(maxsize=4096)  # pure; every item of a feed asks for its outlet's key
 def identity_key(name: str) -> str:
     """Two media names with the same key are the same outlet (TechWeb == Techweb ==
     ``Tech Web``): NFKC, casefolded, with spaces and punctuation removed."""

@@ -3,6 +3,7 @@ and targeted cases: encodings, dates, JSON Feed, JSON API records."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.parser import ParseRules, decode_body, parse_body, parse_date
+from aggregator.parser import ParseRules, _rfc822, decode_body, parse_body, parse_date
 from tests.conftest import FIXTURES, load_seed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -211,3 +212,31 @@ def test_dates_always_come_back_aware_utc(noise: str, offset: int) -> None:
         parsed = parse_date(raw, SHANGHAI)
         if parsed is not None:
             assert parsed[0].tzinfo is UTC
+
+
+@given(
+    weekday=st.sampled_from(["", "Mon, ", "Fri, ", "Sun, "]),
+    day=st.integers(0, 32),
+    month=st.sampled_from(["Jan", "Feb", "Jun", "Sep", "Dec", "Foo"]),
+    year=st.integers(1, 9999),
+    clock=st.tuples(st.integers(0, 25), st.integers(0, 61), st.integers(0, 61)),
+    sign=st.sampled_from("+-"),
+    offset=st.tuples(st.integers(0, 16), st.integers(0, 61)),
+)
+def test_the_quick_rss_date_read_agrees_with_email_utils(
+    weekday: str,
+    day: int,
+    month: str,
+    year: int,
+    clock: tuple[int, int, int],
+    sign: str,
+    offset: tuple[int, int],
+) -> None:
+    text = (
+        f"{weekday}{day} {month} {year:04d} {clock[0]:02d}:{clock[1]:02d}:{clock[2]:02d} "
+        f"{sign}{offset[0]:02d}{offset[1]:02d}"
+    )
+    quick = _rfc822(text)
+    if quick is not None:  # None: email.utils reads it
+        full = email.utils.parsedate_to_datetime(text)
+        assert (quick, quick.utcoffset()) == (full, full.utcoffset())
