@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -109,7 +110,7 @@ class Raw:
 
     def insert(self, statement: RowsInsert, rows: Sequence[Sequence[Any]]) -> None:
         for part in chunks(rows, statement.rows_per_statement):
-            self.cursor.execute(statement.sql(len(part)), [v for row in part for v in row])
+            self.cursor.execute(statement.sql(len(part)), list(chain.from_iterable(part)))
 
 
 class RowsInsert:
