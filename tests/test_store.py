@@ -3,6 +3,7 @@ leases, one transaction per fetch. Migrations are tested in test_migrations.py."
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from dataclasses import replace
@@ -16,7 +17,7 @@ from sqlalchemy.pool import QueuePool
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
 from aggregator.store import HostLimits, SourcePlan, SourceUpdate
-from aggregator.store.sql import READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
+from aggregator.store.sql import PAGE_SIZE, READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CAT = CategoryRef("news", "新闻")
@@ -370,3 +371,19 @@ def test_a_write_larger_than_one_statement_stores_every_row(store: SqlStore) -> 
     assert len(known) == count
     assert {k.category_slugs for k in known.values()} == {frozenset({"news", "other"})}
     assert store.find_pruned(ids) == set()
+
+
+def test_a_new_sqlite_file_gets_16_kb_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    old_file = tmp_path / "old.db"
+    with sqlite3.connect(old_file) as conn:  # made before: SQLite's default 4 KB pages
+        conn.execute("CREATE TABLE t (x)")
+    for path, expected in ((tmp_path / "new.db", PAGE_SIZE), (old_file, 4096)):
+        store = SqlStore(f"sqlite:///{path}")
+        try:
+            store.upgrade()
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA page_size").scalar() == expected
+        finally:
+            store.close()

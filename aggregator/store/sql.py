@@ -98,6 +98,7 @@ def normalize_url(url: str) -> str:
 READ_CACHE_KIB = 2000
 WRITE_CACHE_KIB = 32768
 WRITE_POOL_SIZE = 2
+PAGE_SIZE = 16384
 
 
 def make_engine(
@@ -127,6 +128,10 @@ def make_engine(
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
+        # 16 KB pages for a new file (an existing one keeps its size: a no-op there). Items
+        # of 1-3 KB fill 4 KB pages badly; a cold pass of 47,500 items wrote a 117 MB
+        # file instead of 132 MB, with a quarter of the WAL frames, 5-10% faster.
+        cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -744,6 +749,8 @@ class SqlStore:
         update_: SourceUpdate,
     ) -> WriteCounts:
         with self._write() as conn:
+            if intents:
+                self._lock_seq_first(Raw(conn))
             return self._apply_fetch_in(conn, outcome, owner, intents, update_)
 
     def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
@@ -753,6 +760,8 @@ class SqlStore:
         results: list[WriteCounts | StoreError] = []
         with self._write() as conn:
             raw = Raw(conn)
+            if any(intents for _, _, intents, _ in jobs):
+                self._lock_seq_first(raw)
             for job in jobs:
                 # SAVEPOINT as SQL text: SQLAlchemy's begin_nested() cost 15% of the
                 # writer's time in a cold pass, and the savepoint needs none of its help
@@ -766,6 +775,17 @@ class SqlStore:
                     )
                 raw.run("RELEASE SAVEPOINT fetch_write", ())
         return results
+
+    def _lock_seq_first(self, raw: Raw) -> None:
+        """On PostgreSQL, lock the seq counter row before anything else an item write
+        locks. Every item write locks it (reserving seqs) until commit, but a batch's
+        second fetch may first insert a new category: another writer inserting the same
+        one waits for this transaction, which waits for that writer's counter row, and
+        PostgreSQL aborts one of them (DeadlockDetected, seen with two pass processes).
+        Taking the counter first gives every writer the same lock order. SQLite has one
+        writer at a time already."""
+        if self.dialect != "sqlite":
+            raw.one(self.writer.lock_seq, (SEQ_COUNTER,))
 
     def _apply_fetch_in(
         self,

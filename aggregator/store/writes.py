@@ -149,6 +149,7 @@ class ItemWriter:
         self.d = dialect
         d = dialect
         self.reserve = d.sql("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value")
+        self.lock_seq = d.sql("SELECT value FROM counters WHERE name = ? FOR UPDATE")
         self.insert_item = RowsInsert(
             d, f"INSERT INTO items ({_ITEM_COLUMNS})", 15, "ON CONFLICT (stable_id) DO NOTHING"
         )
