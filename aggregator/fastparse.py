@@ -176,7 +176,10 @@ def _atom_link(entry: etree._Element, base: str | None) -> str | None:
     for link in entry.iterfind(ATOM + "link"):
         if link.get("rel", "alternate") == "alternate" and link.get("href"):
             href = link.get("href", "").strip()
-            return urljoin(base, href) if base else href
+            # as for RSS links: an absolute web link needs no joining (urljoin costs
+            # more than the rest of the entry's link handling)
+            absolute = href.startswith(("http://", "https://"))
+            return urljoin(base, href) if base and not absolute else href
     return None
 
 

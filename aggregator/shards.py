@@ -23,7 +23,6 @@ intents cost 0.6 ms, and a cold pass of 1,000 feeds took 7.5-8.2 s against 6.4-6
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import sys
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from aggregator.config import Settings
     from aggregator.update import Context
 
-log = logging.getLogger(__name__)
 # scheduler._fetch_claimed: (ctx, claimed, workers, on_outcome) -> outcomes
 FetchRunner = Callable[
     ["Context", Sequence[SourceState], int, Callable[[FetchOutcome], None] | None],
@@ -139,8 +137,9 @@ def run_shards(
     helper: Background,
 ) -> list[FetchOutcome]:
     """Fork a child for every shard but the first, run the first here, and return all
-    the outcomes. ``helper`` runs from the fork to the end. Raises ShardError, once the
-    others finished, if a child died before reporting all of its shard."""
+    the outcomes. ``on_outcome`` is called from two threads (this one, and the one
+    reading the children's pipes). ``helper`` runs from the fork to the end. Raises
+    ShardError, once the others finished, if a child died before reporting its shard."""
     fork = multiprocessing.get_context("fork")
     ctx.store.release_connections()
     children: list[_Child] = []
@@ -186,7 +185,11 @@ def run_shards(
 def _collect(children: list[_Child], on_outcome: Callable[[FetchOutcome], None] | None) -> None:
     open_conns = {child.conn: child for child in children}
     while open_conns:
-        for conn in wait(list(open_conns)):
+        try:
+            ready = wait(list(open_conns))
+        except (OSError, ValueError):  # the pass is ending early and closed the pipes
+            return
+        for conn in ready:
             child = open_conns[conn]  # type: ignore[index]
             try:
                 kind, payload = child.conn.recv()
