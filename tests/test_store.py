@@ -387,3 +387,58 @@ def test_a_new_sqlite_file_gets_16_kb_pages_and_an_old_one_keeps_its_own(
                 assert conn.exec_driver_sql("PRAGMA page_size").scalar() == expected
         finally:
             store.close()
+
+
+def test_two_writers_filing_a_new_category_never_deadlock(database_url: str) -> None:
+    """A group commit whose second fetch files items under a new category, while another
+    writer files the same new category: every item write takes the seq counter first,
+    so the second writer waits instead of deadlocking (PostgreSQL aborted one of them
+    with DeadlockDetected before)."""
+    new = CategoryRef("xinlei", "新类")
+    first, second = SqlStore(database_url, pool_size=2), SqlStore(database_url, pool_size=2)
+    first.upgrade()
+    first.sync_config(plans("a", "b", "c"), [CAT], NOW)
+    other_filed_it = threading.Event()
+    original = second.writer.ensure_categories
+
+    def second_files_then_signals(raw, refs, now):  # type: ignore[no-untyped-def]
+        original(raw, refs, now)
+        other_filed_it.set()  # uncommitted; next this writer reserves seqs
+
+    def first_waits_for_the_other(raw, refs, now):  # type: ignore[no-untyped-def]
+        if any(ref.slug == new.slug for ref in refs):
+            # without the counter taken first, the other writer gets here: wait for it
+            other_filed_it.wait(timeout=3)
+        first_original(raw, refs, now)
+
+    first_original = first.writer.ensure_categories
+    second.writer.ensure_categories = second_files_then_signals  # type: ignore[method-assign]
+    first.writer.ensure_categories = first_waits_for_the_other  # type: ignore[method-assign]
+    results: list[object] = []
+    try:
+        group = threading.Thread(
+            target=lambda: results.extend(
+                first.apply_fetches(
+                    [
+                        (outcome("a"), "w", [intent("a1")], KEEP),
+                        (outcome("c"), "w", [intent("c1", categories=(new,))], KEEP),
+                    ]
+                )
+            )
+        )
+        group.start()
+        time.sleep(0.3)  # the group holds its transaction open, waiting in its second fetch
+        results.append(
+            second.apply_fetch(outcome("b"), "w", [intent("b1", categories=(new,))], KEEP)
+        )
+        group.join(30)
+    finally:
+        first.close()
+        second.close()
+    assert [type(r).__name__ for r in results] == ["WriteCounts"] * 3, results
+    check = SqlStore(database_url)
+    try:
+        assert check.count_items(new.slug) == 2
+        assert check.count_items() == 3
+    finally:
+        check.close()
