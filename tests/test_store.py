@@ -304,6 +304,33 @@ def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
         second.close()
 
 
+def test_writes_go_on_when_the_lock_file_cannot_be_opened(tmp_path: Path) -> None:
+    """No lock file (here a directory stands in its place): writers fall back to SQLite's
+    own lock, and every write still lands."""
+    (tmp_path / "a.db.writer-lock").mkdir()
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    first, second = SqlStore(url), SqlStore(url)
+    try:
+        first.upgrade()
+        first.sync_config(plans("a", "b"), [CAT], NOW)
+        writers = [
+            threading.Thread(
+                target=store.apply_fetch,
+                args=(outcome(source), "w", [intent(f"{source}{n}") for n in range(50)], KEEP),
+            )
+            for store, source in ((first, "a"), (second, "b"))
+        ]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(30)
+        assert second.count_items() == 100
+        assert [len(first.list_fetches(s)) for s in ("a", "b")] == [1, 1]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_open_connections_fills_the_sqlite_pools_up_front(database_url: str) -> None:
     """A long-running process opens its SQLite connections at start, so its descriptor
     count is flat from then on; PostgreSQL connections (server processes) stay on demand."""
