@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -39,7 +38,7 @@ from aggregator.model import CategoryRef, FetchOutcome, SourceState
 from aggregator.shards import can_fork, run_shards
 from aggregator.store import HostLimits, SourcePlan
 from aggregator.store.batching import GroupCommitter
-from aggregator.update import Context, FetchSink, update_source
+from aggregator.update import Context, update_source
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
@@ -355,10 +354,9 @@ def _fetch_claimed(
     claimed: Sequence[SourceState],
     workers: int,
     on_outcome: Callable[[FetchOutcome], None] | None = None,
-    sink: FetchSink | None = None,
 ) -> list[FetchOutcome]:
     """Run already-claimed sources on a thread pool of ``workers`` threads, writing
-    through ``sink`` (a shard's pipe to the pass's writer), by default a group committer.
+    through a group committer.
 
     More threads than fetch slots paid off only while writers waited on SQLite's busy
     handler: with the writer lock (store/sql.py) four threads per slot made a cold pass
@@ -366,12 +364,8 @@ def _fetch_claimed(
     """
     by_id = {s.id: s for s in ctx.settings.sources}
     outcomes: list[FetchOutcome] = []
-    # The group-commit thread releases the GIL in every database call and must win it
-    # back from CPU-bound parser threads; at the default 5 ms switch interval each
-    # statement can wait that long (a convoy). 0.5 ms keeps the single writer moving.
-    sys.setswitchinterval(0.005)
-    committer = GroupCommitter(ctx.store) if sink is None else None
-    worker_ctx = replace(ctx, sink=committer or sink)
+    committer = GroupCommitter(ctx.store)
+    worker_ctx = replace(ctx, sink=committer)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="fetch") as pool:
             futures = [
@@ -384,8 +378,7 @@ def _fetch_claimed(
                     if on_outcome is not None:
                         on_outcome(outcome)
     finally:
-        if committer is not None:
-            committer.close()
+        committer.close()
     return outcomes
 
 
@@ -409,10 +402,10 @@ def run_pass(
     """Fetch the given (default: every enabled) source once, now, in parallel.
 
     With ``processes`` > 1, at least SHARD_MIN_SOURCES sources and ``can_fork()``, the
-    claimed sources are split across that many forked processes, and this one becomes
-    their writer (shards.py): parsing and deciding are CPU-bound Python, which threads in
-    one process cannot spread over several cores, and even a pass of 304s spends most of
-    its time in Python. Returns the outcomes and the ids skipped because another process
+    claimed sources are split across that many forked processes, this one included
+    (shards.py): parsing and deciding are CPU-bound Python, which threads in one process
+    cannot spread over several cores, and even a pass of 304s spends most of its time in
+    Python. Returns the outcomes and the ids skipped because another process
     holds their lease. Raises ShardError, once the others finished, if a child died.
     """
     ctx.store.sync_config(

@@ -74,11 +74,9 @@ from aggregator.store.schema import (
     pruned_items,
     sources,
 )
-from aggregator.store.writes import Dialect, ItemWriter, Raw, host_of
+from aggregator.store.writes import SEQ_COUNTER, Dialect, ItemWriter, Raw, chunks, host_of
 
-SEQ_COUNTER = "item_seq"
 _CLAIM_LOCK_KEY = 7_270_315_002  # pg_advisory_xact_lock for claims under per-host limits
-_CHUNK = 500
 REGISTRY_SECONDS = 5.0
 
 
@@ -148,11 +146,6 @@ def make_engine(
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
-
-
-def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 class SqlStore:
@@ -392,7 +385,7 @@ class SqlStore:
                         update(sources).where(sources.c.source_id == plan.source_id).values(values)
                     )
             gone = {sid for sid, row in existing.items() if row.enabled} - configured
-            for chunk in _chunks(sorted(gone)):
+            for chunk in chunks(sorted(gone)):
                 conn.execute(
                     update(sources).where(sources.c.source_id.in_(chunk)).values(enabled=False)
                 )
@@ -508,7 +501,7 @@ class SqlStore:
         names = sorted({row.host for row in candidates if row.host})
         in_flight: dict[str, int] = dict.fromkeys(names, 0)
         recent: dict[str, int] = dict.fromkeys(names, 0)
-        for chunk in _chunks(names):
+        for chunk in chunks(names):
             for host, count in conn.execute(
                 select(sources.c.host, func.count())
                 .where(sources.c.host.in_(chunk), sources.c.lease_until > now)
@@ -544,7 +537,7 @@ class SqlStore:
     def renew_leases(self, source_ids: Sequence[str], owner: str, until: datetime) -> int:
         renewed = 0
         with self._write() as conn:
-            for chunk in _chunks(list(source_ids)):
+            for chunk in chunks(list(source_ids)):
                 renewed += conn.execute(
                     update(sources)
                     .where(sources.c.source_id.in_(chunk), sources.c.lease_owner == owner)
@@ -557,7 +550,7 @@ class SqlStore:
     ) -> list[SourceState]:
         claimed: list[SourceState] = []
         with self._write() as conn:
-            for chunk in _chunks(list(source_ids)):
+            for chunk in chunks(list(source_ids)):
                 claimed += self._claim(
                     conn, sources.c.source_id.in_(chunk), now, owner, lease, None
                 )
@@ -661,7 +654,7 @@ class SqlStore:
                     losers.update(row[0] for row in gone)
             kept: set[int] = set()
             orphans: list[tuple[int, str]] = []
-            for chunk in _chunks(sorted(losers)):
+            for chunk in chunks(sorted(losers)):
                 kept.update(
                     row[0]
                     for row in conn.execute(
@@ -670,14 +663,14 @@ class SqlStore:
                         .distinct()
                     )
                 )
-            for chunk in _chunks(sorted(losers - kept)):
+            for chunk in chunks(sorted(losers - kept)):
                 orphans += [
                     (row.item_id, row.stable_id)
                     for row in conn.execute(
                         select(items.c.item_id, items.c.stable_id).where(items.c.item_id.in_(chunk))
                     )
                 ]
-            for chunk in _chunks(orphans):
+            for chunk in chunks(orphans):
                 conn.execute(
                     self._insert(pruned_items)
                     .values([{"stable_id": sid, "pruned_at": now} for _, sid in chunk])
@@ -749,9 +742,10 @@ class SqlStore:
         update_: SourceUpdate,
     ) -> WriteCounts:
         with self._write() as conn:
+            raw = Raw(conn)
             if intents:
-                self._lock_seq_first(Raw(conn))
-            return self._apply_fetch_in(conn, outcome, owner, intents, update_)
+                self._lock_seq_first(raw)
+            return self._apply_fetch_in(conn, raw, outcome, owner, intents, update_)
 
     def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
         """Several sources' fetches in one transaction, each inside its own savepoint: a
@@ -767,7 +761,7 @@ class SqlStore:
                 # writer's time in a cold pass, and the savepoint needs none of its help
                 raw.run("SAVEPOINT fetch_write", ())
                 try:
-                    results.append(self._apply_fetch_in(conn, *job))
+                    results.append(self._apply_fetch_in(conn, raw, *job))
                 except self._db_errors as e:
                     raw.run("ROLLBACK TO SAVEPOINT fetch_write", ())
                     results.append(
@@ -790,30 +784,35 @@ class SqlStore:
     def _apply_fetch_in(
         self,
         conn: Connection,
+        raw: Raw,
         outcome: FetchOutcome,
         owner: str,
         intents: Sequence[ItemIntent],
         update_: SourceUpdate,
     ) -> WriteCounts:
+        """One fetch's write on ``conn``; ``raw`` is its DB-API cursor (one a transaction)."""
         counts = (
-            self._write_items(conn, outcome.source_id, intents, outcome.started_at)
+            self._write_items(conn, raw, outcome.source_id, intents, outcome.started_at)
             if intents
             else WriteCounts(0, 0, 0)
         )
-        raw = Raw(conn)
         self.writer.record_fetch(raw, outcome, counts.new, counts.updated)
         self.writer.update_source(raw, outcome, owner, update_)
         return counts
 
     def _write_items(
-        self, conn: Connection, source_id: str, intents: Sequence[ItemIntent], now: datetime
+        self,
+        conn: Connection,
+        raw: Raw,
+        source_id: str,
+        intents: Sequence[ItemIntent],
+        now: datetime,
     ) -> WriteCounts:
         fresh = [
             ref
             for ref in {r.slug: r for i in intents for r in i.categories}.values()
             if ref.slug not in self._known_slugs
         ]
-        raw = Raw(conn)
         if fresh:
             self.writer.ensure_categories(raw, fresh, now)
             moved = self._lost_categories(conn, fresh)
@@ -833,7 +832,7 @@ class SqlStore:
         wanted = [ref.slug for ref in fresh]
         present = {
             row[0]
-            for chunk in _chunks(wanted)
+            for chunk in chunks(wanted)
             for row in conn.execute(select(categories.c.slug).where(categories.c.slug.in_(chunk)))
         }
         moved: dict[str, str] = {}
@@ -895,7 +894,7 @@ class SqlStore:
     def _stored_items(self, conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
         ids = [row.item_id for row in rows]
         slugs: dict[int, list[str]] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for row in conn.execute(
                 select(item_categories.c.item_id, item_categories.c.category_slug)
                 .where(item_categories.c.item_id.in_(chunk))
@@ -1072,7 +1071,7 @@ class SqlStore:
             else:
                 rows = [
                     row
-                    for chunk in _chunks(sorted(source_ids))
+                    for chunk in chunks(sorted(source_ids))
                     for row in conn.execute(query.where(sources.c.source_id.in_(chunk)))
                 ]
         return {

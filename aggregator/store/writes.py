@@ -10,7 +10,7 @@ the placeholder style and datetime binding differ, handled by ``Dialect``.
     before the write    SELECT ... FROM pruned_items / items LEFT JOIN item_sources /
                         item_categories ... IN (...)             (known_among, pruned_among)
     reserve seqs        UPDATE counters ... RETURNING            (locks the counter row)
-    insert new items    INSERT ... ON CONFLICT (stable_id) DO NOTHING   (executemany)
+    insert new items    INSERT ... VALUES (..),(..) ON CONFLICT (stable_id) DO NOTHING
     read back ids       SELECT item_id, stable_id, seq, published_at ... IN (...)
     update changed      UPDATE items ... per changed item
     memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
@@ -144,6 +144,9 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+_MEMBERS_OF = "SELECT item_id, category_slug FROM item_categories WHERE item_id"
+
+
 class ItemWriter:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
@@ -197,40 +200,42 @@ class ItemWriter:
             "UPDATE item_categories SET published_at = ? WHERE item_id = ? RETURNING category_slug"
         )
 
+    def _select_in(
+        self, raw: Raw, head: str, values: Sequence[Any], before: Sequence[Any] = ()
+    ) -> Iterator[Any]:
+        """The rows of ``head IN (values)``, in chunks; ``before`` binds the placeholders
+        that come ahead of the list."""
+        for part in chunks(values):
+            yield from raw.all(
+                self.d.sql(f"{head} IN ({self.d.marks(len(part))})"), (*before, *part)
+            )
+
     # ------------------------------------------------------------------ before a fetch
 
     def pruned_among(self, raw: Raw, stable_ids: Sequence[str]) -> set[str]:
         """The ids among these that retention pruned."""
-        found: set[str] = set()
-        for part in chunks(stable_ids):
-            sql = self.d.sql(
-                f"SELECT stable_id FROM pruned_items WHERE stable_id IN ({self.d.marks(len(part))})"
-            )
-            found.update(row[0] for row in raw.all(sql, part))
-        return found
+        head = "SELECT stable_id FROM pruned_items WHERE stable_id"
+        return {row[0] for row in self._select_in(raw, head, stable_ids)}
 
     def known_among(
         self, raw: Raw, source_id: str, stable_ids: Sequence[str]
     ) -> dict[str, KnownItem]:
         """The stored items among these: this source's content hash of each (None when
         another source stored it) and the categories it is in."""
-        found: dict[str, tuple[int, str | None]] = {}
-        for part in chunks(stable_ids):
-            sql = self.d.sql(
-                "SELECT i.item_id, i.stable_id, s.content_sha256 FROM items i "
-                "LEFT JOIN item_sources s ON s.item_id = i.item_id AND s.source_id = ? "
-                f"WHERE i.stable_id IN ({self.d.marks(len(part))})"
-            )
-            for item_id, stable_id, sha in raw.all(sql, (source_id, *part)):
-                found[stable_id] = (item_id, sha)
+        head = (
+            "SELECT i.item_id, i.stable_id, s.content_sha256 FROM items i "
+            "LEFT JOIN item_sources s ON s.item_id = i.item_id AND s.source_id = ? "
+            "WHERE i.stable_id"
+        )
+        found = {
+            stable_id: (item_id, sha)
+            for item_id, stable_id, sha in self._select_in(raw, head, stable_ids, (source_id,))
+        }
         slugs: dict[int, set[str]] = {}
-        for part in chunks([item_id for item_id, _ in found.values()]):
-            sql = self.d.sql(
-                "SELECT item_id, category_slug FROM item_categories "
-                f"WHERE item_id IN ({self.d.marks(len(part))})"
-            )
-            for item_id, slug in raw.all(sql, part):
-                slugs.setdefault(item_id, set()).add(slug)
+        for item_id, slug in self._select_in(
+            raw, _MEMBERS_OF, [item_id for item_id, _ in found.values()]
+        ):
+            slugs.setdefault(item_id, set()).add(slug)
         return {
             stable_id: KnownItem(stable_id, sha, frozenset(slugs.get(item_id, ())))
             for stable_id, (item_id, sha) in found.items()
@@ -317,15 +322,11 @@ class ItemWriter:
 
     def _lookup(self, raw: Raw, stable_ids: Sequence[str]) -> dict[str, tuple[int, int, Any]]:
         """stable id -> (item id, seq, published_at as stored: ready to bind again)."""
-        found: dict[str, tuple[int, int, Any]] = {}
-        for part in chunks(stable_ids):
-            sql = self.d.sql(
-                "SELECT item_id, stable_id, seq, published_at FROM items "
-                f"WHERE stable_id IN ({self.d.marks(len(part))})"
-            )
-            for item_id, stable_id, seq, published in raw.all(sql, part):
-                found[stable_id] = (item_id, seq, published)
-        return found
+        head = "SELECT item_id, stable_id, seq, published_at FROM items WHERE stable_id"
+        return {
+            stable_id: (item_id, seq, published)
+            for item_id, stable_id, seq, published in self._select_in(raw, head, stable_ids)
+        }
 
     def _update(
         self, raw: Raw, intent: ItemIntent, seq: int, now: datetime
@@ -431,12 +432,7 @@ class ItemWriter:
         # memberships: which (item, category) pairs are missing. New items have none.
         have: set[tuple[int, str]] = set()
         existing = sorted({item_ids[sid] for sid in item_ids if sid not in new_ids})
-        for part in chunks(existing):
-            sql = self.d.sql(
-                "SELECT item_id, category_slug FROM item_categories "
-                f"WHERE item_id IN ({self.d.marks(len(part))})"
-            )
-            have |= {(r[0], r[1]) for r in raw.all(sql, part)}
+        have |= {(r[0], r[1]) for r in self._select_in(raw, _MEMBERS_OF, existing)}
         member_rows = []
         joined: set[str] = set()
         for intent in intents:
