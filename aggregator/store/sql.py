@@ -338,22 +338,26 @@ class SqlStore:
                 )
             }
             configured = {plan.source_id for plan in plans}
+            added = [
+                {
+                    "source_id": plan.source_id,
+                    "url": plan.url,
+                    "enabled": plan.enabled,
+                    "category": plan.category,
+                    "next_due_at": now,
+                    "consecutive_errors": 0,
+                    "created_at": now,
+                    "interval_seconds": int(plan.interval.total_seconds()),
+                    "host": host_of(plan.url),
+                }
+                for plan in plans
+                if plan.source_id not in existing
+            ]
+            if added:  # one executemany: a statement per new source took 0.2 s for 1,000
+                conn.execute(sources.insert(), added)
             for plan in plans:
                 known = existing.get(plan.source_id)
                 if known is None:
-                    conn.execute(
-                        sources.insert().values(
-                            source_id=plan.source_id,
-                            url=plan.url,
-                            enabled=plan.enabled,
-                            category=plan.category,
-                            next_due_at=now,
-                            consecutive_errors=0,
-                            created_at=now,
-                            interval_seconds=int(plan.interval.total_seconds()),
-                            host=host_of(plan.url),
-                        )
-                    )
                     continue
                 values: dict[str, Any] = {}
                 seconds = int(plan.interval.total_seconds())
