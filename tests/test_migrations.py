@@ -20,11 +20,18 @@ from sqlalchemy import Engine, inspect, make_url, text
 
 from aggregator.config import parse_settings
 from aggregator.migrations import HEAD_REVISION, alembic_config, is_at_head
+from aggregator.migrations import migrate as migrate_with_alembic
 from aggregator.model import OutcomeKind
 from aggregator.scheduler import run_pass
 from aggregator.store.schema import metadata
 from aggregator.store.sql import SqlStore
-from tests.conftest import FIXTURES, ROOT, Seed
+from tests.conftest import (
+    FIXTURES,
+    ROOT,
+    Seed,
+    drop_postgres_database,
+    fresh_postgres_database,
+)
 from tests.feedserver import FeedServer, Route
 from tests.test_update import make_context
 
@@ -180,6 +187,41 @@ def test_an_empty_database_upgrades_to_exactly_the_schema(database_url: str) -> 
         assert revision_of(store.engine) == HEAD_REVISION
     finally:
         store.close()
+
+
+@pytest.fixture
+def second_url(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Another fresh, empty database on the same backend as ``database_url``."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    url = fresh_postgres_database(admin)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(admin, url)
+
+
+def test_the_migrations_build_what_a_first_start_creates(
+    database_url: str, second_url: str
+) -> None:
+    """A first start on an empty database creates the schema at once and stamps it at
+    head; the migration scripts, run from nothing, must build exactly the same tables,
+    keys, indexes and rows, or databases would differ by how they were made."""
+    created = SqlStore(database_url)
+    migrated = SqlStore(second_url)
+    try:
+        created.upgrade()
+        with migrated.engine.connect() as conn:
+            migrate_with_alembic(migrated.engine, conn)
+        assert revision_of(migrated.engine) == revision_of(created.engine) == HEAD_REVISION
+        assert schema_of(created.engine) == schema_of(migrated.engine)
+        tables = {"counters": ["name", "value"], "alembic_version": ["version_num"]}
+        assert rows_of(created.engine, tables) == rows_of(migrated.engine, tables)
+    finally:
+        created.close()
+        migrated.close()
 
 
 def test_head_revision_constant_matches_the_migration_scripts() -> None:
