@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.fastparse import parse_fast
-from aggregator.parser import ParseRules, _as_utf8_xml, build_item, decode_body, parse_xml
+from aggregator.parser import (
+    ParseRules,
+    _as_utf8_xml,
+    _drop_forbidden_refs,
+    _is_utf8_as_is,
+    build_item,
+    decode_body,
+    parse_xml,
+)
 from tests.conftest import FIXTURES, ROOT
 
 RULES = ParseRules(base_url="http://feeds.example/news/feed.xml", category_from="author")
@@ -135,3 +143,48 @@ def test_fast_path_matches_feedparser_on_generated_rss(
     fast, reference, accepted = both("".join(body).encode())
     assert accepted
     assert fast.items == reference.items  # type: ignore[attr-defined]
+
+
+def _after_declaration(body: bytes) -> bytes:
+    return body[body.index(b"?>") + 2 :] if body.startswith(b"<?xml") else body
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
+def test_bytes_parsed_as_they_are_are_what_decoding_would_give(path: Path) -> None:
+    """parse_xml hands a UTF-8 body to the fast path without decoding it only when
+    decoding, dropping forbidden references and re-encoding would give the same bytes."""
+    body = path.read_bytes()
+    for content_type in (None, "application/rss+xml; charset=utf-8"):
+        if _is_utf8_as_is(body, content_type):
+            text, encoding = decode_body(body, content_type)
+            converted = _as_utf8_xml(_drop_forbidden_refs(text))
+            assert encoding == "utf-8"
+            assert _after_declaration(converted) == _after_declaration(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "as_is"),
+    [
+        ('<?xml version="1.0" encoding="UTF-8"?><rss/>', None, True),
+        ('<?xml version="1.0"?><rss/>', "text/xml; charset=utf-8", True),
+        ("<rss>上海</rss>", None, True),
+        ('<?xml version="1.0" encoding="iso-8859-1"?><rss>上海</rss>', None, False),
+        ('<?xml version="1.0" encoding="gb2312"?><rss/>', None, False),
+        ("<rss/>", "text/xml; charset=gbk", False),
+        ("<rss>&#1;</rss>", None, False),
+        (' <?xml version="1.0"?><rss/>', None, False),
+        ("\ufeff<rss/>", None, False),
+    ],
+)
+def test_which_bodies_skip_decoding(body: str, content_type: str | None, as_is: bool) -> None:
+    assert _is_utf8_as_is(body.encode("utf-8"), content_type) is as_is
+
+
+def test_invalid_utf8_labelled_utf8_still_parses_the_long_way() -> None:
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><item>'
+        "<title>上海证券报</title><link>http://a.example/1</link></item></channel></rss>"
+    ).encode("gb18030")
+    assert _is_utf8_as_is(body, None)
+    feed = parse_xml(body, None, RULES)
+    assert [item.title for item in feed.items] == ["上海证券报"]
