@@ -1,6 +1,6 @@
 """`python -m aggregator` runs the command line."""
 
-from aggregator.cli import main
+from aggregator.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -14,6 +14,7 @@ Commands (each documented in docs/cli.md; a test keeps the two in step):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -89,6 +90,29 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config": config_path}
+
+
+def entry() -> NoReturn:
+    """The console script and ``python -m aggregator``: the command, then a quick exit.
+
+    A pass that filed items by media name holds pypinyin's dictionaries (400,000 phrases)
+    in memory, and the interpreter's teardown freed them object by object: 0.27 s of
+    every ``aggregator fetch``. Once the command has returned and left no other thread
+    running, nothing is left to clean up but the logs and the output, which are flushed
+    here; the process then leaves at once. Otherwise it exits the usual way.
+    """
+    try:
+        main(prog_name="aggregator")  # standalone mode: ends in SystemExit
+        code: str | int | None = 0
+    except SystemExit as stop:
+        code = stop.code
+    if isinstance(code, str) or threading.active_count() > 1:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head)
+            stream.flush()
+    os._exit(code or 0)
 
 
 QUIET_ABOVE = 50  # sources in a pass above which unchanged ones are not listed
