@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -35,7 +35,7 @@ from aggregator.errors import AggregatorError
 from aggregator.freshness import spread_overdue
 from aggregator.housekeeping import run_housekeeping_if_due
 from aggregator.model import CategoryRef, FetchOutcome, SourceState
-from aggregator.shards import can_fork, run_shards
+from aggregator.shards import Cursor, LocalCursor, can_fork, run_shards
 from aggregator.store import HostLimits, SourcePlan
 from aggregator.store.batching import GroupCommitter
 from aggregator.update import Context, update_source
@@ -351,12 +351,13 @@ def _is_unfetched(state: SourceState) -> bool:
 
 def _fetch_claimed(
     ctx: Context,
-    claimed: Sequence[SourceState],
+    cursor: Cursor,
     workers: int,
     on_outcome: Callable[[FetchOutcome], None] | None = None,
 ) -> list[FetchOutcome]:
-    """Run already-claimed sources on a thread pool of ``workers`` threads, writing
-    through a group committer.
+    """Fetch the sources ``cursor`` hands out on ``workers`` threads, each taking the
+    next one when it is free, writing through a group committer. ``on_outcome`` is
+    called from those threads, one at a time.
 
     More threads than fetch slots paid off only while writers waited on SQLite's busy
     handler: with the writer lock (store/sql.py) four threads per slot made a cold pass
@@ -364,19 +365,24 @@ def _fetch_claimed(
     """
     by_id = {s.id: s for s in ctx.settings.sources}
     outcomes: list[FetchOutcome] = []
+    lock = threading.Lock()
     committer = GroupCommitter(ctx.store)
     worker_ctx = replace(ctx, sink=committer)
+
+    def work() -> None:
+        while (state := cursor.take()) is not None:
+            outcome = _safe_update(worker_ctx, by_id[state.source_id], state)
+            if outcome is None:
+                continue
+            with lock:
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="fetch") as pool:
-            futures = [
-                pool.submit(_safe_update, worker_ctx, by_id[st.source_id], st) for st in claimed
-            ]
-            for future in as_completed(futures):
-                outcome = future.result()
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    if on_outcome is not None:
-                        on_outcome(outcome)
+            for future in [pool.submit(work) for _ in range(workers)]:
+                future.result()
     finally:
         committer.close()
     return outcomes
@@ -429,16 +435,15 @@ def run_pass(
     elif shard:
         log.info("pass of %d sources in %d processes", len(claimed), processes)
         _preload_for(ctx, claimed)
-        shards = [list(claimed[i::processes]) for i in range(processes)]
         per_process = max(4, workers // processes)
         # the keeper thread starts once the children are forked (run_shards forks first)
         keeper = LeaseKeeper(ctx, lambda: lease, lambda: held)
         return (
-            run_shards(ctx, shards, per_process, _fetch_claimed, on_outcome, keeper),
+            run_shards(ctx, claimed, processes, per_process, _fetch_claimed, on_outcome, keeper),
             skipped,
         )
     keeper = LeaseKeeper(ctx, lambda: lease, lambda: held).start()
     try:
-        return _fetch_claimed(ctx, claimed, workers, on_outcome), skipped
+        return _fetch_claimed(ctx, LocalCursor(claimed), workers, on_outcome), skipped
     finally:
         keeper.stop()

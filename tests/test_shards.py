@@ -1,4 +1,4 @@
-"""A pass over several processes (shards.py): forked children, each with its own shard.
+"""A pass over several processes (shards.py): forked children sharing the claimed sources.
 
 The end-to-end case runs the real command in a subprocess (a pass forks only while it is
 its process's one thread, and pytest's process has the feed server's threads), against a
@@ -7,10 +7,12 @@ real HTTP server, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
 import threading
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from aggregator.config import parse_settings
 from aggregator.errors import ShardError
 from aggregator.model import SourceState
-from aggregator.shards import can_fork, run_shards
+from aggregator.shards import LocalCursor, SharedCursor, can_fork, run_shards
 from aggregator.store.sql import SqlStore, normalize_url
 from aggregator.update import Context
 from bench.corpus import atom_document, build_feed_items, rss_document
@@ -133,10 +135,11 @@ def test_a_child_that_dies_is_reported_after_the_others_finish(tmp_path: Path) -
     state = SourceState(source_id="a", url="http://127.0.0.1:9/a.xml")
     helper = _Helper()
     try:
-        with pytest.raises(ShardError, match=r"a fetch process \(1 sources\) exited with code 3"):
+        with pytest.raises(ShardError, match=r"a fetch process exited with code 3"):
             run_shards(
                 ctx,
-                [[state], [state]],
+                [state, state],
+                2,
                 2,
                 _exits_in_children(os.getpid()),  # type: ignore[arg-type]
                 None,
@@ -156,3 +159,49 @@ def test_no_fork_while_another_thread_runs() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def _take_all(cursor: SharedCursor, conn: Connection) -> None:
+    taken = []
+    while (state := cursor.take()) is not None:
+        taken.append(state.source_id)
+    conn.send(taken)
+    conn.close()
+
+
+def test_the_shared_cursor_hands_each_source_to_exactly_one_process() -> None:
+    states = [SourceState(source_id=f"s{i}", url=f"http://x/{i}") for i in range(2000)]
+    cursor = SharedCursor(states)
+    fork = multiprocessing.get_context("fork")
+    pipes = [fork.Pipe(duplex=False) for _ in range(3)]
+    children = [fork.Process(target=_take_all, args=(cursor, theirs)) for _, theirs in pipes]
+    for child in children:
+        child.start()
+    here = []
+    while (state := cursor.take()) is not None:
+        here.append(state.source_id)
+    lists = [mine.recv() for mine, _ in pipes] + [here]
+    for child in children:
+        child.join()
+    everything = [source_id for taken in lists for source_id in taken]
+    assert sorted(everything) == sorted(s.source_id for s in states)  # once each
+    assert cursor.take() is None
+
+
+def test_a_local_cursor_hands_out_each_source_once_across_threads() -> None:
+    states = [SourceState(source_id=f"s{i}", url=f"http://x/{i}") for i in range(2000)]
+    cursor = LocalCursor(states)
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def take_all() -> None:
+        while (state := cursor.take()) is not None:
+            with lock:
+                taken.append(state.source_id)
+
+    threads = [threading.Thread(target=take_all) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == sorted(s.source_id for s in states)
