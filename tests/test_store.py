@@ -7,17 +7,21 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
 from aggregator.store import HostLimits, SourcePlan, SourceUpdate
+from aggregator.store.schema import UTCDateTime
 from aggregator.store.sql import PAGE_SIZE, READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
+from aggregator.store.writes import Dialect
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CAT = CategoryRef("news", "新闻")
@@ -469,3 +473,22 @@ def test_two_writers_filing_a_new_category_never_deadlock(database_url: str) -> 
         assert check.count_items() == 3
     finally:
         check.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]
+        ),
+    )
+)
+def test_the_writers_sqlite_dates_are_what_the_utc_column_type_binds(moment: datetime) -> None:
+    """The batched writer binds SQLite dates as text itself; they must be exactly what
+    UTCDateTime would bind through SQLAlchemy, or reads and range queries would differ."""
+    sqlite = create_engine("sqlite://").dialect
+    bind = UTCDateTime().dialect_impl(sqlite).bind_processor(sqlite)
+    assert bind is not None
+    assert Dialect("sqlite").dt(moment) == bind(moment)

@@ -70,9 +70,10 @@ class Dialect:
         if value is None:
             return None
         if self.is_sqlite:
-            # parsed dates are in UTC already: astimezone() only when they are not
+            # parsed dates are in UTC already: astimezone() only when they are not. The
+            # "+00:00" is cut off the text: replace(tzinfo=None) cost twice the isoformat.
             utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-            return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return utc.isoformat(" ", "microseconds")[:-6]
         return value
 
     def read_dt(self, value: Any) -> datetime:
