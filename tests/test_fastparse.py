@@ -188,3 +188,21 @@ def test_invalid_utf8_labelled_utf8_still_parses_the_long_way() -> None:
     assert _is_utf8_as_is(body, None)
     feed = parse_xml(body, None, RULES)
     assert [item.title for item in feed.items] == ["上海证券报"]
+
+
+@pytest.mark.parametrize("character", ["\x7f", "\ufdd0", "\ufdef"])
+def test_characters_xml_allows_but_we_do_not_are_removed_on_the_as_is_path(
+    character: str,
+) -> None:
+    """Texts of a document read as it is skip the forbidden-character filter only when
+    its bytes hold none of what lxml lets through and xml_safe removes."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><item>'
+        f"<title>上海{character}证券报</title><link>http://a.example/1</link>"
+        f"<description>正文{character}</description><author>上海{character}证券报</author>"
+        "</item></channel></rss>"
+    ).encode()
+    assert _is_utf8_as_is(body, None)
+    item = parse_xml(body, None, RULES).items[0]
+    assert (item.title, item.summary, item.author) == ("上海证券报", "正文", "上海证券报")
+    assert item == parse_xml(body, None, RULES, allow_fast=False).items[0]
