@@ -10,8 +10,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,13 +20,17 @@ import pytest
 
 from aggregator.config import parse_settings
 from aggregator.fetcher import Fetcher
+from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.scheduler import (
     Dispatcher,
+    _SlotYieldingSink,
     dead_local_owners,
     is_pid_alive,
     new_owner_id,
     this_machine,
 )
+from aggregator.store import FetchWrite, SourceUpdate, WriteCounts
+from aggregator.store.batching import GroupCommitter
 from aggregator.store.sql import SqlStore
 from aggregator.update import Context
 from tests.conftest import FIXTURES
@@ -213,3 +218,56 @@ def test_owner_ids_name_this_machine_and_process() -> None:
     machine, pid, _ = new_owner_id().rsplit(":", 2)
     assert (machine, int(pid)) == (this_machine(), os.getpid())
     assert dead_local_owners([new_owner_id()], this_machine(), is_pid_alive) == []
+
+
+class _SlowStore:
+    """A store whose group commit waits until the test lets it through (a fake: what is
+    tested is the pass's thread bookkeeping, not a database)."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts]:
+        self.go.wait(10)
+        return [WriteCounts(new=len(job[2]), updated=0, memberships=0) for job in jobs]
+
+
+def test_a_thread_waiting_for_its_commit_lends_its_slot_to_another() -> None:
+    store = _SlowStore()
+    committer = GroupCommitter(store)  # type: ignore[arg-type]
+    slots = threading.Semaphore(1)
+    sink = _SlotYieldingSink(committer, slots)
+    outcome = FetchOutcome(
+        source_id="a",
+        kind=OutcomeKind.OK,
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        duration_seconds=0.1,
+        next_due_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    counts: list[WriteCounts] = []
+
+    def fetch_and_record() -> None:
+        with slots:
+            update = SourceUpdate(
+                etag=None,
+                last_modified=None,
+                body_sha256=None,
+                effective_url=None,
+                consecutive_errors=0,
+            )
+            counts.append(sink.apply_fetch(outcome, "owner", (), update))
+
+    thread = threading.Thread(target=fetch_and_record)
+    thread.start()
+    try:
+        # the only slot comes free while the write waits for its commit...
+        assert slots.acquire(timeout=5)
+        assert counts == []
+        slots.release()
+    finally:
+        store.go.set()
+        thread.join(5)
+        committer.close()
+    # ...and the thread takes it back before it returns with the committed counts
+    assert counts == [WriteCounts(new=0, updated=0, memberships=0)]
+    assert slots.acquire(timeout=1)

@@ -55,9 +55,19 @@ class GroupCommitter:
         intents: Sequence[ItemIntent],
         update: SourceUpdate,
     ) -> WriteCounts:
+        return self.submit(outcome, owner, intents, update).result()
+
+    def submit(
+        self,
+        outcome: FetchOutcome,
+        owner: str,
+        intents: Sequence[ItemIntent],
+        update: SourceUpdate,
+    ) -> Future[WriteCounts]:
+        """Queue a fetch's write; the future holds its counts once committed."""
         future: Future[WriteCounts] = Future()
         self._queue.put(((outcome, owner, intents, update), future))
-        return future.result()
+        return future
 
     def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
         future: Future[WriteCounts] = Future()
