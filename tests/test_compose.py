@@ -474,7 +474,7 @@ def test_dockerfile_base_image_user_and_entrypoint() -> None:
     assert "RUN" not in keywords[last_user:], "nothing after USER runs as root"
     entrypoint = json.loads(docker_values("ENTRYPOINT")[-1])
     assert entrypoint == ["aggregator"]
-    assert project["scripts"]["aggregator"] == "aggregator.cli:main"
+    assert project["scripts"]["aggregator"] == "aggregator.cli:entry"
     parse_cli(json.loads(docker_values("CMD")[-1]))
     installs = [run for run in docker_values("RUN") if "pip install" in run]
     assert installs
