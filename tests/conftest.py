@@ -107,11 +107,13 @@ def drop_postgres_database(admin_url: str, url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: an SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aggregator.db'}"
+def fresh_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, name: str = "aggregator.db"
+) -> Iterator[str]:
+    """For a fixture to yield from: a fresh, empty database URL on ``backend`` (an SQLite
+    file named ``name``, or a new PostgreSQL database dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / name}"
         return
     admin = request.getfixturevalue("postgres_admin_url")
     url = fresh_postgres_database(admin)
@@ -119,6 +121,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_postgres_database(admin, url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: an SQLite file, or a new PostgreSQL database."""
+    yield from fresh_database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

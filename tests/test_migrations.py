@@ -25,13 +25,7 @@ from aggregator.model import OutcomeKind
 from aggregator.scheduler import run_pass
 from aggregator.store.schema import metadata
 from aggregator.store.sql import SqlStore
-from tests.conftest import (
-    FIXTURES,
-    ROOT,
-    Seed,
-    drop_postgres_database,
-    fresh_postgres_database,
-)
+from tests.conftest import FIXTURES, ROOT, Seed, fresh_database_url
 from tests.feedserver import FeedServer, Route
 from tests.test_update import make_context
 
@@ -192,15 +186,8 @@ def test_an_empty_database_upgrades_to_exactly_the_schema(database_url: str) -> 
 @pytest.fixture
 def second_url(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Another fresh, empty database on the same backend as ``database_url``."""
-    if make_url(database_url).get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'second.db'}"
-        return
-    admin = request.getfixturevalue("postgres_admin_url")
-    url = fresh_postgres_database(admin)
-    try:
-        yield url
-    finally:
-        drop_postgres_database(admin, url)
+    backend = make_url(database_url).get_backend_name()
+    yield from fresh_database_url(backend, request, tmp_path, "second.db")
 
 
 def test_the_migrations_build_what_a_first_start_creates(
