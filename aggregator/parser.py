@@ -148,7 +148,6 @@ def _drop_forbidden_refs(text: str) -> str:
     return _CHAR_REF.sub(keep, text) if "&#" in text else text
 
 
-_UTF8_NAMES = frozenset((b"utf-8", b"utf8"))
 # U+FDD0..U+FDEF in UTF-8: noncharacters XML allows and text.xml_safe removes (as DEL)
 _NONCHARACTER_UTF8 = re.compile(rb"\xef\xb7[\x90-\xaf]")
 
@@ -163,10 +162,10 @@ def _is_utf8_as_is(body: bytes, content_type: str | None) -> bool:
     if not body.startswith(b"<") or (b"#" in body and b"&#" in body):
         return False  # (most feeds have no "#" at all, found at memchr speed)
     labelled = _CHARSET.search(content_type) if content_type else None
-    if labelled and labelled.group(1).lower().encode() not in _UTF8_NAMES:
+    if labelled and _canonical(labelled.group(1)) != "utf-8":
         return False
     if body.startswith(b"<?xml") and (declared := _XML_DECL.match(body[:512])):
-        return declared.group(1).lower() in _UTF8_NAMES
+        return _canonical(declared.group(1).decode("ascii")) == "utf-8"
     return True
 
 
@@ -354,7 +353,7 @@ def _category_name(
     if field == "source":
         return _clean(raw["source"], checked)
     if field == "author":
-        return _clean(author, checked)
+        return _clean(author, checked=True)  # plain_text made it XML-safe already
     value = lookup(raw.get("entry"), field)  # a dotted path: feedparser path only
     return plain_text(str(value)) or None if value is not None else None
 

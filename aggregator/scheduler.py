@@ -351,8 +351,8 @@ def _is_unfetched(state: SourceState) -> bool:
 
 
 class _SlotYieldingSink:
-    """Writes through the group committer; a thread waiting for its commit gives its
-    CPU slot to another thread meanwhile (see ``_fetch_claimed``)."""
+    """An ``update.FetchSink`` over the group committer: a thread waiting for its commit
+    gives its CPU slot to another thread meanwhile (see ``_fetch_claimed``)."""
 
     def __init__(self, committer: GroupCommitter, slots: threading.Semaphore) -> None:
         self.committer = committer
@@ -443,7 +443,7 @@ def run_pass(
     """Fetch the given (default: every enabled) source once, now, in parallel.
 
     With ``processes`` > 1, at least SHARD_MIN_SOURCES sources and ``can_fork()``, the
-    claimed sources are split across that many forked processes, this one included
+    claimed sources are shared among that many forked processes, this one included
     (shards.py): parsing and deciding are CPU-bound Python, which threads in one process
     cannot spread over several cores, and even a pass of 304s spends most of its time in
     Python. Returns the outcomes and the ids skipped because another process
