@@ -31,6 +31,9 @@ CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 DC = "{http://purl.org/dc/elements/1.1/}"
 XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _RSS_AUTHOR = re.compile(r"^\s*(?P<email>[^\s()]+@[^\s()]+)\s*\((?P<name>[^()]*)\)\s*$")
+# An address feedparser also reads as one (its pattern wants a 2-4 letter top-level
+# domain): with any other, it keeps the whole text as the name, so the fast path declines.
+_PLAIN_EMAIL = re.compile(r"[A-Za-z0-9_.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,4}")
 _PARSER = etree.XMLParser(
     resolve_entities=False,
     no_network=True,
@@ -121,6 +124,8 @@ def _rss_author(fields: dict[str, Any]) -> str | None:
     if author is not None:
         found = _RSS_AUTHOR.match(author)
         if found:
+            if not _PLAIN_EMAIL.fullmatch(found.group("email")):
+                raise Declined("an author e-mail feedparser may read otherwise")
             return found.group("name").strip() or None
         if "@" in author:
             raise Declined("author e-mail without a name")

@@ -206,3 +206,23 @@ def test_characters_xml_allows_but_we_do_not_are_removed_on_the_as_is_path(
     item = parse_xml(body, None, RULES).items[0]
     assert (item.title, item.summary, item.author) == ("上海证券报", "正文", "上海证券报")
     assert item == parse_xml(body, None, RULES, allow_fast=False).items[0]
+
+
+@pytest.mark.parametrize(
+    "author",
+    [
+        "news@example.com (证券时报)",
+        "x@y.co (名)",
+        "a@b.c (名)",  # a one-letter top-level domain: feedparser keeps the whole text
+        "a.b@c-d.example.org (名 字)",
+        "news@[127.0.0.1] (名)",
+    ],
+)
+def test_rss_author_with_an_address_matches_feedparser(author: str) -> None:
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><item>'
+        f"<title>t</title><link>http://a.example/1</link><author>{escape(author)}</author>"
+        "</item></channel></rss>"
+    ).encode()
+    fast, reference, _ = both(body)
+    assert fast.items == reference.items  # type: ignore[attr-defined]
