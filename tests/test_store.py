@@ -263,16 +263,21 @@ def test_a_category_raced_in_under_another_slug_takes_the_items(database_url: st
 def test_sqlite_reads_keep_small_page_caches_and_writes_a_large_one(tmp_path: Path) -> None:
     """Every pooled connection fills its own SQLite page cache up to its limit: a large
     limit on the read pool multiplied by its size grew a soak run's memory with the
-    database. Reads get SQLite's default; the few write connections the large cache."""
+    database. Reads get SQLite's default; the few write connections the large cache.
+    Writers keep their savepoints' statement journals in memory (temp_store 2), readers
+    keep SQLite's default (0: a big sort may spill to a file)."""
     store = SqlStore(f"sqlite:///{tmp_path / 'a.db'}", pool_size=8)
     try:
         store.upgrade()
         with store._read() as conn:
             read_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            read_temp = conn.exec_driver_sql("PRAGMA temp_store").scalar()
         with store._write() as conn:
             write_cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            write_temp = conn.exec_driver_sql("PRAGMA temp_store").scalar()
         assert read_cache == -READ_CACHE_KIB
         assert write_cache == -WRITE_CACHE_KIB
+        assert (read_temp, write_temp) == (0, 2)
         assert WRITE_CACHE_KIB > 4 * READ_CACHE_KIB
         assert store.write_engine.pool.size() < store.engine.pool.size()
     finally:
