@@ -19,14 +19,16 @@ an interrupted one writes nothing), and release the leases.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -434,6 +436,32 @@ def _preload_for(ctx: Context, claimed: Sequence[SourceState]) -> None:
         slugify("上海")
 
 
+PASS_GC_THRESHOLD = 10_000  # young-generation threshold during a pass (default 700)
+
+
+@contextmanager
+def _collector_for_a_pass() -> Iterator[None]:
+    """The cyclic garbage collector tuned for one pass, and put back afterwards.
+
+    What is loaded before the pass (modules, settings, pypinyin's dictionaries) lives as
+    long as the process, yet every full collection walked it again, and a collection
+    writes to each object it walks: in a forked shard that copies the page. Frozen, it
+    is left alone. A pass allocates container objects by the hundred thousand (items,
+    tuples, lists) that die young or live until their write; a young collection every
+    10,000 of them instead of every 700 finds the same garbage. Both cut the
+    instructions of parsing and deciding 200 feeds by 3.6% (callgrind; 4.4% with no
+    collection at all). Nothing a pass creates is kept from the collector for long.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(PASS_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def run_pass(
     ctx: Context,
     source_ids: Sequence[str] | None = None,
@@ -473,12 +501,14 @@ def run_pass(
         per_process = max(4, workers // processes)
         # the keeper thread starts once the children are forked (run_shards forks first)
         keeper = LeaseKeeper(ctx, lambda: lease, lambda: held)
-        return (
-            run_shards(ctx, claimed, processes, per_process, _fetch_claimed, on_outcome, keeper),
-            skipped,
-        )
+        with _collector_for_a_pass():
+            outcomes = run_shards(
+                ctx, claimed, processes, per_process, _fetch_claimed, on_outcome, keeper
+            )
+        return outcomes, skipped
     keeper = LeaseKeeper(ctx, lambda: lease, lambda: held).start()
     try:
-        return _fetch_claimed(ctx, LocalCursor(claimed), workers, on_outcome), skipped
+        with _collector_for_a_pass():
+            return _fetch_claimed(ctx, LocalCursor(claimed), workers, on_outcome), skipped
     finally:
         keeper.stop()

@@ -3,6 +3,7 @@ mid-schedule and started again, stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import signal
@@ -22,11 +23,13 @@ from aggregator.config import parse_settings
 from aggregator.fetcher import Fetcher
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.scheduler import (
+    PASS_GC_THRESHOLD,
     Dispatcher,
     _SlotYieldingSink,
     dead_local_owners,
     is_pid_alive,
     new_owner_id,
+    run_pass,
     this_machine,
 )
 from aggregator.store import FetchWrite, SourceUpdate, WriteCounts
@@ -271,3 +274,29 @@ def test_a_thread_waiting_for_its_commit_lends_its_slot_to_another() -> None:
     # ...and the thread takes it back before it returns with the committed counts
     assert counts == [WriteCounts(new=0, updated=0, memberships=0)]
     assert slots.acquire(timeout=1)
+
+
+def test_a_pass_tunes_the_collector_and_puts_it_back(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """During a pass what was loaded before it is frozen and young collections are rarer;
+    afterwards the collector is as it was, and nothing stays frozen."""
+    settings = parse_settings(config_text(feed_server, 3, "10m", f"sqlite:///{tmp_path}/a.db"))
+    store = SqlStore(settings.database)
+    store.upgrade()
+    ctx = Context(settings=settings, store=store, fetcher=Fetcher("t"), owner="test-owner")
+    before = gc.get_threshold()
+    during: list[tuple[tuple[int, int, int], int]] = []
+    try:
+        outcomes, _ = run_pass(
+            ctx, on_outcome=lambda _: during.append((gc.get_threshold(), gc.get_freeze_count()))
+        )
+    finally:
+        store.close()
+    assert [o.kind for o in outcomes] == [OutcomeKind.OK] * 3
+    assert len(during) == 3
+    for threshold, frozen in during:
+        assert threshold == (PASS_GC_THRESHOLD, *before[1:])
+        assert frozen > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
