@@ -60,6 +60,26 @@ def _is_plain_markup(html: str) -> bool:
         return False  # isprintable() is the quick yes: no control, no U+00A0, no surrogate
     if "&" in html and _OTHER_ENTITY.search(html):
         return False
+    return _is_paragraphs_only(html) or _nests_plainly(html)
+
+
+def _is_paragraphs_only(html: str) -> bool:
+    """``<p>text</p><p>text</p>...`` and no other ``<`` or ``>``, by counting: the first
+    ``<p>``, the n-1 ``</p><p>`` between n paragraphs and the last ``</p>`` hold 2n of
+    each bracket, so equal totals leave none for anything else. Bench bodies are all
+    this; four scans cost a third of ``_nests_plainly``'s walk (9.4 to 3 µs an item)."""
+    paragraphs = html.count("</p><p>") + 1
+    return (
+        html.startswith("<p>")
+        and html.endswith("</p>")
+        and html.count("<") == 2 * paragraphs
+        and html.count(">") == 2 * paragraphs
+    )
+
+
+def _nests_plainly(html: str) -> bool:
+    """The elements ``_is_plain_markup`` admits, strictly nested, ``<p>`` only at the top,
+    and no ``>`` in the text."""
     pieces = html.split("<")
     if ">" in pieces[0]:
         return False

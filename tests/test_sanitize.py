@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.sanitize import _WITHOUT_URLS, _is_plain_markup, sanitize_html
+from aggregator.sanitize import (
+    _WITHOUT_URLS,
+    _is_paragraphs_only,
+    _is_plain_markup,
+    _nests_plainly,
+    sanitize_html,
+)
 from aggregator.text import xml_safe
 
 
@@ -85,6 +91,47 @@ def test_plain_markup_is_exactly_what_nh3_gives_back(fragment: str) -> None:
     if _is_plain_markup(fragment):
         assert _WITHOUT_URLS.clean(fragment) == fragment
     assert sanitize_html(fragment) == _nh3_reference(fragment)
+
+
+# Paragraph-shaped fragments, where the counting shortcut (_is_paragraphs_only) decides:
+# bodies of <p> paragraphs, with brackets, other tags and text between paragraphs mixed in.
+_PARAGRAPHISH = st.lists(
+    st.tuples(
+        st.sampled_from(("<p>", "<p>", "<p>", "", "</p>", "<b>")),
+        st.lists(st.sampled_from([*"<>/pb新闻 &", "&amp;", "\xa0"]), max_size=5).map("".join),
+        st.sampled_from(("</p>", "</p>", "</p>", "", "<p>", "</b>")),
+        st.sampled_from(("", "", "", "\n", "x")),
+    ),
+    max_size=6,
+).map(lambda paragraphs: "".join("".join(parts) for parts in paragraphs))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_PARAGRAPHISH)
+def test_the_paragraph_count_admits_only_what_the_walk_admits(fragment: str) -> None:
+    if _is_paragraphs_only(fragment):
+        assert _nests_plainly(fragment)
+        if _is_plain_markup(fragment):
+            assert _WITHOUT_URLS.clean(fragment) == fragment
+    assert sanitize_html(fragment) == _nh3_reference(fragment)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "counted"),
+    [
+        ("<p>一</p>", True),
+        ("<p></p>", True),
+        ("<p>一</p><p>二</p><p>三</p>", True),
+        ("<p>一</p>\n<p>二</p>", False),  # text between paragraphs: walked
+        ('<p>一</p><p class="em_media">二</p>', False),  # a class: walked
+        ("<p>a<p>b</p></p>", False),
+        ("<p>a</p></p><p>", False),
+        ("<p>a > b</p>", False),
+        ("<p>a</p>b<p>c</p>", False),
+    ],
+)
+def test_the_paragraph_count(fragment: str, counted: bool) -> None:
+    assert _is_paragraphs_only(fragment) is counted
 
 
 @pytest.mark.parametrize(
