@@ -97,9 +97,15 @@ def test_plain_markup_is_exactly_what_nh3_gives_back(fragment: str) -> None:
 # bodies of <p> paragraphs, with brackets, other tags and text between paragraphs mixed in.
 _PARAGRAPHISH = st.lists(
     st.tuples(
-        st.sampled_from(("<p>", "<p>", "<p>", "", "</p>", "<b>")),
+        st.sampled_from(
+            [
+                *("<p>", "<p>", "<p>", '<p class="em_media">', '<p class="a b">'),
+                *('<p class="">', '<p class="a">>', '<p class="', "<pre>", "<p x>"),
+                *("", "</p>", "<b>", "<p><p>"),
+            ]
+        ),
         st.lists(st.sampled_from([*"<>/pb新闻 &", "&amp;", "\xa0"]), max_size=5).map("".join),
-        st.sampled_from(("</p>", "</p>", "</p>", "", "<p>", "</b>")),
+        st.sampled_from(("</p>", "</p>", "</p>", "", "<p>", "</b>", "</p></p>")),
         st.sampled_from(("", "", "", "\n", "x")),
     ),
     max_size=6,
@@ -123,7 +129,11 @@ def test_the_paragraph_count_admits_only_what_the_walk_admits(fragment: str) -> 
         ("<p></p>", True),
         ("<p>一</p><p>二</p><p>三</p>", True),
         ("<p>一</p>\n<p>二</p>", False),  # text between paragraphs: walked
-        ('<p>一</p><p class="em_media">二</p>', False),  # a class: walked
+        ('<p>一</p><p class="em_media">二</p>', True),
+        ('<p class="a b">一</p>', True),
+        ('<p class="">一</p>', False),
+        ("<pre>一</p>", False),
+        ('<p class="a">一</p><p class="b>二</p>', False),
         ("<p>a<p>b</p></p>", False),
         ("<p>a</p></p><p>", False),
         ("<p>a > b</p>", False),
