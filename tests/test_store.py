@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,8 @@ from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
-from aggregator.store import HostLimits, SourcePlan, SourceUpdate
+from aggregator.store import FetchWrite, HostLimits, SourcePlan, SourceUpdate, WriteCounts
+from aggregator.store.batching import GroupCommitter
 from aggregator.store.schema import UTCDateTime
 from aggregator.store.sql import PAGE_SIZE, READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
 from aggregator.store.writes import Dialect
@@ -382,6 +384,49 @@ def test_a_failing_write_in_a_group_is_rolled_back_alone(store: SqlStore) -> Non
     assert [len(store.list_fetches(s)) for s in ("a", "b", "c")] == [1, 0, 1]
     assert store.get_source_state("b").etag is None
     assert store.get_source_state("c").etag == '"e"'
+
+
+def test_a_group_commit_gathers_what_arrived_while_it_waited_for_its_turn(
+    tmp_path: Path,
+) -> None:
+    """The group committer takes its batch once its turn to write has come: fetches
+    queued while another writer (here another store on the file, as a second process
+    would be) held the turn go into the same transaction."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store, other = SqlStore(url), SqlStore(url)
+    store.upgrade()
+    store.sync_config(plans("a", "b", "c"), [CAT], NOW)
+    batches: list[list[str]] = []
+    apply_fetches = store.apply_fetches
+
+    def recording(jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
+        batches.append([job[0].source_id for job in jobs])
+        return apply_fetches(jobs)
+
+    store.apply_fetches = recording  # type: ignore[method-assign]
+    committer = GroupCommitter(store)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_turn() -> None:
+        with other.write_turn():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_turn)
+    holder.start()
+    try:
+        assert held.wait(5)
+        futures = [committer.submit(outcome(s), "w", [intent(s + "1")], KEEP) for s in "abc"]
+        time.sleep(0.3)  # the committer has the first write and waits for its turn
+        assert batches == []
+    finally:
+        release.set()
+        holder.join(10)
+    assert [f.result(10).new for f in futures] == [1, 1, 1]
+    committer.close()
+    store.close()
+    other.close()
+    assert batches == [["a", "b", "c"]]
 
 
 def test_a_write_larger_than_one_statement_stores_every_row(store: SqlStore) -> None:

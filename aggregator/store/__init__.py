@@ -19,6 +19,7 @@ Errors: ``StoreError`` when the database refuses or is unreachable;
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -316,6 +317,12 @@ class Store(Protocol):
     ) -> WriteCounts:
         """Write the items, the source's new state and the fetch-log row, and release the
         lease, in one transaction."""
+
+    def write_turn(self) -> AbstractContextManager[None]:
+        """Hold this process's turn to write: ``apply_fetch*`` inside it do not wait for
+        it again. For a caller that gathers a batch once its turn has come, so what
+        arrived while it waited goes into the same transaction. Where the database queues
+        writers itself (PostgreSQL) it holds nothing."""
 
     def apply_fetches(self, jobs: Sequence[FetchWrite]) -> list[WriteCounts | StoreError]:
         """Several ``apply_fetch`` writes in one transaction, each in its own savepoint:

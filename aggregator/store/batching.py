@@ -84,18 +84,21 @@ class GroupCommitter:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
-            stopping = False
-            while len(batch) < self.max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._commit(batch)  # type: ignore[arg-type]
+            # The batch is gathered once this process's turn to write has come: what
+            # arrived while another process held it goes in too (fewer, larger commits).
+            with self.store.write_turn():
+                batch = [first]
+                stopping = False
+                while len(batch) < self.max_batch:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stopping = True
+                        break
+                    batch.append(job)
+                self._commit(batch)  # type: ignore[arg-type]
             if stopping:
                 return
 

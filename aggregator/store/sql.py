@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -209,6 +209,9 @@ class SqlStore:
 
     # ------------------------------------------------------------------ plumbing
 
+    def write_turn(self) -> AbstractContextManager[None]:
+        return self._writer_turn()
+
     @contextmanager
     def _writer_turn(self) -> Iterator[None]:
         """On an SQLite file, wait for this machine's writers' turn on a lock file first.
@@ -229,7 +232,11 @@ class SqlStore:
             yield
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
+            except OSError:  # no locks on this file system: SQLite's own lock still holds
+                yield
+                return
             self._turn.held = True
             try:
                 yield
