@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 MAX_SLUG_LENGTH = 80
 _HAN_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+)")
@@ -44,6 +44,17 @@ def identity_key(name: str) -> str:
     return key or "".join(folded.split())
 
 
+@functools.cache
+def _lazy_pinyin() -> Callable[[str], list[str]]:
+    """pypinyin's ``lazy_pinyin``, imported on first use: 0.2 s, only when a name has Han.
+    It copies its dictionaries on import unless told there will be no custom ones (its
+    documented switch; we add none): 40 ms and the memory."""
+    os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "1")
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin
+
+
 def _latin_part(text: str) -> str:
     # é -> e; a character with no ASCII letter in it (·, ¥, kana) becomes a separator.
     out = []
@@ -61,12 +72,7 @@ def slugify(name: str) -> str:
         if not run:
             continue
         if index % 2 == 1:  # a run of Han characters
-            # pypinyin copies its dictionaries on import unless told there will be no
-            # custom ones (its documented switch; we add none): 40 ms and the memory
-            os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "1")
-            from pypinyin import lazy_pinyin  # 0.2 s to import: only when a name has Han
-
-            pieces.append("".join(lazy_pinyin(run)).lower())
+            pieces.append("".join(_lazy_pinyin()(run)).lower())
         else:
             pieces.append(_latin_part(run))
     slug = _NOT_SLUG.sub("-", "".join(pieces)).strip("-")

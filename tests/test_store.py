@@ -299,7 +299,7 @@ def test_sqlite_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
             second.sync_config(plans("s1"), [CAT], NOW)
             done.append(time.monotonic())
 
-        with first._writer_turn(), first._writer_turn():  # re-entrant: no deadlock
+        with first.write_turn(), first.write_turn():  # re-entrant: no deadlock
             waiter = threading.Thread(target=write)
             waiter.start()
             waiter.join(0.5)

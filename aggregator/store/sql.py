@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -209,11 +209,8 @@ class SqlStore:
 
     # ------------------------------------------------------------------ plumbing
 
-    def write_turn(self) -> AbstractContextManager[None]:
-        return self._writer_turn()
-
     @contextmanager
-    def _writer_turn(self) -> Iterator[None]:
+    def write_turn(self) -> Iterator[None]:
         """On an SQLite file, wait for this machine's writers' turn on a lock file first.
 
         SQLite lets one writer in at a time and makes the others poll: its busy handler
@@ -232,23 +229,21 @@ class SqlStore:
             yield
             return
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
-            except OSError:  # no locks on this file system: SQLite's own lock still holds
-                yield
-                return
-            self._turn.held = True
-            try:
-                yield
-            finally:
-                self._turn.held = False
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks without the GIL
+            locked = True
+        except OSError:  # no locks on this file system: SQLite's own lock still holds
+            locked = False
+        try:
+            self._turn.held = locked
+            yield
         finally:
+            self._turn.held = False
             os.close(fd)  # closing the descriptor releases the lock
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self._writer_turn(), self.write_engine.connect() as conn:
+            with self.write_turn(), self.write_engine.connect() as conn:
                 conn = conn.execution_options(aggregator_write=True)
                 with conn.begin():
                     yield conn
