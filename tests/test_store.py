@@ -3,6 +3,7 @@ leases, one transaction per fetch. Migrations are tested in test_migrations.py."
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import threading
 import time
@@ -384,6 +385,29 @@ def test_a_failing_write_in_a_group_is_rolled_back_alone(store: SqlStore) -> Non
     assert [len(store.list_fetches(s)) for s in ("a", "b", "c")] == [1, 0, 1]
     assert store.get_source_state("b").etag is None
     assert store.get_source_state("c").etag == '"e"'
+
+
+def test_a_lock_file_that_cannot_be_locked_leaves_writes_to_sqlites_own_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without flock (ENOLCK): writes and group commits go on, taking
+    turns on SQLite's lock alone, as when the lock file cannot be created."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("aggregator.store.sql.fcntl.flock", no_locks)
+    store = SqlStore(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        store.upgrade()
+        store.sync_config(plans("a", "b"), [CAT], NOW)
+        assert store.apply_fetch(outcome("a"), "w", [intent("a1")], KEEP).new == 1
+        committer = GroupCommitter(store)
+        assert committer.apply_fetch(outcome("b"), "w", [intent("b1")], KEEP).new == 1
+        committer.close()
+        assert store.count_items() == 2
+    finally:
+        store.close()
 
 
 def test_a_group_commit_gathers_what_arrived_while_it_waited_for_its_turn(
