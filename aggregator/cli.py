@@ -30,13 +30,13 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from aggregator.config import Settings, config_path, json_schema, load_settings
+from aggregator.config.reload import ConfigWatcher
+from aggregator.config.settings import Settings, config_path, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.ingest.update import Context
 from aggregator.model import FetchOutcome, OutcomeKind
-from aggregator.reload import ConfigWatcher
-from aggregator.scheduler import Dispatcher, configured_categories, run_pass, source_plans
-from aggregator.service import close_context, open_context, start_long_running
-from aggregator.update import Context
+from aggregator.runtime.scheduler import Dispatcher, configured_categories, run_pass, source_plans
+from aggregator.runtime.service import close_context, open_context, start_long_running
 
 log = logging.getLogger("aggregator")
 EXIT_FAILED, EXIT_CONFIG = 1, 1
@@ -267,7 +267,7 @@ def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
 
     if workers > 1:
         # Several processes, each building its app from the environment
-        # (web.app_from_env), sharing one listening socket made here: uvicorn's own is
+        # (service.app_from_env), sharing one listening socket made here: uvicorn's own is
         # created with protocol 0, and asyncio sets TCP_NODELAY only on connections
         # accepted from an IPPROTO_TCP socket. Without it Nagle's algorithm meets the
         # client's delayed ACK and every response waits about 40 ms (measured: 1.4k
@@ -275,7 +275,7 @@ def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(
-            "aggregator.web:app_from_env",
+            "aggregator.runtime.service:app_from_env",
             factory=True,
             host=host,
             port=port,
@@ -321,7 +321,7 @@ port_option = click.option(
 @click.pass_context
 def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the scheduler and the HTTP server in one process, until SIGTERM or SIGINT."""
-    from aggregator.web import create_app
+    from aggregator.serve.app import create_app
 
     settings = _settings(ctx)
     context = _open(ctx, settings)
@@ -419,7 +419,7 @@ def serve(
         os.environ["AGGREGATOR_CONFIG"] = ctx.obj["config"]  # read by each server process
     log.info("serving http://%s:%d/ with %s, %d worker(s)", host, port, server_name, workers)
     if server_name == "uvicorn":
-        from aggregator.web import app_from_env
+        from aggregator.runtime.service import app_from_env
 
         _serve(app_from_env() if workers == 1 else None, host, port, workers)
         return
@@ -427,9 +427,9 @@ def serve(
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
-    # Each worker process builds its app from the environment (web.app_from_env).
+    # Each worker process builds its app from the environment (service.app_from_env).
     Granian(
-        "aggregator.web:app_from_env",
+        "aggregator.runtime.service:app_from_env",
         address=host,
         port=port,
         interface=Interfaces.ASGI,
@@ -460,9 +460,9 @@ def export(
     """Write feeds, pages or Jekyll posts as files (each written, then renamed)."""
     from pathlib import Path
 
-    from aggregator.export import ExportError, parse_formats
-    from aggregator.export import export as run_export
-    from aggregator.publish import Publisher
+    from aggregator.publish.export import ExportError, parse_formats
+    from aggregator.publish.export import export as run_export
+    from aggregator.publish.publisher import Publisher
 
     settings = _settings(ctx)
     try:

@@ -15,6 +15,7 @@ otherwise (``*_offset_minutes`` keeps the source's original UTC offset for displ
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -180,3 +181,64 @@ class FetchOutcome:
     error_class: str | None = None
     item_count: int | None = None  # items in the parsed feed
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class IdRule:
+    """How a source's items get their ids: ``first`` is where the chain starts."""
+
+    first: str = "infocode"  # infocode | guid | link | hash
+    regex: re.Pattern[str] | None = None
+
+
+# Read side: what the store gives back to publishing and serving.
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as stored, with its categories and the sources that carried it."""
+
+    item_id: int
+    stable_id: str
+    seq: int
+    title: str
+    link: str | None
+    guid: str | None
+    summary: str | None
+    content: str | None
+    author: str | None
+    published_at: datetime
+    published_offset_minutes: int
+    first_seen_at: datetime
+    updated_at: datetime
+    update_count: int
+    source_id: str
+    category_slugs: tuple[str, ...]
+    first_seq: int = 0
+
+    @property
+    def is_update(self) -> bool:
+        """It changed (content or categories) since it was first stored."""
+        return self.seq != self.first_seq
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    """A category as stored, with its freshness stamp and size."""
+
+    slug: str
+    title: str
+    description: str
+    name: str | None
+    origin: str  # config | derived
+    last_seq: int
+    item_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A source's identity for provenance (RSS/Atom/JSON ``<source>`` in merged feeds)."""
+
+    source_id: str
+    title: str
+    url: str

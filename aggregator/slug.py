@@ -18,6 +18,9 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aggregator.model import CategoryRef
 
 MAX_SLUG_LENGTH = 80
 _HAN_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+)")
@@ -105,3 +108,38 @@ def resolve_slug(name: str, taken: Mapping[str, str | None]) -> str:
         if owner is None or owner == key:
             return candidate
         length += 2
+
+
+@dataclass(slots=True)
+class CategoryRegistry:
+    """The categories the store knows: slug -> ref, slug -> owner key, key -> slug.
+
+    An owner key of None marks a configured category that takes any name slugifying to it.
+    """
+
+    by_slug: dict[str, CategoryRef] = field(default_factory=dict)
+    owners: dict[str, str | None] = field(default_factory=dict)
+    by_key: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> CategoryRegistry:
+        return CategoryRegistry(dict(self.by_slug), dict(self.owners), dict(self.by_key))
+
+    def add(self, ref: CategoryRef, owner_key: str | None) -> None:
+        self.by_slug[ref.slug] = ref
+        self.owners.setdefault(ref.slug, owner_key)
+        if owner_key:
+            self.by_key.setdefault(owner_key, ref.slug)
+
+    def resolve(self, name: str, title_template: str) -> CategoryRef:
+        """The category for a media name, registering a new one when needed."""
+        display = " ".join(name.split())
+        key = identity_key(display)
+        if key in self.by_key:
+            return self.by_slug[self.by_key[key]]
+        slug = resolve_slug(display, self.owners)
+        if slug in self.by_slug:
+            ref = self.by_slug[slug]
+        else:
+            ref = CategoryRef(slug=slug, title=title_template.format(name=display), name=display)
+        self.add(ref, key)
+        return ref

@@ -32,18 +32,23 @@ sys.path.insert(0, str(ROOT))
 
 from lxml import etree  # noqa: E402
 
-from aggregator.config import parse_settings  # noqa: E402
-from aggregator.decide import CategoryRegistry, CategoryRule, plan_items  # noqa: E402
+from aggregator.config.settings import parse_settings  # noqa: E402
 from aggregator.errors import ParseError  # noqa: E402
-from aggregator.fetcher import Fetcher  # noqa: E402
-from aggregator.identity import identify  # noqa: E402
-from aggregator.model import CategoryRef, ItemIntent, OutcomeKind  # noqa: E402
-from aggregator.parser import ParseRules, parse_body  # noqa: E402
-from aggregator.render import ChannelView, ItemView, get_renderer  # noqa: E402
-from aggregator.scheduler import run_pass  # noqa: E402
-from aggregator.store import StoredItem  # noqa: E402
+from aggregator.ingest.decide import CategoryRule, plan_items  # noqa: E402
+from aggregator.ingest.fetcher import Fetcher  # noqa: E402
+from aggregator.ingest.identity import identify  # noqa: E402
+from aggregator.ingest.parser import ParseRules, parse_body  # noqa: E402
+from aggregator.ingest.update import Context  # noqa: E402
+from aggregator.model import (  # noqa: E402
+    CategoryRef,
+    ItemIntent,
+    OutcomeKind,
+    StoredItem,
+)
+from aggregator.publish.render import ChannelView, ItemView, get_renderer  # noqa: E402
+from aggregator.runtime.scheduler import run_pass  # noqa: E402
+from aggregator.slug import CategoryRegistry  # noqa: E402
 from aggregator.store.sql import SqlStore  # noqa: E402
-from aggregator.update import Context  # noqa: E402
 from tests.feedserver import serving  # noqa: E402
 from tests.hostile import CASES, FEEDS  # noqa: E402
 

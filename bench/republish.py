@@ -122,9 +122,9 @@ def median_ms(samples: list[float]) -> float:
 def render_timings(db: Path, items: int, categories: int) -> dict[str, float]:
     from starlette.testclient import TestClient
 
-    from aggregator.config import parse_settings
+    from aggregator.config.settings import parse_settings
+    from aggregator.serve.app import create_app
     from aggregator.store.sql import SqlStore
-    from aggregator.web import create_app
 
     settings = parse_settings(f"database: sqlite:///{db}\nsite_url: http://bench\n")
     store = SqlStore(settings.database)

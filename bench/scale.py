@@ -469,9 +469,9 @@ def claim_timings(args: argparse.Namespace) -> dict[str, Any]:
 
 def feed_timings(args: argparse.Namespace, slugs: list[str]) -> dict[str, float]:
     """Median ms of the queries and renders behind a 50-item feed, at full size."""
-    from aggregator.config import load_settings
-    from aggregator.publish import FeedRequest, Publisher
-    from aggregator.query import FeedQuery
+    from aggregator.config.settings import load_settings
+    from aggregator.publish.publisher import FeedRequest, Publisher
+    from aggregator.publish.query import FeedQuery
     from aggregator.store.sql import SqlStore
 
     settings = load_settings(args.out / "config.yaml")
@@ -517,8 +517,8 @@ BUILD_KEYS = ("sources", "items", "categories", "per_feed", "new_per_feed", "see
 def sync_config(args: argparse.Namespace, port: int) -> None:
     """Write the config (nginx's port is in every URL) and make the database follow it
     through the store's own sync_config, as every worker does at start."""
-    from aggregator.config import load_settings
-    from aggregator.scheduler import configured_categories, source_plans
+    from aggregator.config.settings import load_settings
+    from aggregator.runtime.scheduler import configured_categories, source_plans
     from aggregator.store.sql import SqlStore
 
     config = args.out / "config.yaml"

@@ -231,7 +231,7 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def stable_fraction(key: str) -> float:
-    """aggregator.freshness.stable_fraction: the source's fixed jitter share."""
+    """aggregator.ingest.freshness.stable_fraction: the source's fixed jitter share."""
     import hashlib
 
     digest = hashlib.sha256(key.encode("utf-8")).digest()

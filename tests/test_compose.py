@@ -34,10 +34,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from aggregator.cli import main
-from aggregator.config import CONFIG_ENV, DATABASE_ENV, Settings, parse_settings
-from aggregator.migrations import HEAD_REVISION
+from aggregator.config.settings import CONFIG_ENV, DATABASE_ENV, Settings, parse_settings
+from aggregator.serve.app import ENDPOINTS
+from aggregator.store.migrations import HEAD_REVISION
 from aggregator.store.sql import normalize_url
-from aggregator.web import ENDPOINTS
 from tests.conftest import FIXTURES, drop_postgres_database, fresh_postgres_database
 from tests.feedserver import FeedServer, Route
 

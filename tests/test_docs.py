@@ -9,8 +9,8 @@ import click
 import pytest
 from pydantic import BaseModel
 
-from aggregator import config
 from aggregator.cli import main
+from aggregator.config import settings as config
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MODELS: list[type[BaseModel]] = [

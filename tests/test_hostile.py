@@ -13,16 +13,15 @@ import feedparser
 import pytest
 from starlette.testclient import TestClient
 
-from aggregator.config import Settings, parse_settings
-from aggregator.model import FetchOutcome, OutcomeKind
-from aggregator.scheduler import run_pass
-from aggregator.store import StoredItem
+from aggregator.config.settings import Settings, parse_settings
+from aggregator.model import FetchOutcome, OutcomeKind, StoredItem
+from aggregator.runtime.scheduler import run_pass
+from aggregator.serve.app import create_app
 from aggregator.store.sql import SqlStore
-from aggregator.web import create_app
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.feedserver import FeedServer, Route, serving
 from tests.hostile import CASES, RETRY_AFTER_SECONDS, Case, body
-from tests.test_update import make_context
+from tests.ingest.test_update import make_context
 
 INTERVAL = timedelta(minutes=10)
 

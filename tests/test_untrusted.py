@@ -30,18 +30,18 @@ from lxml import etree
 from markupsafe import escape
 from starlette.testclient import TestClient
 
-from aggregator.config import Settings, parse_settings
-from aggregator.export import FORMATS, export
-from aggregator.publish import Publisher
-from aggregator.render import atom_id
-from aggregator.scheduler import run_pass
+from aggregator.config.settings import Settings, parse_settings
+from aggregator.model import StoredItem
+from aggregator.publish.export import FORMATS, export
+from aggregator.publish.publisher import Publisher
+from aggregator.publish.render import atom_id
+from aggregator.runtime.scheduler import run_pass
+from aggregator.serve.app import create_app
 from aggregator.slug import is_valid_slug
-from aggregator.store import StoredItem
 from aggregator.store.sql import SqlStore
-from aggregator.web import create_app
 from tests.feedcheck import CHECKS, STRICT
 from tests.feedserver import FeedServer, Route
-from tests.test_update import make_context
+from tests.ingest.test_update import make_context
 
 SITE = "http://news.example"
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -24,9 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from aggregator.decide import CategoryRegistry
 from aggregator.errors import StoreError
-from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, KnownItem, SourceState
+from aggregator.model import (
+    CategoryInfo,
+    CategoryRef,
+    FetchOutcome,
+    ItemIntent,
+    KnownItem,
+    SourceInfo,
+    SourceState,
+    StoredItem,
+)
+from aggregator.slug import CategoryRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,56 +146,6 @@ class SourceStatus:
             "items": self.item_count,
             "consecutive_errors": self.consecutive_errors,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class StoredItem:
-    """An item as stored, with its categories and the sources that carried it."""
-
-    item_id: int
-    stable_id: str
-    seq: int
-    title: str
-    link: str | None
-    guid: str | None
-    summary: str | None
-    content: str | None
-    author: str | None
-    published_at: datetime
-    published_offset_minutes: int
-    first_seen_at: datetime
-    updated_at: datetime
-    update_count: int
-    source_id: str
-    category_slugs: tuple[str, ...]
-    first_seq: int = 0
-
-    @property
-    def is_update(self) -> bool:
-        """It changed (content or categories) since it was first stored."""
-        return self.seq != self.first_seq
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryInfo:
-    """A category as stored, with its freshness stamp and size."""
-
-    slug: str
-    title: str
-    description: str
-    name: str | None
-    origin: str  # config | derived
-    last_seq: int
-    item_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """A source's identity for provenance (RSS/Atom <source>)."""
-
-    source_id: str
-    title: str
-    url: str
 
 
 @dataclass(frozen=True, slots=True)

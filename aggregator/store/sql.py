@@ -40,27 +40,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from aggregator.decide import CategoryRegistry
 from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
 from aggregator.model import (
+    CategoryInfo,
     CategoryRef,
     FetchOutcome,
     ItemIntent,
     KnownItem,
+    SourceInfo,
     SourceState,
+    StoredItem,
 )
-from aggregator.slug import identity_key
+from aggregator.slug import CategoryRegistry, identity_key
 from aggregator.store import (
-    CategoryInfo,
     FetchRecord,
     FetchWrite,
     HostLimits,
     PruneCounts,
-    SourceInfo,
     SourcePlan,
     SourceStatus,
     SourceUpdate,
-    StoredItem,
     WriteCounts,
 )
 from aggregator.store.schema import (
@@ -276,7 +275,7 @@ class SqlStore:
             raise StoreError(f"database read failed: {type(e).__name__}: {_first_line(e)}") from e
 
     def upgrade(self) -> None:
-        from aggregator.migrations import upgrade_to_head
+        from aggregator.store.migrations import upgrade_to_head
 
         with self._upgrade_lock:
             try:

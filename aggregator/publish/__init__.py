@@ -1,0 +1,13 @@
+"""Publish: from stored items to documents (feeds, pages, exports), without HTTP.
+
+Enters: ``StoredItem``, ``CategoryInfo`` and ``SourceInfo`` read through the ``Store``
+protocol (never its SQL implementation), and a ``FeedQuery`` (filters, cursors).
+Leaves: rendered bytes with their content type and freshness stamps, and files written
+by the static and Jekyll exports.
+
+    query      what a feed request asks for (filters, cursors), parsed and matched
+    render     the renderer registry: RSS 2.0, Atom, JSON Feed, Jekyll post, HTML page
+    pages      the HTML pages (Jinja templates in ``templates/``)
+    publisher  channel metadata, item views and rendering for one request
+    export     static site and Jekyll posts written to a directory
+"""

@@ -1,0 +1,281 @@
+"""Output renderers: stored items to bytes, registered by extension.
+
+    xml   RSS 2.0 (feedgen)          application/rss+xml
+    atom  Atom 1.0 (feedgen)         application/atom+xml
+    json  JSON Feed 1.1              application/feed+json
+    html  a category page            text/html            (pages.py registers it)
+    md    a Jekyll post, per item    text/markdown        (the original site's format)
+
+Pure: views in, bytes out. Every text that reaches XML passes ``xml_safe`` first (control
+characters, lone surrogates and non-characters are dropped), so an output document is
+well-formed whatever a source sent. Model: datasette's ``register_output_renderer``.
+
+Ids are stable across updates: RSS ``<guid isPermaLink="false">`` and JSON Feed ``id`` are
+the stable id itself; the Atom id is ``urn:uuid:`` + a UUID5 of it (Atom ids must be IRIs).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
+
+from feedgen.feed import FeedGenerator
+
+from aggregator.model import SourceInfo, StoredItem
+from aggregator.text import xml_safe
+
+ITEM_NAMESPACE = uuid.UUID("6b1c4a52-8a3e-5b7e-9d1f-3c0e1f2a9b10")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    item: StoredItem
+    categories: tuple[tuple[str, str], ...]  # (slug, title)
+    source: SourceInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    """A feed's channel: one category, 'all', or a merge of several."""
+
+    key: str  # slug, "all", or "a,b"
+    title: str
+    description: str
+    self_url: str  # this document's own URL (atom:link rel=self)
+    html_url: str  # the page people read
+    feed_url_base: str  # e.g. https://site/feeds/slug (without extension)
+    site_url: str
+    language: str
+    ttl_minutes: int
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    extension: str
+    content_type: str
+    render: Callable[[ChannelView, Sequence[ItemView]], bytes]
+
+
+RENDERERS: dict[str, Renderer] = {}
+
+
+def register_renderer(
+    extension: str, content_type: str
+) -> Callable[
+    [Callable[[ChannelView, Sequence[ItemView]], bytes]],
+    Callable[[ChannelView, Sequence[ItemView]], bytes],
+]:
+    def add(
+        fn: Callable[[ChannelView, Sequence[ItemView]], bytes],
+    ) -> Callable[[ChannelView, Sequence[ItemView]], bytes]:
+        RENDERERS[extension] = Renderer(extension, content_type, fn)
+        return fn
+
+    return add
+
+
+def get_renderer(extension: str) -> Renderer:
+    """Raises KeyError for an unknown extension."""
+    return RENDERERS[extension]
+
+
+def atom_id(stable_id: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(ITEM_NAMESPACE, stable_id)}"
+
+
+def local_time(item: StoredItem) -> datetime:
+    """The published time in the source's own offset (as the original site showed it)."""
+    zone = timezone(timedelta(minutes=item.published_offset_minutes))
+    return item.published_at.astimezone(zone)
+
+
+def item_url(channel: ChannelView, view: ItemView) -> str:
+    return view.item.link or f"{channel.site_url}/item/{view.item.item_id}.html"
+
+
+def _generator(channel: ChannelView, extension: str) -> FeedGenerator:
+    generator = FeedGenerator()
+    generator.id(f"{channel.feed_url_base}.atom")
+    generator.title(xml_safe(channel.title))
+    generator.description(xml_safe(channel.description) or xml_safe(channel.title))
+    generator.subtitle(xml_safe(channel.description) or xml_safe(channel.title))
+    # feedgen's RSS <link> is the last link set: self first, then the page people read
+    generator.link(
+        href=channel.self_url, rel="self", type=RENDERERS[extension].content_type.split(";")[0]
+    )
+    generator.link(href=channel.html_url, rel="alternate")
+    generator.language(channel.language)
+    generator.author({"name": xml_safe(channel.title)})
+    generator.updated(channel.updated)
+    generator.lastBuildDate(channel.updated)
+    generator.ttl(channel.ttl_minutes)
+    generator.generator("aggregator")
+    return generator
+
+
+def _add_entries(
+    generator: FeedGenerator, channel: ChannelView, views: Sequence[ItemView], for_atom: bool
+) -> None:
+    # feedgen prepends each entry; adding oldest first keeps newest first in the output
+    for view in reversed(views):
+        item = view.item
+        entry = generator.add_entry()
+        entry.guid(xml_safe(item.stable_id), permalink=False)  # sets the Atom id too, so:
+        entry.id(atom_id(item.stable_id) if for_atom else xml_safe(item.stable_id))
+        entry.title(xml_safe(item.title))
+        entry.link(href=item_url(channel, view), rel="alternate")
+        entry.published(local_time(item))
+        entry.updated(max(item.updated_at, item.published_at))
+        if item.author:
+            entry.author({"name": xml_safe(item.author)})
+        if item.summary:
+            entry.summary(xml_safe(item.summary), type="html")
+        if item.content:
+            entry.content(xml_safe(item.content), type="CDATA" if not for_atom else "html")
+        elif not item.summary:
+            # The title stands in: RSS <description> is HTML, Atom content without a type
+            # is text. A title is plain text and may well read "<img onerror=...>".
+            title = xml_safe(item.title)
+            entry.description(title if for_atom else html.escape(title))
+        for slug, title in view.categories:
+            entry.category(term=slug, label=xml_safe(title))
+        if view.source is not None:
+            entry.source(url=view.source.url, title=xml_safe(view.source.title))
+
+
+@register_renderer("xml", "application/rss+xml; charset=utf-8")
+def render_rss(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
+    generator = _generator(channel, "xml")
+    _add_entries(generator, channel, views, for_atom=False)
+    return bytes(generator.rss_str(pretty=True))
+
+
+@register_renderer("atom", "application/atom+xml; charset=utf-8")
+def render_atom(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
+    generator = _generator(channel, "atom")
+    _add_entries(generator, channel, views, for_atom=True)
+    return bytes(generator.atom_str(pretty=True))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+@register_renderer("json", "application/feed+json; charset=utf-8")
+def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
+    """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/); ``_aggregator`` is our
+    extension object (seq for cursors, categories, source)."""
+    items = []
+    for view in views:
+        item = view.item
+        entry: dict[str, object] = {
+            "id": item.stable_id,
+            "url": item_url(channel, view),
+            "title": item.title,
+            "content_html": item.content or item.summary or "",
+            "date_published": _rfc3339(local_time(item)),
+            "date_modified": _rfc3339(
+                max(item.updated_at, item.published_at).astimezone(local_time(item).tzinfo)
+            ),
+            "tags": [title for _, title in view.categories],
+            "_aggregator": {
+                "seq": item.seq,
+                "categories": [slug for slug, _ in view.categories],
+                "source": view.source.source_id if view.source else None,
+                "is_update": item.is_update,
+            },
+        }
+        if item.summary:
+            entry["summary"] = item.summary
+        if item.author:
+            entry["authors"] = [{"name": item.author}]
+        items.append(entry)
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": channel.title,
+        "home_page_url": channel.html_url,
+        "feed_url": channel.self_url,
+        "description": channel.description,
+        "language": channel.language,
+        "items": items,
+    }
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- Jekyll
+
+
+def _yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar: any title stays valid YAML (quotes, colons, #, ...)."""
+    escaped = xml_safe(text).replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def _yaml_words(words: Sequence[str]) -> str:
+    if len(words) == 1 and re.fullmatch(r"[^\s:#,\[\]{}&*!|>'\"%@`-][^\s:#,\[\]{}]*", words[0]):
+        return words[0]
+    return "[" + ", ".join(_yaml_quoted(word) for word in words) + "]"
+
+
+# Jekyll runs Liquid over a post, then kramdown reads it as Markdown: text from a feed
+# must not hold "{{ }}" or "{% %}" (run, or a broken build), "[x](javascript:...)" (a
+# link) or "{: onclick=...}" (an attribute). As character references these characters
+# are inert to both and read the same in HTML, in text and in attribute values alike.
+_MARKDOWN_INERT = str.maketrans(
+    {"[": "&#91;", "]": "&#93;", "{": "&#123;", "}": "&#125;", "\\": "&#92;"}
+)
+# What would end the <link> autolink early or open Liquid: percent-encoded.
+_AUTOLINK_UNSAFE = re.compile(r"[\s<>\"{}|\\^`]")
+
+
+def _inert_link(url: str) -> str:
+    return _AUTOLINK_UNSAFE.sub(lambda found: quote(found.group()), url)
+
+
+def jekyll_filename(item: StoredItem) -> str:
+    """``YYYY-MM-DD-{id}.md``; an id that is not a plain token becomes a hash of it."""
+    token = item.stable_id
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", token):
+        token = "item-" + uuid.uuid5(ITEM_NAMESPACE, token).hex[:16]
+    return f"{local_time(item):%Y-%m-%d}-{token}.md"
+
+
+def render_jekyll_post(view: ItemView, site_url: str) -> bytes:
+    """One item in the original site's Jekyll post format, byte for byte: front matter,
+    the HTML body, a blank line, the link in angle brackets, a blank line, the footer
+    linking back to the category page and the home page, and no trailing newline."""
+    item = view.item
+    slugs = [slug for slug, _ in view.categories] or ["uncategorized"]
+    titles = [title for _, title in view.categories] or ["未分类"]
+    home = site_url.rstrip("/")
+    lines = [
+        "---",
+        "layout: post",
+        f"title: {_yaml_quoted(item.title)}",
+        f"date: {local_time(item):%Y-%m-%d %H:%M:%S %z}",
+        f"categories: {_yaml_words(slugs)}",
+        f"tags: {_yaml_words(titles)}",
+        "---",
+        xml_safe(item.content or item.summary or "").translate(_MARKDOWN_INERT),
+        "",
+        f"<{_inert_link(item.link)}>" if item.link else "",
+        "",
+        f"[返回{html.escape(xml_safe(titles[0]), quote=False).translate(_MARKDOWN_INERT)}]"
+        f"({home}/category/{slugs[0]}.html)｜[返回首页]({home}/)",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def latest_update(views: Sequence[ItemView], fallback: datetime) -> datetime:
+    """The channel's updated time: the newest item change, stable between renders."""
+    if not views:
+        return fallback
+    return max(max(v.item.updated_at, v.item.published_at) for v in views).astimezone(UTC)

@@ -1,0 +1,330 @@
+"""The fetcher against a real HTTP server on 127.0.0.1 (requests is never mocked)."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import (
+    BodyTooLargeError,
+    ConnectError,
+    FetchTimeoutError,
+    HTTPStatusError,
+)
+from aggregator.ingest.fetcher import (
+    Fetcher,
+    FetchRequest,
+    ca_bundle,
+    is_public_address,
+    needs_environment,
+)
+from aggregator.model import NotModified, Retrieved
+from tests.feedserver import FeedServer, Route, serving
+
+BODY = "<rss version='2.0'><channel><title>中文</title></channel></rss>".encode()
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    client = Fetcher("aggregator-test/1")
+    yield client
+    client.close()
+
+
+def test_plain_get_carries_facts_and_user_agent(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/f"] = Route(BODY, headers={"Cache-Control": "public, max-age=600"})
+    result = fetcher.fetch(FetchRequest(feed_server.url("/f")))
+    assert isinstance(result, Retrieved)
+    assert result.body == BODY
+    assert result.http.status == 200
+    assert result.http.etag == feed_server.routes["/f"].etag
+    assert result.http.last_modified == feed_server.routes["/f"].last_modified
+    assert result.http.cache_max_age_seconds == 600
+    (request,) = feed_server.requests_to("/f")
+    assert request.headers["User-Agent"] == "aggregator-test/1"
+    assert "gzip" in request.headers["Accept-Encoding"]
+
+
+def test_conditional_get_gives_not_modified(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    route = feed_server.routes["/f"] = Route(BODY)
+    result = fetcher.fetch(
+        FetchRequest(feed_server.url("/f"), etag=route.etag, last_modified=route.last_modified)
+    )
+    assert isinstance(result, NotModified)
+    assert result.http.status == 304
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_bodies_are_decoded(
+    fetcher: Fetcher, feed_server: FeedServer, encoding: str
+) -> None:
+    feed_server.routes["/f"] = Route(BODY * 100, encoding=encoding)
+    result = fetcher.fetch(FetchRequest(feed_server.url("/f")))
+    assert isinstance(result, Retrieved)
+    assert result.body == BODY * 100
+
+
+def test_body_cap(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/big"] = Route(b"x" * 5000)
+    with pytest.raises(BodyTooLargeError, match="5000 bytes is over the cap of 1000 bytes"):
+        fetcher.fetch(FetchRequest(feed_server.url("/big"), max_body_bytes=1000))
+
+
+def test_cap_applies_after_decompression(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    bomb = b"\0" * (20 * 1024 * 1024)
+    feed_server.routes["/bomb"] = Route(bomb, encoding="gzip")
+    assert len(gzip.compress(bomb)) < 100_000  # small on the wire
+    with pytest.raises(BodyTooLargeError, match="decompressed body is over the cap"):
+        fetcher.fetch(FetchRequest(feed_server.url("/bomb"), max_body_bytes=1024 * 1024))
+
+
+def test_trickling_server_hits_the_total_deadline(
+    fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/slow"] = Route(b"x" * 100, trickle_seconds_per_byte=0.2)
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match="total deadline of 1s passed"):
+        fetcher.fetch(
+            FetchRequest(feed_server.url("/slow"), timeout_seconds=5, total_timeout_seconds=1)
+        )
+    assert time.monotonic() - started < 10  # generous: a hung read would take 20 s
+
+
+def test_silent_server_hits_the_read_timeout(fetcher: Fetcher) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(FetchTimeoutError, match=r"read timeout after 0\.5s"):
+            fetcher.fetch(FetchRequest(f"http://127.0.0.1:{port}/", timeout_seconds=0.5))
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def test_refused_connection(fetcher: Fetcher) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with pytest.raises(ConnectError, match="connection refused"):
+        fetcher.fetch(FetchRequest(f"http://127.0.0.1:{port}/feed"))
+
+
+def test_error_statuses_carry_status_and_retry_after(
+    fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/busy"] = Route(
+        status=503, headers={"Retry-After": "120"}, validators=False
+    )
+    with pytest.raises(HTTPStatusError) as caught:
+        fetcher.fetch(FetchRequest(feed_server.url("/busy")))
+    assert caught.value.status == 503
+    assert caught.value.retry_after == "120"
+    assert str(caught.value) == "HTTP 503 Service Unavailable"
+
+
+def test_permanent_redirect_is_reported_temporary_is_not(
+    fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/new"] = Route(BODY)
+    feed_server.routes["/moved"] = Route(
+        status=301, validators=False, headers={"Location": feed_server.url("/new")}
+    )
+    feed_server.routes["/temp"] = Route(
+        status=302, validators=False, headers={"Location": feed_server.url("/new")}
+    )
+    moved = fetcher.fetch(FetchRequest(feed_server.url("/moved")))
+    assert moved.http.permanent_redirect_url == feed_server.url("/new")
+    temp = fetcher.fetch(FetchRequest(feed_server.url("/temp")))
+    assert temp.http.permanent_redirect_url is None
+    assert temp.http.final_url == feed_server.url("/new")
+
+
+def test_redirect_loop_is_an_error(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/a"] = Route(
+        status=302, validators=False, headers={"Location": feed_server.url("/b")}
+    )
+    feed_server.routes["/b"] = Route(
+        status=302, validators=False, headers={"Location": feed_server.url("/a")}
+    )
+    with pytest.raises(ConnectError, match="redirect loop"):
+        fetcher.fetch(FetchRequest(feed_server.url("/a")))
+
+
+def test_cookies_do_not_leak_between_sources(fetcher: Fetcher, feed_server: FeedServer) -> None:
+    feed_server.routes["/set"] = Route(BODY, headers={"Set-Cookie": "session=secret; Path=/"})
+    feed_server.routes["/other"] = Route(BODY)
+    fetcher.fetch(FetchRequest(feed_server.url("/set")))
+    fetcher.fetch(FetchRequest(feed_server.url("/other")))
+    assert "Cookie" not in feed_server.requests_to("/other")[0].headers
+
+
+def test_file_source_with_mtime_validator(fetcher: Fetcher, tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(BODY)
+    first = fetcher.fetch(FetchRequest(path.as_uri()))
+    assert isinstance(first, Retrieved)
+    assert first.body == BODY
+    second = fetcher.fetch(FetchRequest(path.as_uri(), last_modified=first.http.last_modified))
+    assert isinstance(second, NotModified)
+    with pytest.raises(HTTPStatusError, match="file not found"):
+        fetcher.fetch(FetchRequest((tmp_path / "missing.xml").as_uri()))
+    with pytest.raises(BodyTooLargeError):
+        fetcher.fetch(FetchRequest(path.as_uri(), max_body_bytes=3))
+
+
+def test_unresolvable_host(fetcher: Fetcher) -> None:
+    with pytest.raises(ConnectError, match="does not resolve"):
+        fetcher.fetch(FetchRequest("http://no-such-host.invalid/feed", timeout_seconds=3))
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("1.1.1.1", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # the cloud metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00:ec2::254", False),  # the IPv6 metadata service
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:8.8.8.8", True),
+    ],
+)
+def test_public_address_policy(address: str, public: bool) -> None:
+    assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+def test_private_networks_are_allowed_by_default(feed_server: FeedServer) -> None:
+    feed_server.routes["/f"] = Route(BODY)
+    client = Fetcher("aggregator-test/1")
+    assert isinstance(client.fetch(FetchRequest(feed_server.url("/f"))), Retrieved)
+    client.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_private_address_refused_when_not_allowed(feed_server: FeedServer, host: str) -> None:
+    """A literal address and a name resolving to loopback are both refused, at connect
+    time, before a byte of the request is sent."""
+    feed_server.routes["/f"] = Route(BODY)
+    client = Fetcher("aggregator-test/1", allow_private_networks=False)
+    url = f"http://{host}:{feed_server.port}/f"
+    with pytest.raises(ConnectError, match=r"127\.0\.0\.1, not a public address"):
+        client.fetch(FetchRequest(url))
+    client.close()
+    assert feed_server.requests_to("/f") == []
+
+
+def test_redirect_to_a_refused_address_is_refused(feed_server: FeedServer) -> None:
+    """The check runs on every connection, so a redirect cannot reach a refused address.
+    Here the policy refuses 127.0.0.2 only, so the first server can be reached."""
+    with serving("127.0.0.2") as inner:
+        inner.routes["/secret"] = Route(BODY)
+        feed_server.routes["/f"] = Route(
+            status=302, validators=False, headers={"Location": inner.url("/secret")}
+        )
+        client = Fetcher(
+            "aggregator-test/1",
+            allow_private_networks=False,
+            address_policy=lambda address: str(address) != "127.0.0.2",
+        )
+        with pytest.raises(ConnectError, match=r"127\.0\.0\.2, not a public address"):
+            client.fetch(FetchRequest(feed_server.url("/f")))
+        client.close()
+        assert len(feed_server.requests_to("/f")) == 1
+        assert inner.requests_to("/secret") == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "netrc", "needed"),
+    [
+        pytest.param({}, False, False, id="nothing configured"),
+        pytest.param({"REQUESTS_CA_BUNDLE": "/etc/ca.pem"}, False, False, id="CA bundle only"),
+        pytest.param({"HTTPS_PROXY": "http://proxy:3128"}, False, True, id="proxy upper case"),
+        pytest.param({"no_proxy": "example.com"}, False, True, id="no_proxy alone"),
+        pytest.param({"http_proxy": ""}, False, False, id="empty proxy variable"),
+        pytest.param({}, True, True, id="netrc file"),
+    ],
+)
+def test_environment_read_per_request_only_when_it_depends_on_the_url(
+    tmp_path: Path, environ: dict[str, str], netrc: bool, needed: bool
+) -> None:
+    if netrc:
+        (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
+    assert needs_environment(environ, tmp_path) is needed
+
+
+@pytest.mark.parametrize(
+    ("environ", "bundle"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"CURL_CA_BUNDLE": "/c.pem"}, "/c.pem", id="curl"),
+        pytest.param(
+            {"CURL_CA_BUNDLE": "/c.pem", "REQUESTS_CA_BUNDLE": "/r.pem"},
+            "/r.pem",
+            id="requests first",
+        ),
+        pytest.param(
+            {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "/c.pem"}, "/c.pem", id="empty skipped"
+        ),
+    ],
+)
+def test_ca_bundle_follows_requests_order(environ: dict[str, str], bundle: str | None) -> None:
+    assert ca_bundle(environ) == bundle
+
+
+def test_ca_bundle_is_read_once_into_the_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    client = Fetcher("aggregator-test/1")
+    try:
+        assert client.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+        assert client.session.trust_env is False
+    finally:
+        client.close()
+
+
+def test_a_configured_proxy_is_used(
+    monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer
+) -> None:
+    """The feed server plays a forward proxy: the request line carries the absolute URL."""
+    target = "http://feeds.example.invalid/news.xml"
+    feed_server.routes[target] = Route(BODY)
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = Fetcher("aggregator-test/1")
+    try:
+        result = client.fetch(FetchRequest(target))
+    finally:
+        client.close()
+    assert isinstance(result, Retrieved)
+    assert result.body == BODY
+    assert len(feed_server.requests_to(target)) == 1

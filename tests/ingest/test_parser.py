@@ -1,0 +1,242 @@
+"""The parser against golden feed files (tests/fixtures/feeds/NAME + NAME.expected.json)
+and targeted cases: encodings, dates, JSON Feed, JSON API records."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.errors import ParseError
+from aggregator.ingest.parser import ParseRules, _rfc822, decode_body, parse_body, parse_date
+from tests.conftest import FIXTURES, load_seed
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+GOLDEN = sorted(
+    p
+    for p in FIXTURES.iterdir()
+    if p.suffix in (".xml", ".rss", ".atom", ".rdf", ".json")
+    and not p.name.endswith(".expected.json")
+)
+
+
+def expected_of(path: Path) -> dict[str, object]:
+    return json.loads(path.with_name(path.name + ".expected.json").read_text(encoding="utf-8"))
+
+
+def expected_date(text: str | None) -> tuple[datetime, int] | None:
+    if text is None:
+        return None
+    if text.startswith("naive:"):  # a date without offset, read in the source's zone
+        local = datetime.fromisoformat(text.removeprefix("naive:")).replace(tzinfo=SHANGHAI)
+        return local.astimezone(UTC), 480
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = parse_date(text)
+        assert parsed is not None
+        return parsed
+    offset = moment.utcoffset()
+    assert offset is not None
+    return moment.astimezone(UTC), int(offset.total_seconds() // 60)
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.name for p in GOLDEN])
+def test_golden_feed(path: Path) -> None:
+    expected = expected_of(path)
+    feed = parse_body(path.read_bytes(), None, ParseRules(source_tz=SHANGHAI))
+    assert feed.title == expected["feed_title"]
+    items = expected["items"]
+    assert isinstance(items, list)
+    assert len(feed.items) == len(items)
+    for got, want in zip(feed.items, items, strict=True):
+        assert got.title == (want["title"] or "")  # the parser says what the feed said
+        assert got.link == want["link"]
+        assert got.guid == want["guid"]
+        assert got.author == want["author"]
+        date = expected_date(want["published"])
+        if date is None:
+            assert got.published_at is None
+        else:
+            assert (got.published_at, got.published_offset_minutes) == date
+
+
+def test_seed_body_survives_parsing_byte_for_byte() -> None:
+    seed = load_seed()
+    for name in ("seed.rss", "seed.atom"):
+        (item,) = parse_body((FIXTURES / name).read_bytes(), None, ParseRules()).items
+        assert item.content == seed.body_html, name
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding"),
+    [
+        ("<?xml version='1.0' encoding='gb2312'?><a>镕</a>".encode("gb18030"), None, "gb18030"),
+        ("<?xml version='1.0' encoding='GBK'?><a>中</a>".encode("gb18030"), None, "gb18030"),
+        ("<a>中</a>".encode("gb18030"), "text/xml; charset=gb2312", "gb18030"),
+        ("<?xml version='1.0' encoding='big5'?><a>證券</a>".encode("big5"), None, "big5hkscs"),
+        ("<?xml version='1.0' encoding='iso-8859-1'?><a>中文</a>".encode(), None, "utf-8"),
+        (b"\xef\xbb\xbf<a>x</a>", None, "utf-8-sig"),
+    ],
+    ids=["gb2312 read as gb18030", "gbk", "header charset", "big5", "mislabelled latin-1", "bom"],
+)
+def test_decode_body(body: bytes, content_type: str | None, encoding: str) -> None:
+    text, used = decode_body(body, content_type)
+    assert used == encoding
+    assert "<a>" in text
+    assert "\ufffd" not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Tue, 25 Jan 2022 15:24:31 +0800", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("2022-01-25T15:24:31+08:00", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("2022-01-25T07:24:31Z", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
+        ("2022-01-25 15:24:31", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        ("Tue, 25 Jan 2022 07:24:31 GMT", (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 0)),
+        ("not a date", None),
+        ("", None),
+        (1643095471, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+        (1643095471000, (datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC), 480)),
+    ],
+    ids=[
+        "rfc822",
+        "rfc3339",
+        "zulu",
+        "naive in source zone",
+        "gmt",
+        "garbage",
+        "empty",
+        "epoch seconds",
+        "epoch milliseconds",
+    ],
+)
+def test_parse_date(raw: object, expected: tuple[datetime, int] | None) -> None:
+    assert parse_date(raw, SHANGHAI) == expected
+
+
+def test_json_api_field_map_and_format() -> None:
+    body = json.dumps(
+        {
+            "record": [
+                {
+                    "infoCode": "NW202201252261008680",
+                    "title": "<b>标题</b> &amp; 更多",
+                    "showtime": "2022/01/25 15:24",
+                    "mediaName": " 上海证券报 ",
+                    "url": "/n/1",
+                },
+                {"title": "no id"},
+            ]
+        }
+    ).encode()
+    rules = ParseRules(
+        kind="json",
+        base_url="http://finews.example/list",
+        source_tz=SHANGHAI,
+        items_path="record",
+        date_format="%Y/%m/%d %H:%M",
+        fields={
+            "id": "infoCode",
+            "title": "title",
+            "published": "showtime",
+            "link": "url",
+            "category_from": "mediaName",
+        },
+    )
+    feed = parse_body(body, "application/json", rules)
+    (item,) = feed.items
+    assert item.title == "标题 & 更多"
+    assert item.link == "http://finews.example/n/1"
+    assert item.guid == item.api_id == "NW202201252261008680"
+    assert item.category_name == "上海证券报"
+    assert item.published_at == datetime(2022, 1, 25, 7, 24, tzinfo=UTC)
+    assert feed.warnings == ("1 records without id or title skipped",)
+
+
+@pytest.mark.parametrize(
+    ("body", "rules", "message"),
+    [
+        (b"", ParseRules(), "empty body"),
+        (b"   \n", ParseRules(), "empty body"),
+        (b"<!DOCTYPE html><html><body>x</body></html>", ParseRules(), "an HTML page, not a feed"),
+        (b'{"a": 1}', ParseRules(), "JSON that is not a JSON Feed (for a JSON API set type: json)"),
+        (
+            b"{nope",
+            ParseRules(kind="json"),
+            "not valid JSON: Expecting property name enclosed in "
+            "double quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            b'{"record": 3}',
+            ParseRules(kind="json", items_path="record", fields={"id": "a"}),
+            "items_path 'record' does not lead to a list",
+        ),
+    ],
+    ids=["empty", "blank", "html page", "json not feed", "bad json", "items_path not a list"],
+)
+def test_unreadable_bodies_raise_one_line(body: bytes, rules: ParseRules, message: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_body(body, None, rules)
+    assert str(caught.value) == message
+
+
+def test_category_from_author_uses_the_name() -> None:
+    atom = (FIXTURES / "atom10.xml").read_bytes()
+    feed = parse_body(atom, None, ParseRules(category_from="author"))
+    assert all(item.category_name == item.author for item in feed.items)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_parse_or_raise_parse_error(body: bytes) -> None:
+    try:
+        feed = parse_body(body, None, ParseRules())
+    except ParseError:
+        return
+    assert all(isinstance(item.title, str) for item in feed.items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=40), st.integers(min_value=-720, max_value=840))
+def test_dates_always_come_back_aware_utc(noise: str, offset: int) -> None:
+    moment = datetime(2022, 1, 25, 15, 24, 31, tzinfo=timezone(timedelta(minutes=offset)))
+    for raw in (moment.isoformat(), noise):
+        parsed = parse_date(raw, SHANGHAI)
+        if parsed is not None:
+            assert parsed[0].tzinfo is UTC
+
+
+@given(
+    weekday=st.sampled_from(["", "Mon, ", "Fri, ", "Sun, "]),
+    day=st.integers(0, 32),
+    month=st.sampled_from(["Jan", "Feb", "Jun", "Sep", "Dec", "Foo"]),
+    year=st.integers(1, 9999),
+    clock=st.tuples(st.integers(0, 25), st.integers(0, 61), st.integers(0, 61)),
+    sign=st.sampled_from("+-"),
+    offset=st.tuples(st.integers(0, 16), st.integers(0, 61)),
+)
+def test_the_quick_rss_date_read_agrees_with_email_utils(
+    weekday: str,
+    day: int,
+    month: str,
+    year: int,
+    clock: tuple[int, int, int],
+    sign: str,
+    offset: tuple[int, int],
+) -> None:
+    text = (
+        f"{weekday}{day} {month} {year:04d} {clock[0]:02d}:{clock[1]:02d}:{clock[2]:02d} "
+        f"{sign}{offset[0]:02d}{offset[1]:02d}"
+    )
+    quick = _rfc822(text)
+    if quick is not None:  # None: email.utils reads it
+        full = email.utils.parsedate_to_datetime(text)
+        assert (quick, quick.utcoffset()) == (full, full.utcoffset())

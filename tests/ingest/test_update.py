@@ -1,0 +1,400 @@
+"""The orchestrator end to end: real HTTP server, real parser, real store (SQLite and
+PostgreSQL). Covers the ingest issue's "must show" list."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.config.settings import Settings, parse_settings
+from aggregator.ingest.fetcher import Fetcher
+from aggregator.ingest.update import Context
+from aggregator.model import OutcomeKind
+from aggregator.runtime.scheduler import run_pass
+from aggregator.store.sql import SqlStore
+from tests.conftest import FIXTURES, Seed
+from tests.feedserver import FeedServer, Route
+
+CONFIG = """
+database: sqlite:///unused.db
+timezone: Asia/Shanghai
+defaults: {{interval: 10m, workers: 4}}
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+sources:
+  - id: eastmoney
+    url: {rss}
+    category_from: author
+  - id: cnstock
+    url: {atom}
+    category_from: author
+"""
+
+
+def make_context(settings: Settings, store: SqlStore, now: datetime | None = None) -> Context:
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(UTC))
+    return Context(
+        settings=settings,
+        store=store,
+        fetcher=Fetcher("aggregator-test"),
+        owner="test-owner",
+        now=clock,
+    )
+
+
+@pytest.fixture
+def seed_sources(feed_server: FeedServer) -> Iterator[Settings]:
+    feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/seed.atom"] = Route(
+        (FIXTURES / "seed.atom").read_bytes(), content_type="application/atom+xml"
+    )
+    return parse_settings(
+        CONFIG.format(rss=feed_server.url("/seed.rss"), atom=feed_server.url("/seed.atom"))
+    )
+
+
+def test_seed_fetched_three_times_from_two_sources_is_stored_once(
+    store: SqlStore, seed_sources: Settings, feed_server: FeedServer, seed: Seed
+) -> None:
+    ctx = make_context(seed_sources, store)
+    first, _ = run_pass(ctx)
+    assert {o.source_id: o.kind for o in first} == {
+        "eastmoney": OutcomeKind.OK,
+        "cnstock": OutcomeKind.OK,
+    }
+    run_pass(ctx)
+    run_pass(ctx)
+
+    assert store.count_items() == 1
+    item = store.find_item(seed.info_code)
+    assert item is not None
+    assert item.title == seed.title
+    assert item.link == seed.link
+    assert item.content == seed.body_html  # sanitized, and harmless markup survives
+    assert item.published_at == seed.published_utc
+    assert item.published_offset_minutes == 480
+    assert item.category_slugs == ("shanghaizhengquanbao",)
+    registry = store.load_category_registry()
+    assert registry.by_slug["shanghaizhengquanbao"].title == "上海证券报新闻"
+    assert store.count_items("shanghaizhengquanbao") == 1
+    # three passes over two sources: 2 fetched bodies, then 304s
+    assert len(feed_server.requests_to("/seed.rss")) == 3
+    assert [r.status for r in feed_server.requests_to("/seed.rss")] == [200, 304, 304]
+
+
+def test_second_fetch_is_conditional_and_304_parses_nothing(
+    store: SqlStore, seed_sources: Settings, feed_server: FeedServer
+) -> None:
+    ctx = make_context(seed_sources, store)
+    run_pass(ctx, ["eastmoney"])
+    outcomes, _ = run_pass(ctx, ["eastmoney"])
+
+    first, second = feed_server.requests_to("/seed.rss")
+    assert "If-None-Match" not in first.headers
+    assert second.headers["If-None-Match"] == feed_server.routes["/seed.rss"].etag
+    assert second.headers["If-Modified-Since"] == feed_server.routes["/seed.rss"].last_modified
+    assert second.status == 304
+    (outcome,) = outcomes
+    assert outcome.kind is OutcomeKind.NOT_MODIFIED
+    assert (outcome.new_count, outcome.updated_count) == (0, 0)
+    log = store.list_fetches("eastmoney")
+    assert [row.outcome for row in log] == ["not_modified", "ok"]
+    assert log[1].new_count == 1
+
+
+def test_same_bytes_without_validators_are_not_parsed_again(
+    store: SqlStore, seed_sources: Settings, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/seed.rss"].validators = False
+    ctx = make_context(seed_sources, store)
+    run_pass(ctx, ["eastmoney"])
+    outcomes, _ = run_pass(ctx, ["eastmoney"])
+    assert outcomes[0].kind is OutcomeKind.UNCHANGED_BODY
+    assert [r.status for r in feed_server.requests_to("/seed.rss")] == [200, 200]
+
+
+def test_changed_item_is_updated_in_place(
+    store: SqlStore, seed_sources: Settings, feed_server: FeedServer, seed: Seed
+) -> None:
+    ctx = make_context(seed_sources, store)
+    run_pass(ctx, ["eastmoney"])
+    before = store.find_item(seed.info_code)
+    assert before is not None
+
+    feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed-updated.rss").read_bytes())
+    outcomes, _ = run_pass(ctx, ["eastmoney"])
+
+    assert outcomes[0].updated_count == 1
+    assert outcomes[0].new_count == 0
+    after = store.find_item(seed.info_code)
+    assert after is not None
+    assert store.count_items() == 1
+    assert after.title == "上海发布网络安全产业三年行动计划（更新）"
+    assert after.item_id == before.item_id
+    assert after.first_seen_at == before.first_seen_at
+    assert after.updated_at >= before.updated_at
+    assert after.seq > before.seq
+    assert after.update_count == 1
+
+
+def test_item_from_another_source_under_another_guid_adds_membership_only(
+    store: SqlStore, feed_server: FeedServer, seed: Seed
+) -> None:
+    feed_server.routes["/a.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/b.rss"] = Route((FIXTURES / "seed-other-source.rss").read_bytes())
+    settings = parse_settings(f"""
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻}}
+  cnstock: {{title: 中国证券网}}
+sources:
+  - {{id: a, url: "{feed_server.url("/a.rss")}", category: shanghaizhengquanbao}}
+  - {{id: b, url: "{feed_server.url("/b.rss")}", category: cnstock}}
+""")
+    ctx = make_context(settings, store)
+    run_pass(ctx, ["a"])
+    outcomes, _ = run_pass(ctx, ["b"])
+    assert outcomes[0].new_count == 0
+    assert store.count_items() == 1
+    item = store.find_item(seed.info_code)
+    assert item is not None
+    assert item.category_slugs == ("cnstock", "shanghaizhengquanbao")
+    # polling both again changes nothing: neither source's version overwrites the other
+    feed_server.routes["/a.rss"].validators = feed_server.routes["/b.rss"].validators = False
+    again, _ = run_pass(ctx)
+    assert all(o.updated_count == 0 and o.new_count == 0 for o in again)
+
+
+def test_fetch_failure_is_recorded_with_one_line_and_backs_off(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/html"] = Route(
+        b"<!DOCTYPE html><html><body>hi</body></html>", content_type="text/html"
+    )
+    settings = parse_settings(f"""
+defaults: {{interval: 10m}}
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: broken, url: "{feed_server.url("/html")}", category: x}}
+  - {{id: gone, url: "{feed_server.url("/missing.xml")}", category: x}}
+""")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ctx = make_context(settings, store, now)
+    outcomes, _ = run_pass(ctx)
+    by_id = {o.source_id: o for o in outcomes}
+    assert by_id["broken"].error == "broken: ParseError: an HTML page, not a feed"
+    assert by_id["gone"].error == "gone: HTTPStatusError: HTTP 404 Not Found"
+    assert by_id["gone"].http_status == 404
+    status = {s.source_id: s for s in store.list_source_status()}
+    assert status["gone"].consecutive_errors == 1
+    run_pass(ctx)
+    status = {s.source_id: s for s in store.list_source_status()}
+    assert status["gone"].consecutive_errors == 2
+    # 2nd consecutive error: 2 x interval, not the plain interval
+    assert status["gone"].next_due_at >= now + timedelta(minutes=20)
+    assert store.count_items() == 0
+
+
+def json_api_config(server: FeedServer) -> Settings:
+    return parse_settings(f"""
+categories: {{}}
+sources:
+  - id: api
+    url: "{server.url("/list.json")}"
+    type: json
+    items_path: record
+    fields: {{id: infoCode, title: title, link: url, published: showtime,
+             summary: digest, category_from: mediaName}}
+    date_format: "%Y-%m-%d %H:%M:%S"
+    timezone: Asia/Shanghai
+    content_url: "{server.url("/content/{id}.json")}"
+    content_path: data.content
+""")
+
+
+def test_json_api_downloads_each_body_exactly_once(
+    store: SqlStore, feed_server: FeedServer, seed: Seed
+) -> None:
+    records = [
+        {
+            "infoCode": seed.info_code,
+            "title": seed.title,
+            "showtime": "2022-01-25 15:24:31",
+            "mediaName": seed.media,
+            "digest": "摘要",
+            "url": seed.link,
+        },
+        {
+            "infoCode": "NW202201252261000001",
+            "title": "第二条",
+            "showtime": "2022-01-25 16:00:00",
+            "mediaName": "证券时报",
+            "digest": "",
+            "url": None,
+        },
+    ]
+    feed_server.routes["/list.json"] = Route(
+        json.dumps({"rc": 1, "record": records}, ensure_ascii=False).encode(),
+        content_type="application/json",
+        validators=False,
+    )
+    for code, html in ((seed.info_code, seed.body_html), ("NW202201252261000001", "<p>二</p>")):
+        feed_server.routes[f"/content/{code}.json"] = Route(
+            json.dumps({"data": {"content": html}}, ensure_ascii=False).encode(),
+            content_type="application/json",
+            validators=False,
+        )
+    ctx = make_context(json_api_config(feed_server), store)
+    for _ in range(3):
+        run_pass(ctx)
+    # the list changes (a new record appears): only the new body is fetched
+    records.append(
+        {
+            "infoCode": "NW202201252261000002",
+            "title": "第三条",
+            "showtime": "2022-01-25 17:00:00",
+            "mediaName": "证券时报",
+        }
+    )
+    feed_server.routes["/list.json"].body = json.dumps({"record": records}).encode()
+    feed_server.routes["/content/NW202201252261000002.json"] = Route(
+        b'{"data": {"content": "<p>3</p>"}}', validators=False
+    )
+    run_pass(ctx)
+    run_pass(ctx)
+
+    assert len(feed_server.requests_to("/list.json")) == 5
+    for code in (seed.info_code, "NW202201252261000001", "NW202201252261000002"):
+        assert len(feed_server.requests_to(f"/content/{code}.json")) == 1, code
+    item = store.find_item(seed.info_code)
+    assert item is not None
+    assert item.content == seed.body_html
+    assert item.published_at == seed.published_utc
+    assert item.published_offset_minutes == 480
+    assert item.category_slugs == ("shanghaizhengquanbao",)
+    assert store.count_items() == 3
+
+
+def test_json_api_body_that_fails_is_retried_next_poll_not_lost(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/list.json"] = Route(
+        b'{"record": [{"infoCode": "NW202201252261000003", "title": "t", "mediaName": "m"}]}',
+        content_type="application/json",
+    )
+    ctx = make_context(json_api_config(feed_server), store)
+    outcomes, _ = run_pass(ctx)
+    assert outcomes[0].new_count == 0
+    assert outcomes[0].error is not None
+    assert "NW202201252261000003" in outcomes[0].error
+    feed_server.routes["/content/NW202201252261000003.json"] = Route(
+        b'{"data": {"content": "<p>ok</p>"}}'
+    )
+    outcomes, _ = run_pass(ctx)
+    assert outcomes[0].new_count == 1
+    assert outcomes[0].error is None
+    assert len(feed_server.requests_to("/list.json")) == 2
+    assert feed_server.requests_to("/list.json")[1].status == 200  # not a 304: re-read
+
+
+def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
+    """The bundled config works offline: every sample source stores its items."""
+    from aggregator.config.settings import load_settings
+
+    settings = load_settings(Path(__file__).parents[2] / "config" / "sources.yaml")
+    settings = settings.model_copy(update={"database": f"sqlite:///{tmp_path / 'a.db'}"})
+    store = SqlStore(settings.database)
+    store.upgrade()
+    ctx = make_context(settings, store)
+    outcomes, _ = run_pass(ctx)
+    assert len(outcomes) == 3
+    assert all(o.kind is OutcomeKind.OK for o in outcomes), outcomes
+    assert store.count_items() >= 20
+    assert store.count_items("shanghaizhengquanbao") >= 1
+    again, _ = run_pass(ctx)
+    assert all(o.kind is OutcomeKind.NOT_MODIFIED for o in again)
+    store.close()
+
+
+@pytest.mark.parametrize("permanent", [301, 308])
+def test_permanent_redirect_is_adopted_once_it_repeats_temporary_never(
+    store: SqlStore, feed_server: FeedServer, permanent: int
+) -> None:
+    feed_server.routes["/new.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/old.rss"] = Route(
+        status=permanent, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    feed_server.routes["/temp.rss"] = Route(
+        status=302, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
+  - {{id: temp, url: "{feed_server.url("/temp.rss")}", category: x}}
+""")
+    ctx = make_context(settings, store)
+    for seen in (1, 2):
+        run_pass(ctx)
+        state = store.get_source_state("moved")
+        assert state.effective_url is None  # not yet: one bad response must not move it
+        assert (state.pending_redirect_url, state.pending_redirect_count) == (
+            feed_server.url("/new.rss"),
+            seen,
+        )
+    run_pass(ctx)
+    assert store.get_source_state("moved").effective_url == feed_server.url("/new.rss")
+    run_pass(ctx)
+    assert store.get_source_state("temp").effective_url is None
+    assert len(feed_server.requests_to("/old.rss")) == 3  # the fourth pass went direct
+    assert len(feed_server.requests_to("/temp.rss")) == 4
+    assert store.count_items() == 1
+
+
+def test_a_permanent_redirect_that_stops_is_forgotten(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/new.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/old.rss"] = Route(
+        status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
+    )
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
+""")
+    ctx = make_context(settings, store)
+    run_pass(ctx)
+    run_pass(ctx)
+    feed_server.routes["/old.rss"] = Route((FIXTURES / "seed.rss").read_bytes())  # fixed
+    run_pass(ctx)
+    run_pass(ctx)
+    state = store.get_source_state("moved")
+    assert (state.effective_url, state.pending_redirect_url, state.pending_redirect_count) == (
+        None,
+        None,
+        0,
+    )
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_postpones_the_next_fetch(
+    store: SqlStore, feed_server: FeedServer, status: int
+) -> None:
+    feed_server.routes["/busy"] = Route(
+        status=status, validators=False, headers={"Retry-After": "7200"}
+    )
+    settings = parse_settings(f"""
+defaults: {{interval: 5m, jitter_fraction: 0}}
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: busy, url: "{feed_server.url("/busy")}", category: x}}
+""")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    (outcome,), _ = run_pass(make_context(settings, store, now))
+    assert outcome.http_status == status
+    assert outcome.next_due_at == now + timedelta(hours=2)
+    assert store.list_source_status()[0].next_due_at == now + timedelta(hours=2)

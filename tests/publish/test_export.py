@@ -1,0 +1,159 @@
+"""Static exports, through the real CLI: the Jekyll golden file byte for byte, feeds and
+pages as files, atomic writes and clear failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aggregator.publish.export import ExportError, write_atomically
+from tests.conftest import FIXTURES, SEED_FILE
+from tests.feedcheck import CHECKS
+from tests.feedserver import FeedServer, Route
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def aggregator(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture
+def ingested(tmp_path: Path, feed_server: FeedServer) -> Path:
+    """A config whose store holds the seed (fetched over HTTP, sanitized) and more."""
+    feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/rss20.xml"] = Route((FIXTURES / "rss20.xml").read_bytes())
+    feed_server.routes["/quotes.xml"] = Route(
+        """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>q</title><link>http://q.example/</link><description>d
+</description><item><title>标题: "引号" #井号 'single' \\ [括号] {x}</title>
+<link>http://q.example/1</link><description>&lt;p&gt;体&lt;/p&gt;</description>
+<pubDate>Wed, 26 Jan 2022 09:00:00 +0800</pubDate></item></channel></rss>""".encode()
+    )
+    config = tmp_path / "sources.yaml"
+    config.write_text(
+        f"""
+database: sqlite:///{tmp_path / "db.sqlite"}
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+  misc: {{title: 其他}}
+sources:
+  - {{id: seed, url: "{feed_server.url("/seed.rss")}", category_from: author}}
+  - {{id: rss20, url: "{feed_server.url("/rss20.xml")}", category: misc}}
+  - {{id: quotes, url: "{feed_server.url("/quotes.xml")}", category: misc}}
+""",
+        encoding="utf-8",
+    )
+    result = aggregator("--config", str(config), "fetch", "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return config
+
+
+def test_jekyll_export_of_the_seed_is_byte_identical(ingested: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = aggregator(
+        "--config",
+        str(ingested),
+        "export",
+        "--out",
+        str(out),
+        "--format",
+        "jekyll",
+        "--site-url",
+        "//finews.withounder.com",
+    )
+    assert result.returncode == 0, result.stderr
+    post = out / "_posts" / "2022-01-25-NW202201252261008680.md"
+    assert post.read_bytes() == SEED_FILE.read_bytes()
+
+
+def test_jekyll_titles_with_yaml_specials_stay_valid(ingested: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    assert (
+        aggregator(
+            "--config",
+            str(ingested),
+            "export",
+            "--out",
+            str(out),
+            "--format",
+            "jekyll",
+            "--category",
+            "misc",
+        ).returncode
+        == 0
+    )
+    posts = sorted((out / "_posts").iterdir())
+    assert posts
+    for post in posts:
+        front = post.read_text(encoding="utf-8").split("---\n")[1]
+        data = yaml.safe_load(front)
+        assert data["layout"] == "post"
+        assert data["categories"] == "misc"
+    quoted = [
+        yaml.safe_load(p.read_text(encoding="utf-8").split("---\n")[1])["title"] for p in posts
+    ]
+    assert "标题: \"引号\" #井号 'single' \\ [括号] {x}" in quoted
+
+
+def test_feed_and_page_export(ingested: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = aggregator(
+        "--config", str(ingested), "export", "--out", str(out), "--site-url", "https://news.example"
+    )
+    assert result.returncode == 0, result.stderr
+    for ext in ("xml", "atom", "json"):
+        for name in ("shanghaizhengquanbao", "misc", "all"):
+            body = (out / "feeds" / f"{name}.{ext}").read_bytes()
+            assert CHECKS[ext](body) == [], (name, ext)
+    assert (out / "index.html").read_text(encoding="utf-8").count("/category/") >= 2
+    page = (out / "category" / "shanghaizhengquanbao.html").read_text(encoding="utf-8")
+    assert 'href="https://news.example/feeds/shanghaizhengquanbao.atom"' in page
+    assert list((out / "item").glob("*.html"))
+    assert not list(out.rglob(".*"))  # no temporary files left behind
+
+
+def test_export_failures_exit_non_zero_without_partial_files(
+    ingested: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "feeds").write_text("a file where a folder should be", encoding="utf-8")
+    result = aggregator("--config", str(ingested), "export", "--out", str(out))
+    assert result.returncode == 1
+    assert result.stderr.startswith("export failed:")
+    assert sorted(p.name for p in out.iterdir()) == ["feeds"]  # nothing half-written
+    unknown = aggregator(
+        "--config", str(ingested), "export", "--out", str(tmp_path / "x"), "--category", "nope"
+    )
+    assert unknown.returncode == 1
+    assert "no category 'nope'" in unknown.stderr
+    bad_format = aggregator(
+        "--config", str(ingested), "export", "--out", str(tmp_path / "y"), "--format", "pdf"
+    )
+    assert bad_format.returncode == 1
+    assert "unknown format(s) pdf" in bad_format.stderr
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()
+
+
+def test_writes_never_escape_the_output_folder(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="refusing to write outside"):
+        write_atomically(tmp_path, "../escape.txt", b"x")
+    with pytest.raises(ExportError):
+        write_atomically(tmp_path, "/etc/passwd", b"x")
+    assert not (tmp_path.parent / "escape.txt").exists()
+    target = write_atomically(tmp_path, "a/b.txt", b"data")
+    assert target.read_bytes() == b"data"
