@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from aggregator.publish.export import ExportError, write_atomically
-from tests.conftest import FIXTURES, SEED_FILE
+from tests.conftest import FIXTURES, SEED_POST, SHARED_SEED
+from tests.conftest import ROOT as REPO_ROOT
 from tests.feedcheck import CHECKS
 from tests.feedserver import FeedServer, Route
 
@@ -76,7 +77,75 @@ def test_jekyll_export_of_the_seed_is_byte_identical(ingested: Path, tmp_path: P
     )
     assert result.returncode == 0, result.stderr
     post = out / "_posts" / "2022-01-25-NW202201252261008680.md"
-    assert post.read_bytes() == SEED_FILE.read_bytes()
+    assert post.read_bytes() == SEED_POST.read_bytes()
+
+
+@pytest.mark.skipif(
+    not SHARED_SEED.is_file(),
+    reason=f"the shared seed post is not beside this checkout ({SHARED_SEED}); the in-repo "
+    "golden copy is checked by test_jekyll_export_of_the_seed_is_byte_identical",
+)
+def test_jekyll_export_equals_the_shared_seed_post(ingested: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    result = aggregator(
+        "--config",
+        str(ingested),
+        "export",
+        "--out",
+        str(out),
+        "--format",
+        "jekyll",
+        "--site-url",
+        "//finews.withounder.com",
+    )
+    assert result.returncode == 0, result.stderr
+    post = out / "_posts" / "2022-01-25-NW202201252261008680.md"
+    assert post.read_bytes() == SHARED_SEED.read_bytes()
+    assert SEED_POST.read_bytes() == SHARED_SEED.read_bytes()  # the golden copy is true
+
+
+@pytest.mark.slow
+def test_a_copy_of_the_repository_alone_passes_the_seed_tests(tmp_path: Path) -> None:
+    """A checkout with nothing beside it (no ../shared) still passes the tests that use the
+    seed: they read only what the repository holds."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split("\n")
+    copy = tmp_path / "nothing-beside" / "clone"
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes(source.read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    env.pop("AGGREGATOR_TEST_POSTGRES_URL", None)  # SQLite is enough to show it
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/publish/test_export.py",
+            "tests/ingest/test_parser.py",
+            "-k",
+            "seed and not a_copy_of_the_repository",
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "the shared seed post is not beside this checkout" in result.stdout
 
 
 def test_jekyll_titles_with_yaml_specials_stay_valid(ingested: Path, tmp_path: Path) -> None:
