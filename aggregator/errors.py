@@ -18,6 +18,7 @@ with ``raise ... from e`` so callers only ever catch these::
     └── PublishError               a document or an export could not be made as asked
         ├── QueryError             a request parameter is invalid (the message is for the client)
         ├── UnknownCategoryError   a feed names categories that do not exist (carries them)
+        ├── UnknownFormatError     no renderer for this extension (publish/formats.py)
         └── ExportError            a static export cannot be written where or as asked
 
 Notes:
@@ -116,6 +117,10 @@ class UnknownCategoryError(PublishError):
     def __init__(self, missing: Sequence[str]) -> None:
         self.missing = tuple(missing)
         super().__init__(", ".join(missing))
+
+
+class UnknownFormatError(PublishError):
+    """No output format has this extension; the message names the known ones."""
 
 
 class ExportError(PublishError):

@@ -23,11 +23,11 @@ from aggregator import __version__
 from aggregator.config.settings import Settings
 from aggregator.errors import UnknownCategoryError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
+from aggregator.publish.formats import get_renderer
 from aggregator.publish.query import FeedQuery, matches
 from aggregator.publish.render import (
     ChannelView,
     ItemView,
-    get_renderer,
     latest_update,
 )
 from aggregator.store import Store
