@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,6 +224,22 @@ def imports_in(module: str, path: Path, known: set[str], root: Path = ROOT) -> l
     return sorted(found, key=lambda edge: (edge.line, edge.target))
 
 
+def import_graph(imports: Iterable[Import]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for found in imports:
+        graph.setdefault(found.module, set()).add(found.target)
+    return graph
+
+
+def problems(imports: Iterable[Import], check: Callable[[str, str], str | None]) -> list[str]:
+    """``file:line: statement: why`` for each import ``check`` finds a problem with."""
+    return [
+        f"{found.where()}: {problem}"
+        for found in imports
+        if (problem := check(found.module, found.target)) is not None
+    ]
+
+
 def all_imports(root: Path = ROOT) -> list[Import]:
     files = package_files(root)
     known = set(files)
@@ -263,20 +279,34 @@ def test_find_cycles_on_fake_graphs(
 
 
 FLOOR_CASES = [
-    pytest.param("aggregator.ingest.update", "aggregator.store", None, id="ingest uses store"),
-    pytest.param("aggregator.store.sql", "aggregator.model", None, id="store uses model"),
+    pytest.param("aggregator.ingest.update", "aggregator.store", None, id="ingest->store"),
+    pytest.param("aggregator.store.sql", "aggregator.model", None, id="store->model"),
     pytest.param("aggregator.runtime.service", "aggregator.serve.app", None, id="runtime->serve"),
-    pytest.param("aggregator.publish.export", "aggregator.publish.pages", None, id="same stage"),
-    pytest.param("aggregator.slug", "aggregator.text", None, id="floor 0 among itself"),
-    pytest.param("aggregator.__main__", "aggregator.cli", None, id="entry points"),
+    pytest.param(
+        "aggregator.publish.export", "aggregator.publish.pages", None, id="export->pages, one stage"
+    ),
+    pytest.param("aggregator.slug", "aggregator.text", None, id="slug->text, floor 0"),
+    pytest.param("aggregator.__main__", "aggregator.cli", None, id="__main__->cli, floor 6"),
     pytest.param("aggregator.store.sql", "aggregator.ingest.update", "runs up", id="store->ingest"),
     pytest.param("aggregator.model", "aggregator.config.settings", "runs up", id="model->config"),
-    pytest.param("aggregator.serve.app", "aggregator.runtime.service", "runs up", id="serve->rt"),
-    pytest.param("aggregator.ingest.update", "aggregator.publish.query", "sideways", id="sibling"),
     pytest.param(
-        "aggregator.publish.render", "aggregator.ingest.parser", "sideways", id="sibling2"
+        "aggregator.serve.app", "aggregator.runtime.service", "runs up", id="serve->runtime"
     ),
-    pytest.param("aggregator.cli", "aggregator.newstage.thing", "no floor", id="unplaced module"),
+    pytest.param(
+        "aggregator.ingest.update",
+        "aggregator.publish.query",
+        "sideways",
+        id="ingest->publish, siblings",
+    ),
+    pytest.param(
+        "aggregator.publish.render",
+        "aggregator.ingest.parser",
+        "sideways",
+        id="publish->ingest, siblings",
+    ),
+    pytest.param(
+        "aggregator.cli", "aggregator.newstage.thing", "no floor", id="a module with no floor"
+    ),
 ]
 
 
@@ -349,21 +379,20 @@ def test_the_walker_sees_every_kind_of_import(tmp_path: Path) -> None:
         ("aggregator/serve/app.py:1: from aggregator import store", "aggregator.store"),
         ("aggregator/serve/app.py:2: import aggregator.store.sql.Thing", "aggregator.store.sql"),
     }
-    graph: dict[str, set[str]] = {}
-    for found in imports:
-        graph.setdefault(found.module, set()).add(found.target)
-    assert find_cycles(graph) == [
+    assert find_cycles(import_graph(imports)) == [
         [
             "aggregator.store.migrations.run",
             "aggregator.store.sql",
             "aggregator.store.migrations.run",
         ]
     ]
-    assert [f.target for f in imports if floor_problem(f.module, f.target)] == [
-        "aggregator.ingest.update"
+    assert problems(imports, floor_problem) == [
+        "aggregator/store/sql.py:4: from aggregator.ingest.update import Context: "
+        "runs up from floor 2 (aggregator.store) to floor 3 (aggregator.ingest)"
     ]
-    assert [f.module for f in imports if sql_problem(f.module, f.target)] == [
-        "aggregator.serve.app"
+    assert problems(imports, sql_problem) == [
+        "aggregator/serve/app.py:2: import aggregator.store.sql.Thing: "
+        "aggregator.serve uses the SQL store; use the Store protocol in aggregator.store"
     ]
 
 
@@ -392,11 +421,8 @@ def test_every_module_has_a_floor() -> None:
 
 def test_no_import_cycles() -> None:
     imports = all_imports()
-    graph: dict[str, set[str]] = {}
-    for found in imports:
-        graph.setdefault(found.module, set()).add(found.target)
     messages = []
-    for cycle in find_cycles(graph):
+    for cycle in find_cycles(import_graph(imports)):
         messages.append("cycle: " + " -> ".join(cycle))
         for source, target in itertools.pairwise(cycle):
             messages += [
@@ -408,21 +434,13 @@ def test_no_import_cycles() -> None:
 
 
 def test_imports_only_run_down_the_floors() -> None:
-    problems = [
-        f"{found.where()}: {problem}"
-        for found in all_imports()
-        if (problem := floor_problem(found.module, found.target)) is not None
-    ]
-    assert not problems, "\n".join(problems)
+    found = problems(all_imports(), floor_problem)
+    assert not found, "\n".join(found)
 
 
 def test_publish_and_serve_do_not_import_the_sql_store() -> None:
-    problems = [
-        f"{found.where()}: {problem}"
-        for found in all_imports()
-        if (problem := sql_problem(found.module, found.target)) is not None
-    ]
-    assert not problems, "\n".join(problems)
+    found = problems(all_imports(), sql_problem)
+    assert not found, "\n".join(found)
 
 
 def test_no_module_is_over_the_size_limit() -> None:
