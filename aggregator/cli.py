@@ -32,7 +32,7 @@ import click
 
 from aggregator.config.reload import ConfigWatcher
 from aggregator.config.settings import Settings, config_path, json_schema, load_settings
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, ExportError
 from aggregator.ingest.update import Context
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.runtime.scheduler import Dispatcher, configured_categories, run_pass, source_plans
@@ -460,8 +460,8 @@ def export(
     """Write feeds, pages or Jekyll posts as files (each written, then renamed)."""
     from pathlib import Path
 
-    from aggregator.publish.export import ExportError, parse_formats
     from aggregator.publish.export import export as run_export
+    from aggregator.publish.export import parse_formats
     from aggregator.publish.publisher import Publisher
 
     settings = _settings(ctx)

@@ -45,7 +45,8 @@ from aggregator.model import (  # noqa: E402
     OutcomeKind,
     StoredItem,
 )
-from aggregator.publish.render import ChannelView, ItemView, get_renderer  # noqa: E402
+from aggregator.publish.formats import get_renderer  # noqa: E402
+from aggregator.publish.render import ChannelView, ItemView  # noqa: E402
 from aggregator.runtime.scheduler import run_pass  # noqa: E402
 from aggregator.slug import CategoryRegistry  # noqa: E402
 from aggregator.store.sql import SqlStore  # noqa: E402

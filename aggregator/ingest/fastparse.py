@@ -57,7 +57,9 @@ def _text(element: etree._Element | None) -> str | None:
 
 
 class Declined(Exception):  # noqa: N818 - a signal, not an error
-    """The feed is outside the fast path's case: use feedparser."""
+    """The feed is outside the fast path's case: use feedparser.
+
+    Internal: ``parse_fast`` catches it and returns None; it never leaves this module."""
 
 
 def _check(root: etree._Element, body: bytes) -> None:

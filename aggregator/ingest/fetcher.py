@@ -111,7 +111,13 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
 
 
 class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
-    """The connection reached an address the policy refuses."""
+    """The connection reached an address the policy refuses.
+
+    Internal: it is a urllib3 ``NewConnectionError`` so urllib3 and requests treat it as
+    a failed connect (no request is sent). It never leaves this module: ``_fetch_http``
+    gets it as the reason of a ``requests.ConnectionError`` (redirects included), which
+    ``_wrap`` turns into a ``ConnectError`` ("refused: ..."). See the notes in errors.py.
+    """
 
     def __init__(self, connection: urllib3.connection.HTTPConnection, detail: str) -> None:
         super().__init__(connection, detail)

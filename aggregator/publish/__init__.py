@@ -6,8 +6,9 @@ Leaves: rendered bytes with their content type and freshness stamps, and files w
 by the static and Jekyll exports.
 
     query      what a feed request asks for (filters, cursors), parsed and matched
-    render     the renderer registry: RSS 2.0, Atom, JSON Feed, Jekyll post, HTML page
+    render     the RSS 2.0, Atom and JSON Feed renderers, and the Jekyll post
     pages      the HTML pages (Jinja templates in ``templates/``)
+    formats    every output format by extension (feeds and the HTML page), listed
     publisher  channel metadata, item views and rendering for one request
     export     static site and Jekyll posts written to a directory
 """

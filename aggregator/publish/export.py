@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import ExportError
 from aggregator.model import StoredItem
 from aggregator.publish.pages import Section, page_item, render_home, render_item_page
 from aggregator.publish.publisher import FeedRequest, Publisher
@@ -29,10 +29,6 @@ FORMATS = ("rss", "atom", "json", "html", "jekyll")
 FEED_EXTENSIONS = {"rss": "xml", "atom": "atom", "json": "json"}
 HTML_CATEGORY_LIMIT = 500
 BATCH = 500
-
-
-class ExportError(AggregatorError):
-    pass
 
 
 def write_atomically(out_dir: Path, relative: str, data: bytes) -> Path:

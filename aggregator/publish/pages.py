@@ -3,7 +3,7 @@ the original site had it), a category page (paginated, with feed autodiscovery) 
 item page. Jinja2 with autoescaping: every title and name is escaped; an item's body is
 HTML that was sanitized at ingest and is sanitized again here before it is marked safe.
 
-Registers the ``html`` output renderer (a category page) with render.py.
+``render_html`` (a category page) is the ``html`` output format's renderer (formats.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from aggregator.model import CategoryInfo, StoredItem
-from aggregator.publish.render import ChannelView, ItemView, local_time, register_renderer
+from aggregator.publish.render import ChannelView, ItemView, local_time
 from aggregator.sanitize import sanitize_html
 
 ENV = Environment(
@@ -25,6 +25,7 @@ ENV = Environment(
     lstrip_blocks=True,
 )
 SITE_TITLE = "财经新闻聚合"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,6 @@ def render_not_found(
     return html.encode("utf-8")
 
 
-@register_renderer("html", "text/html; charset=utf-8")
 def render_html(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
     """A category page listing ``views`` (the static export's form: no pagination)."""
     return render_category_page(channel, views, page=1, has_next=False, root=channel.site_url)

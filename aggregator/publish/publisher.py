@@ -21,12 +21,13 @@ from email.utils import format_datetime
 
 from aggregator import __version__
 from aggregator.config.settings import Settings
+from aggregator.errors import UnknownCategoryError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
+from aggregator.publish.formats import get_renderer
 from aggregator.publish.query import FeedQuery, matches
 from aggregator.publish.render import (
     ChannelView,
     ItemView,
-    get_renderer,
     latest_update,
 )
 from aggregator.store import Store
@@ -35,12 +36,6 @@ EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 FILTER_SCAN_LIMIT = 5000  # items examined at most to fill a filtered feed
 CACHE_ENTRIES = 512
 GZIP_MIN_BYTES = 1024
-
-
-class UnknownCategoryError(LookupError):
-    def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = tuple(missing)
-        super().__init__(", ".join(missing))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import regex
 
-from aggregator.errors import AggregatorError
+from aggregator.errors import QueryError
 from aggregator.model import StoredItem
 
 DEFAULT_LIMIT = 50
@@ -28,10 +28,6 @@ MAX_PATTERN_LENGTH = 200
 FILTER_TIMEOUT_SECONDS = 0.05
 FEED_FORMATS = ("xml", "atom", "json")
 _TAGS = re.compile(r"<[^>]*>")
-
-
-class QueryError(AggregatorError):
-    """A request parameter is invalid; the message is shown to the client."""
 
 
 @dataclass(frozen=True, slots=True)

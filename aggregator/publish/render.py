@@ -1,14 +1,10 @@
-"""Output renderers: stored items to bytes, registered by extension.
-
-    xml   RSS 2.0 (feedgen)          application/rss+xml
-    atom  Atom 1.0 (feedgen)         application/atom+xml
-    json  JSON Feed 1.1              application/feed+json
-    html  a category page            text/html            (pages.py registers it)
-    md    a Jekyll post, per item    text/markdown        (the original site's format)
+"""The feed renderers (RSS 2.0, Atom 1.0, JSON Feed 1.1) and the Jekyll post: stored
+items to bytes. ``formats.py`` lists the renderers by extension; the Jekyll post renders
+one item for the exporter and is not one of them.
 
 Pure: views in, bytes out. Every text that reaches XML passes ``xml_safe`` first (control
 characters, lone surrogates and non-characters are dropped), so an output document is
-well-formed whatever a source sent. Model: datasette's ``register_output_renderer``.
+well-formed whatever a source sent.
 
 Ids are stable across updates: RSS ``<guid isPermaLink="false">`` and JSON Feed ``id`` are
 the stable id itself; the Atom id is ``urn:uuid:`` + a UUID5 of it (Atom ids must be IRIs).
@@ -20,7 +16,7 @@ import html
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
@@ -31,6 +27,9 @@ from aggregator.model import SourceInfo, StoredItem
 from aggregator.text import xml_safe
 
 ITEM_NAMESPACE = uuid.UUID("6b1c4a52-8a3e-5b7e-9d1f-3c0e1f2a9b10")
+RSS_CONTENT_TYPE = "application/rss+xml; charset=utf-8"
+ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
+JSON_FEED_CONTENT_TYPE = "application/feed+json; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,36 +55,6 @@ class ChannelView:
     updated: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Renderer:
-    extension: str
-    content_type: str
-    render: Callable[[ChannelView, Sequence[ItemView]], bytes]
-
-
-RENDERERS: dict[str, Renderer] = {}
-
-
-def register_renderer(
-    extension: str, content_type: str
-) -> Callable[
-    [Callable[[ChannelView, Sequence[ItemView]], bytes]],
-    Callable[[ChannelView, Sequence[ItemView]], bytes],
-]:
-    def add(
-        fn: Callable[[ChannelView, Sequence[ItemView]], bytes],
-    ) -> Callable[[ChannelView, Sequence[ItemView]], bytes]:
-        RENDERERS[extension] = Renderer(extension, content_type, fn)
-        return fn
-
-    return add
-
-
-def get_renderer(extension: str) -> Renderer:
-    """Raises KeyError for an unknown extension."""
-    return RENDERERS[extension]
-
-
 def atom_id(stable_id: str) -> str:
     return f"urn:uuid:{uuid.uuid5(ITEM_NAMESPACE, stable_id)}"
 
@@ -100,16 +69,14 @@ def item_url(channel: ChannelView, view: ItemView) -> str:
     return view.item.link or f"{channel.site_url}/item/{view.item.item_id}.html"
 
 
-def _generator(channel: ChannelView, extension: str) -> FeedGenerator:
+def _generator(channel: ChannelView, content_type: str) -> FeedGenerator:
     generator = FeedGenerator()
     generator.id(f"{channel.feed_url_base}.atom")
     generator.title(xml_safe(channel.title))
     generator.description(xml_safe(channel.description) or xml_safe(channel.title))
     generator.subtitle(xml_safe(channel.description) or xml_safe(channel.title))
     # feedgen's RSS <link> is the last link set: self first, then the page people read
-    generator.link(
-        href=channel.self_url, rel="self", type=RENDERERS[extension].content_type.split(";")[0]
-    )
+    generator.link(href=channel.self_url, rel="self", type=content_type.split(";")[0])
     generator.link(href=channel.html_url, rel="alternate")
     generator.language(channel.language)
     generator.author({"name": xml_safe(channel.title)})
@@ -150,16 +117,14 @@ def _add_entries(
             entry.source(url=view.source.url, title=xml_safe(view.source.title))
 
 
-@register_renderer("xml", "application/rss+xml; charset=utf-8")
 def render_rss(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
-    generator = _generator(channel, "xml")
+    generator = _generator(channel, RSS_CONTENT_TYPE)
     _add_entries(generator, channel, views, for_atom=False)
     return bytes(generator.rss_str(pretty=True))
 
 
-@register_renderer("atom", "application/atom+xml; charset=utf-8")
 def render_atom(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
-    generator = _generator(channel, "atom")
+    generator = _generator(channel, ATOM_CONTENT_TYPE)
     _add_entries(generator, channel, views, for_atom=True)
     return bytes(generator.atom_str(pretty=True))
 
@@ -168,7 +133,6 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-@register_renderer("json", "application/feed+json; charset=utf-8")
 def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
     """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/); ``_aggregator`` is our
     extension object (seq for cursors, categories, source)."""

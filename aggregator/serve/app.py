@@ -37,7 +37,13 @@ from starlette.routing import Route
 from aggregator import __version__
 from aggregator.config.reload import ConfigWatcher, ReloadResult
 from aggregator.config.settings import Settings
-from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
+from aggregator.errors import (
+    ItemNotFoundError,
+    QueryError,
+    SourceNotFoundError,
+    StoreError,
+    UnknownCategoryError,
+)
 from aggregator.model import StoredItem
 from aggregator.publish.pages import (
     Section,
@@ -52,10 +58,8 @@ from aggregator.publish.publisher import (
     Document,
     FeedRequest,
     Publisher,
-    UnknownCategoryError,
 )
 from aggregator.publish.query import (
-    QueryError,
     decode_cursor,
     encode_cursor,
     parse_feed_query,

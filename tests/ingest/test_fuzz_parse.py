@@ -28,9 +28,9 @@ from aggregator.ingest.decide import CategoryRule, plan_items
 from aggregator.ingest.identity import identify
 from aggregator.ingest.parser import ParseRules, parse_body
 from aggregator.model import CategoryRef, ParsedFeed, SourceInfo, StoredItem
+from aggregator.publish.formats import RENDERERS
 from aggregator.publish.pages import render_item_page
 from aggregator.publish.render import (
-    RENDERERS,
     ChannelView,
     ItemView,
     latest_update,

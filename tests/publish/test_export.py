@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aggregator.publish.export import ExportError, write_atomically
+from aggregator.errors import ExportError
+from aggregator.publish.export import write_atomically
 from tests.conftest import FIXTURES, SEED_POST, SHARED_SEED
 from tests.conftest import ROOT as REPO_ROOT
 from tests.feedcheck import CHECKS
