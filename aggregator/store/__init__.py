@@ -1,4 +1,4 @@
-"""The storage interface. ``SqlStore`` (store/sql.py) is its one adapter.
+"""The storage interface. ``SqlStore`` (store/sql/) is its one adapter.
 
 Guarantees every implementation gives:
 

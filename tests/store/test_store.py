@@ -396,7 +396,7 @@ def test_a_lock_file_that_cannot_be_locked_leaves_writes_to_sqlites_own_lock(
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr("aggregator.store.sql.fcntl.flock", no_locks)
+    monkeypatch.setattr("aggregator.store.sql.base.fcntl.flock", no_locks)
     store = SqlStore(f"sqlite:///{tmp_path / 'a.db'}")
     try:
         store.upgrade()
