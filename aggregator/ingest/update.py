@@ -5,10 +5,10 @@
     if 304 or the body hash is unchanged: record it, schedule, done
     feed     = parse(body)                                       # pure
     pairs    = identify(feed.items)                              # pure: stable ids
-    pairs   -= ids that retention pruned (housekeeping.py): they never come back
-    known    = store.find_known_items(ids)
+    pruned, known, registry = store.find_fetch_knowledge(ids)    # one read transaction
+    pairs   -= pruned: retention removed them (housekeeping.py), they never come back
     bodies   = fetch content_url for ids not stored yet (JSON API sources)
-    intents  = plan_items(pairs, known, categories, now)         # pure
+    intents  = plan_items(pairs, known, registry, now)           # pure
     record(outcome, intents, new state)     # one transaction (or savepoint) per source
 
 Any ``AggregatorError`` on the way becomes an ERROR outcome (one line, with the class) and
@@ -257,11 +257,10 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             warning="; ".join(warnings) or None,
         )
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
-        pruned = ctx.store.find_pruned([item_id for item_id, _ in pairs])
-        if pruned:  # retention removed them: a source still listing them is not news
-            pairs = [(item_id, item) for item_id, item in pairs if item_id not in pruned]
-        known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
-        pairs, problems = _fill_content(ctx, source, pairs, set(known))
+        knowledge = ctx.store.find_fetch_knowledge(source.id, [item_id for item_id, _ in pairs])
+        if knowledge.pruned:  # retention removed them: a source still listing them is not news
+            pairs = [(item_id, item) for item_id, item in pairs if item_id not in knowledge.pruned]
+        pairs, problems = _fill_content(ctx, source, pairs, set(knowledge.known))
         if problems:
             # Bodies that did not arrive: not stored now, retried next poll. Keep the old
             # body hash so an unchanged list is parsed again then.
@@ -273,9 +272,9 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             )
         plan = plan_items(
             pairs,
-            known,
+            knowledge.known,
             category_rule(source, settings),
-            ctx.store.load_category_registry(),
+            knowledge.registry,
             started_at,
             ZoneInfo(settings.timezone),
         )

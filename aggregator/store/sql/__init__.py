@@ -26,12 +26,13 @@ from __future__ import annotations
 from aggregator.store.sql.base import (
     PAGE_SIZE,
     READ_CACHE_KIB,
+    REGISTRY_SECONDS,
     WRITE_CACHE_KIB,
     WRITE_POOL_SIZE,
     make_engine,
     normalize_url,
 )
-from aggregator.store.sql.configuration import REGISTRY_SECONDS, ConfigurationMixin
+from aggregator.store.sql.configuration import ConfigurationMixin
 from aggregator.store.sql.fetch import FetchMixin
 from aggregator.store.sql.housekeeping import HousekeepingMixin
 from aggregator.store.sql.reading import ReadingMixin

@@ -1,6 +1,6 @@
 """What the parts of ``SqlStore`` share: the engines (SQLite's pragmas, the pools), read
 and write connections and their errors, the write turn (a lock file on SQLite), the
-seq counter and the store's lifecycle."""
+seq counter, the cached category registry and the store's lifecycle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import fcntl
 import importlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import StoreError
+from aggregator.model import CategoryRef
 from aggregator.slug import CategoryRegistry
 from aggregator.store.schema import counters
 from aggregator.store.writes import SEQ_COUNTER, Dialect, ItemWriter, Raw
+
+REGISTRY_SECONDS = 5.0  # how long a read of the category registry is used again
+# slug, title, description, name, identity_key, origin: what the registry is built from
+CategoryRow = tuple[str, str, str, str | None, str | None, str]
+CATEGORY_ROWS_SQL = "SELECT slug, title, description, name, identity_key, origin FROM categories"
 
 
 def normalize_url(url: str) -> str:
@@ -260,6 +267,32 @@ class SqlStoreBase:
                 .returning(counters.c.value)
             ).scalar_one()
         )
+
+    # ------------------------------------------------------------------ category registry
+
+    def _cached_registry(self) -> CategoryRegistry | None:
+        """A copy of the registry read less than REGISTRY_SECONDS ago, else None."""
+        loaded = self._registry_loaded_at
+        if (
+            self._registry is not None
+            and loaded is not None
+            and (time.monotonic() - loaded < REGISTRY_SECONDS)
+        ):
+            return self._registry.copy()
+        return None
+
+    def _remember_registry(self, rows: Iterable[CategoryRow]) -> CategoryRegistry:
+        """The registry of these category rows, kept for ``_cached_registry``; a copy."""
+        registry = CategoryRegistry()
+        for slug, title, description, name, key, origin in rows:
+            registry.add(
+                CategoryRef(slug, title, description, name), key if origin == "derived" else None
+            )
+            if origin == "config" and key:
+                registry.by_key.setdefault(key, slug)
+        self._registry, self._registry_loaded_at = registry, time.monotonic()
+        self._known_slugs = set(registry.by_slug)
+        return registry.copy()
 
 
 def first_line(error: BaseException) -> str:

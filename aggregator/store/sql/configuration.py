@@ -3,7 +3,6 @@ the category registry (cached for a few seconds)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,8 +15,6 @@ from aggregator.store import SourcePlan
 from aggregator.store.schema import categories, sources
 from aggregator.store.sql.base import SqlStoreBase
 from aggregator.store.writes import chunks, host_of
-
-REGISTRY_SECONDS = 5.0
 
 
 class ConfigurationMixin(SqlStoreBase):
@@ -123,20 +120,12 @@ class ConfigurationMixin(SqlStoreBase):
                 )
 
     def load_category_registry(self) -> CategoryRegistry:
-        loaded = self._registry_loaded_at
-        if (
-            self._registry is not None
-            and loaded is not None
-            and (time.monotonic() - loaded < REGISTRY_SECONDS)
-        ):
-            return self._registry.copy()
-        registry = CategoryRegistry()
+        cached = self._cached_registry()
+        if cached is not None:
+            return cached
         with self._read() as conn:
-            for row in conn.execute(select(categories)):
-                ref = CategoryRef(row.slug, row.title, row.description, row.name)
-                registry.add(ref, row.identity_key if row.origin == "derived" else None)
-                if row.origin == "config" and row.identity_key:
-                    registry.by_key.setdefault(row.identity_key, row.slug)
-        self._registry, self._registry_loaded_at = registry, time.monotonic()
-        self._known_slugs = set(registry.by_slug)
-        return registry.copy()
+            rows = [
+                (row.slug, row.title, row.description, row.name, row.identity_key, row.origin)
+                for row in conn.execute(select(categories))
+            ]
+        return self._remember_registry(rows)

@@ -12,9 +12,9 @@ from sqlalchemy import Connection, select
 from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, KnownItem, SourceState
 from aggregator.slug import identity_key
-from aggregator.store import FetchWrite, SourceUpdate, WriteCounts
+from aggregator.store import FetchKnowledge, FetchWrite, SourceUpdate, WriteCounts
 from aggregator.store.schema import categories, sources
-from aggregator.store.sql.base import SqlStoreBase, first_line
+from aggregator.store.sql.base import CATEGORY_ROWS_SQL, SqlStoreBase, first_line
 from aggregator.store.sql.rows import source_state
 from aggregator.store.writes import SEQ_COUNTER, Raw, chunks
 
@@ -30,6 +30,16 @@ class FetchMixin(SqlStoreBase):
     def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
         with self._read_raw() as raw:
             return self.writer.known_among(raw, source_id, stable_ids)
+
+    def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
+        with self._read_raw() as raw:
+            pruned = self.writer.pruned_among(raw, stable_ids)
+            others = [stable_id for stable_id in stable_ids if stable_id not in pruned]
+            known = self.writer.known_among(raw, source_id, others)
+            registry = self._cached_registry()
+            if registry is None:
+                registry = self._remember_registry(raw.all(CATEGORY_ROWS_SQL, ()))
+        return FetchKnowledge(frozenset(pruned), known, registry)
 
     def apply_fetch(
         self,
