@@ -52,7 +52,8 @@ def utc_now() -> datetime:
 
 
 class FetchSink(Protocol):
-    """Where a finished fetch is written: the store itself, or a group committer."""
+    """Where every fetch is written: the store itself (the default), or a group committer
+    (store/batching.py; the scheduler wraps one to lend a waiting thread's slot)."""
 
     def apply_fetch(
         self,
@@ -60,10 +61,10 @@ class FetchSink(Protocol):
         owner: str,
         intents: Sequence[ItemIntent],
         update: SourceUpdate,
-    ) -> WriteCounts: ...
-
-    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
-        """Record a fetch that wrote no items without waiting for its commit."""
+    ) -> WriteCounts:
+        """Write the fetch as ``Store.apply_fetch`` does and return its counts. A group
+        committer returns zero counts at once for a fetch that found the feed unchanged
+        (a 304, the same bytes), which writes no items, and commits it soon after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +76,14 @@ class Context:
     fetcher: Fetcher
     owner: str
     now: Callable[[], datetime] = utc_now
-    sink: FetchSink | None = None  # default: write straight to the store
+    sink: FetchSink | None = None  # where fetches are written; None: the store itself
 
     def record(
         self, outcome: FetchOutcome, intents: Sequence[ItemIntent], update: SourceUpdate
     ) -> WriteCounts:
-        return (self.sink or self.store).apply_fetch(outcome, self.owner, intents, update)
-
-    def record_unchanged(self, outcome: FetchOutcome, update: SourceUpdate) -> None:
-        """A fetch with nothing new (304, same bytes): through a sink, without waiting."""
-        if self.sink is not None:
-            self.sink.apply_fetch_later(outcome, self.owner, update)
-        else:
-            self.store.apply_fetch(outcome, self.owner, (), update)
+        """Write one fetch, whatever its outcome: through the sink, the store by default."""
+        sink = self.store if self.sink is None else self.sink
+        return sink.apply_fetch(outcome, self.owner, intents, update)
 
 
 def category_rule(source: Source, settings: Settings) -> CategoryRule:
@@ -350,5 +346,5 @@ def _finish(
         bytes_received=size,
         unchanged_count=unchanged,
     )
-    ctx.record_unchanged(outcome, update)
+    ctx.record(outcome, (), update)
     return outcome
