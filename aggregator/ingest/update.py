@@ -1,18 +1,7 @@
-"""Updating one source: the one orchestrator every fetch goes through.
-
-    state    = the claimed source's stored state (validators, body hash, errors)
-    result   = fetch(url, If-None-Match/If-Modified-Since)       # may be NotModified
-    if 304 or the body hash is unchanged: record it, schedule, done
-    feed     = parse(body)                                       # pure
-    pairs    = identify(feed.items)                              # pure: stable ids
-    pairs   -= ids that retention pruned (housekeeping.py): they never come back
-    known    = store.find_known_items(ids)
-    bodies   = fetch content_url for ids not stored yet (JSON API sources)
-    intents  = plan_items(pairs, known, categories, now)         # pure
-    record(outcome, intents, new state)     # one transaction (or savepoint) per source
-
-Any ``AggregatorError`` on the way becomes an ERROR outcome (one line, with the class) and
-a backed-off due time; nothing of the failed fetch is written but that record.
+"""Updating one source: ``update_source`` is the one orchestrator every fetch goes through
+(its docstring has the pipeline). ``next_source_update`` and ``feed_warnings`` are its
+pure steps here; the others are parse, identify and plan_items (parser.py, identity.py,
+decide.py); writes go through ``Context.record``, to the sink (the store by default).
 """
 
 from __future__ import annotations
@@ -27,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
-from aggregator.ingest.decide import CategoryRule, plan_items
+from aggregator.ingest.decide import CategoryRule, ItemsPlan, plan_items
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
 from aggregator.ingest.freshness import next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
@@ -41,7 +30,9 @@ from aggregator.model import (
     ItemIntent,
     NotModified,
     OutcomeKind,
+    ParsedFeed,
     ParsedItem,
+    Retrieved,
     SourceState,
 )
 from aggregator.store import SourceUpdate, Store, WriteCounts
@@ -52,7 +43,8 @@ def utc_now() -> datetime:
 
 
 class FetchSink(Protocol):
-    """Where a finished fetch is written: the store itself, or a group committer."""
+    """Where every fetch is written: the store itself (the default), or a group committer
+    (store/batching.py; the scheduler wraps one to lend a waiting thread's slot)."""
 
     def apply_fetch(
         self,
@@ -60,10 +52,10 @@ class FetchSink(Protocol):
         owner: str,
         intents: Sequence[ItemIntent],
         update: SourceUpdate,
-    ) -> WriteCounts: ...
-
-    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
-        """Record a fetch that wrote no items without waiting for its commit."""
+    ) -> WriteCounts:
+        """Write the fetch as ``Store.apply_fetch`` does and return its counts. A group
+        committer returns zero counts at once for a fetch that found the feed unchanged
+        (a 304, the same bytes), which writes no items, and commits it soon after."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +67,14 @@ class Context:
     fetcher: Fetcher
     owner: str
     now: Callable[[], datetime] = utc_now
-    sink: FetchSink | None = None  # default: write straight to the store
+    sink: FetchSink | None = None  # where fetches are written; None: the store itself
 
     def record(
         self, outcome: FetchOutcome, intents: Sequence[ItemIntent], update: SourceUpdate
     ) -> WriteCounts:
-        return (self.sink or self.store).apply_fetch(outcome, self.owner, intents, update)
-
-    def record_unchanged(self, outcome: FetchOutcome, update: SourceUpdate) -> None:
-        """A fetch with nothing new (304, same bytes): through a sink, without waiting."""
-        if self.sink is not None:
-            self.sink.apply_fetch_later(outcome, self.owner, update)
-        else:
-            self.store.apply_fetch(outcome, self.owner, (), update)
+        """Write one fetch, whatever its outcome: through the sink, the store by default."""
+        sink = self.store if self.sink is None else self.sink
+        return sink.apply_fetch(outcome, self.owner, intents, update)
 
 
 def category_rule(source: Source, settings: Settings) -> CategoryRule:
@@ -189,104 +176,187 @@ def _fill_content(
     return kept, problems
 
 
-def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutcome:
-    """Fetch, parse, decide and store one source (see the module docstring)."""
-    settings = ctx.settings
-    started_at = ctx.now()
-    clock = time.monotonic()
-    url = state.effective_url or source.url
-    # what a failed fetch writes back: everything as it was, but the error count
-    kept_state = SourceUpdate(
-        etag=state.etag,
-        last_modified=state.last_modified,
-        body_sha256=state.body_sha256,
-        effective_url=state.effective_url,
+def feed_warnings(feed: ParsedFeed, last_item_count: int | None) -> tuple[str, ...]:
+    """The parser's warnings about a feed, and one when it lists no items (health.py)."""
+    shrunk = item_count_warning(last_item_count, len(feed.items))
+    return (*feed.warnings, shrunk) if shrunk else feed.warnings
+
+
+def next_source_update(
+    state: SourceState,
+    kind: OutcomeKind,
+    facts: HTTPFacts | None = None,
+    *,
+    body_sha256: str | None = None,
+    feed_title: str | None = None,
+    warnings: Sequence[str] = (),
+    is_content_missing: bool = False,
+    status: int | None = None,
+) -> SourceUpdate:
+    """The source's fetch state after a fetch that ended in ``kind``: pure, from the
+    state before it and what the fetch found.
+
+    ERROR           everything as it was, one more consecutive error, and ``status`` (of
+                    the answer; None without one) counted towards retirement (410 Gone)
+    NOT_MODIFIED    no errors; the answer's validators, else the old ones; a permanent
+                    redirect followed (``health.follow_redirect``)
+    UNCHANGED_BODY  the same, with ``body_sha256``
+    OK              the same, with the feed's title (else the old one) and ``warnings``;
+                    with ``is_content_missing`` (item bodies of a JSON API source that did
+                    not arrive) the old validators and body hash, so that the same list
+                    is parsed again next time
+    """
+    if kind is OutcomeKind.ERROR:
+        gone = count_gone(state, status)
+        return SourceUpdate(
+            etag=state.etag,
+            last_modified=state.last_modified,
+            body_sha256=state.body_sha256,
+            effective_url=state.effective_url,
+            consecutive_errors=state.consecutive_errors + 1,
+            feed_title=state.feed_title,
+            pending_redirect_url=state.pending_redirect_url,
+            pending_redirect_count=state.pending_redirect_count,
+            gone_count=gone,
+            retired=is_retired(gone),
+            warning=state.last_warning,
+        )
+    if facts is None:
+        raise ValueError(f"a fetch that ended in {kind.value} had an answer: facts needed")
+    redirect = follow_redirect(state, facts.permanent_redirect_url)
+    is_parsed = kind is OutcomeKind.OK
+    keeps_validators = is_parsed and is_content_missing
+    return SourceUpdate(
+        etag=state.etag if keeps_validators else facts.etag or state.etag,
+        last_modified=(
+            state.last_modified if keeps_validators else facts.last_modified or state.last_modified
+        ),
+        body_sha256=state.body_sha256 if keeps_validators else body_sha256 or state.body_sha256,
+        effective_url=redirect.effective_url,
         consecutive_errors=0,
-        feed_title=state.feed_title,
-        pending_redirect_url=state.pending_redirect_url,
-        pending_redirect_count=state.pending_redirect_count,
-        warning=state.last_warning,
+        feed_title=(feed_title or state.feed_title) if is_parsed else state.feed_title,
+        pending_redirect_url=redirect.pending_url,
+        pending_redirect_count=redirect.pending_count,
+        warning=("; ".join(warnings) or None) if is_parsed else state.last_warning,
     )
-    facts: HTTPFacts | None = None
-    result: FetchResult | None = None
+
+
+def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutcome:
+    """Fetch, parse, decide and store one source.
+
+        state    = the claimed source's stored state (validators, body hash, errors)
+        result   = fetch(url, If-None-Match/If-Modified-Since)     # may be NotModified
+        if 304 or the body hash is unchanged: record it, schedule, done
+        feed     = parse(body)                                     # pure
+        pairs    = identify(feed.items)                            # pure: stable ids
+        pruned, known, registry = store.find_fetch_knowledge(ids)  # one read transaction
+        pairs   -= pruned: retention removed them (housekeeping.py), they never come back
+        bodies   = fetch content_url for ids not stored yet (JSON API sources)
+        intents  = plan_items(pairs, known, registry, now)         # pure
+        update   = next_source_update(state, what the fetch found) # pure
+        record(outcome, intents, update)      # one transaction (or savepoint) per source
+
+    Any ``AggregatorError`` on the way becomes an ERROR outcome (one line, with the
+    class) and a backed-off due time; nothing of the failed fetch is written but that
+    record.
+    """
+    attempt = _Attempt(ctx, source, state, started_at=ctx.now(), clock=time.monotonic())
     try:
-        result = ctx.fetcher.fetch(_request(source, settings, url, state))
-        facts = result.http
-        redirect = follow_redirect(state, facts.permanent_redirect_url)
-        validators = replace(
-            kept_state,
-            etag=facts.etag or state.etag,
-            last_modified=facts.last_modified or state.last_modified,
-            effective_url=redirect.effective_url,
-            pending_redirect_url=redirect.pending_url,
-            pending_redirect_count=redirect.pending_count,
-        )
+        result = attempt.fetch()
         if isinstance(result, NotModified):
-            return _finish(
-                ctx,
-                source,
-                started_at,
-                clock,
-                OutcomeKind.NOT_MODIFIED,
-                facts,
-                validators,
-                unchanged=state.last_item_count or 0,
-            )
-        body_sha = hashlib.sha256(result.body).hexdigest()
-        validators = replace(validators, body_sha256=body_sha)
-        if body_sha == state.body_sha256:
-            return _finish(
-                ctx,
-                source,
-                started_at,
-                clock,
-                OutcomeKind.UNCHANGED_BODY,
-                facts,
-                validators,
-                unchanged=state.last_item_count or 0,
-                size=len(result.body),
-            )
-        feed = parse_body(
-            result.body, facts.content_type, parse_rules(source, settings, facts.final_url)
-        )
-        shrunk = item_count_warning(state.last_item_count, len(feed.items))
-        warnings = (*feed.warnings, shrunk) if shrunk else feed.warnings
-        validators = replace(
-            validators,
-            feed_title=feed.title or state.feed_title,
-            warning="; ".join(warnings) or None,
-        )
+            return attempt.record_unchanged(OutcomeKind.NOT_MODIFIED, result.http)
+        body_sha256 = hashlib.sha256(result.body).hexdigest()
+        if body_sha256 == state.body_sha256:
+            return attempt.record_unchanged(OutcomeKind.UNCHANGED_BODY, result.http, body_sha256)
+        rules = parse_rules(source, ctx.settings, result.http.final_url)
+        feed = parse_body(result.body, result.http.content_type, rules)
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
-        pruned = ctx.store.find_pruned([item_id for item_id, _ in pairs])
-        if pruned:  # retention removed them: a source still listing them is not news
-            pairs = [(item_id, item) for item_id, item in pairs if item_id not in pruned]
-        known = ctx.store.find_known_items(source.id, [item_id for item_id, _ in pairs])
-        pairs, problems = _fill_content(ctx, source, pairs, set(known))
-        if problems:
-            # Bodies that did not arrive: not stored now, retried next poll. Keep the old
-            # body hash so an unchanged list is parsed again then.
-            validators = replace(
-                validators,
-                body_sha256=state.body_sha256,
-                etag=state.etag,
-                last_modified=state.last_modified,
-            )
+        knowledge = ctx.store.find_fetch_knowledge(source.id, [item_id for item_id, _ in pairs])
+        # retention removed these: a source still listing them is not news
+        pairs = [(item_id, item) for item_id, item in pairs if item_id not in knowledge.pruned]
+        pairs, problems = _fill_content(ctx, source, pairs, set(knowledge.known))
         plan = plan_items(
             pairs,
-            known,
-            category_rule(source, settings),
-            ctx.store.load_category_registry(),
-            started_at,
-            ZoneInfo(settings.timezone),
+            knowledge.known,
+            category_rule(source, ctx.settings),
+            knowledge.registry,
+            attempt.started_at,
+            ZoneInfo(ctx.settings.timezone),
+        )
+        return attempt.record_items(result.http, body_sha256, feed, plan, problems)
+    except AggregatorError as e:
+        return attempt.record_error(e)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One run of ``update_source``: how each way it can end is recorded. Every ending
+    takes the source's next state from ``next_source_update`` and goes through
+    ``Context.record``."""
+
+    ctx: Context
+    source: Source
+    state: SourceState
+    started_at: datetime
+    clock: float  # time.monotonic() at the start, for the duration
+    result: FetchResult | None = None  # the answer, once it came
+
+    def fetch(self) -> FetchResult:
+        url = self.state.effective_url or self.source.url
+        self.result = self.ctx.fetcher.fetch(
+            _request(self.source, self.ctx.settings, url, self.state)
+        )
+        return self.result
+
+    @property
+    def bytes_received(self) -> int:
+        return len(self.result.body) if isinstance(self.result, Retrieved) else 0
+
+    def record_unchanged(
+        self, kind: OutcomeKind, facts: HTTPFacts, body_sha256: str | None = None
+    ) -> FetchOutcome:
+        """A 304, or the same bytes as last time: nothing parsed, no items written."""
+        update = next_source_update(self.state, kind, facts, body_sha256=body_sha256)
+        outcome = FetchOutcome(
+            source_id=self.source.id,
+            kind=kind,
+            started_at=self.started_at,
+            duration_seconds=time.monotonic() - self.clock,
+            next_due_at=_due(self.source, self.ctx.settings, self.started_at, 0, facts),
+            http_status=facts.status,
+            bytes_received=self.bytes_received,
+            unchanged_count=self.state.last_item_count or 0,
+        )
+        self.ctx.record(outcome, (), update)
+        return outcome
+
+    def record_items(
+        self,
+        facts: HTTPFacts,
+        body_sha256: str,
+        feed: ParsedFeed,
+        plan: ItemsPlan,
+        problems: Sequence[str],
+    ) -> FetchOutcome:
+        """A parsed feed: its intents, and the counts of what was written."""
+        warnings = feed_warnings(feed, self.state.last_item_count)
+        update = next_source_update(
+            self.state,
+            OutcomeKind.OK,
+            facts,
+            body_sha256=body_sha256,
+            feed_title=feed.title,
+            warnings=warnings,
+            is_content_missing=bool(problems),
         )
         outcome = FetchOutcome(
-            source_id=source.id,
+            source_id=self.source.id,
             kind=OutcomeKind.OK,
-            started_at=started_at,
-            duration_seconds=time.monotonic() - clock,
-            next_due_at=_due(source, settings, started_at, 0, facts),
+            started_at=self.started_at,
+            duration_seconds=time.monotonic() - self.clock,
+            next_due_at=_due(self.source, self.ctx.settings, self.started_at, 0, facts),
             http_status=facts.status,
-            bytes_received=len(result.body),
+            bytes_received=self.bytes_received,
             unchanged_count=plan.unchanged_count,
             item_count=len(feed.items),
             error=(
@@ -298,58 +368,39 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             error_class="ContentFetchError" if problems else None,
             warnings=warnings,
         )
-        counts = ctx.record(outcome, plan.intents, validators)
+        counts = self.ctx.record(outcome, plan.intents, update)
         return replace(outcome, new_count=counts.new, updated_count=counts.updated)
-    except AggregatorError as e:
-        retry_after = e.retry_after if isinstance(e, HTTPStatusError) else None
-        errors = state.consecutive_errors + 1
-        status = getattr(e, "status", None) or (facts.status if facts else None)
-        gone = count_gone(state, status)
-        retired = is_retired(gone)
-        line = f"{source.id}: {type(e).__name__}: {e}"
-        if retired:
-            line += f" ({gone} times in a row: retired, fetched again only by hand or a new URL)"
+
+    def record_error(self, error: AggregatorError) -> FetchOutcome:
+        """Any AggregatorError on the way: one line, a backed-off due time, and nothing
+        else of the fetch written."""
+        facts = self.result.http if self.result is not None else None
+        status = getattr(error, "status", None) or (facts.status if facts else None)
+        update = next_source_update(self.state, OutcomeKind.ERROR, status=status)
+        line = f"{self.source.id}: {type(error).__name__}: {error}"
+        if update.retired:
+            line += (
+                f" ({update.gone_count} times in a row: retired, fetched again only by hand"
+                " or a new URL)"
+            )
+        retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         outcome = FetchOutcome(
-            source_id=source.id,
+            source_id=self.source.id,
             kind=OutcomeKind.ERROR,
-            started_at=started_at,
-            duration_seconds=time.monotonic() - clock,
-            next_due_at=_due(source, settings, started_at, errors, facts, retry_after),
+            started_at=self.started_at,
+            duration_seconds=time.monotonic() - self.clock,
+            next_due_at=_due(
+                self.source,
+                self.ctx.settings,
+                self.started_at,
+                update.consecutive_errors,
+                facts,
+                retry_after,
+            ),
             http_status=status,
-            bytes_received=len(result.body)
-            if result is not None and hasattr(result, "body")
-            else 0,
+            bytes_received=self.bytes_received,
             error=line,
-            error_class=type(e).__name__,
+            error_class=type(error).__name__,
         )
-        ctx.record(
-            outcome,
-            (),
-            replace(kept_state, consecutive_errors=errors, gone_count=gone, retired=retired),
-        )
+        self.ctx.record(outcome, (), update)
         return outcome
-
-
-def _finish(
-    ctx: Context,
-    source: Source,
-    started_at: datetime,
-    clock: float,
-    kind: OutcomeKind,
-    facts: HTTPFacts,
-    update: SourceUpdate,
-    unchanged: int,
-    size: int = 0,
-) -> FetchOutcome:
-    outcome = FetchOutcome(
-        source_id=source.id,
-        kind=kind,
-        started_at=started_at,
-        duration_seconds=time.monotonic() - clock,
-        next_due_at=_due(source, ctx.settings, started_at, 0, facts),
-        http_status=facts.status,
-        bytes_received=size,
-        unchanged_count=unchanged,
-    )
-    ctx.record_unchanged(outcome, update)
-    return outcome

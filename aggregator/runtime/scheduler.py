@@ -40,7 +40,7 @@ from aggregator.runtime.owners import dead_local_owners, is_pid_alive, this_mach
 from aggregator.runtime.service import close_context, open_context
 from aggregator.runtime.shards import Cursor, LocalCursor, ShardContexts, can_fork, run_shards
 from aggregator.store import HostLimits, SourcePlan, SourceUpdate, WriteCounts
-from aggregator.store.batching import GroupCommitter
+from aggregator.store.batching import GroupCommitter, should_wait_for
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
@@ -311,7 +311,8 @@ def _is_unfetched(state: SourceState) -> bool:
 
 class _SlotYieldingSink:
     """An ``update.FetchSink`` over the group committer: a thread waiting for its commit
-    gives its CPU slot to another thread meanwhile (see ``_fetch_claimed``)."""
+    gives its CPU slot to another thread meanwhile (see ``_fetch_claimed``); a write not
+    waited for (``batching.should_wait_for``) keeps it."""
 
     def __init__(self, committer: GroupCommitter, slots: threading.Semaphore) -> None:
         self.committer = committer
@@ -324,15 +325,14 @@ class _SlotYieldingSink:
         intents: Sequence[ItemIntent],
         update: SourceUpdate,
     ) -> WriteCounts:
+        if not should_wait_for(outcome):
+            return self.committer.apply_fetch(outcome, owner, intents, update)  # at once
         future = self.committer.submit(outcome, owner, intents, update)
         self.slots.release()
         try:
             return future.result()
         finally:
             self.slots.acquire()
-
-    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
-        self.committer.apply_fetch_later(outcome, owner, update)
 
 
 def _fetch_claimed(

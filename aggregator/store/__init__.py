@@ -1,4 +1,4 @@
-"""The storage interface. ``SqlStore`` (store/sql.py) is its one adapter.
+"""The storage interface. ``SqlStore`` (store/sql/) is its one adapter.
 
 Guarantees every implementation gives:
 
@@ -84,6 +84,15 @@ class PruneCounts:
     items: int  # items removed (no category keeps them), remembered as pruned
     fetch_log: int  # fetch-log rows removed
     tombstones: int  # pruned-item records old enough to forget
+
+
+@dataclass(frozen=True, slots=True)
+class FetchKnowledge:
+    """What the store knew that one fetch's decisions need (``find_fetch_knowledge``)."""
+
+    pruned: frozenset[str]  # ids that retention pruned: the fetch must not store them again
+    known: Mapping[str, KnownItem]  # the stored items among the other ids, seen from the source
+    registry: CategoryRegistry  # every known category; the fetch's own copy to add to
 
 
 FetchWrite = tuple["FetchOutcome", str, Sequence["ItemIntent"], "SourceUpdate"]
@@ -266,6 +275,14 @@ class Store(Protocol):
 
     def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
         """The stored items among ``stable_ids``, seen from ``source_id``."""
+
+    def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
+        """What a fetch of ``source_id`` that parsed ``stable_ids`` needs to decide, in one
+        read transaction (one connection, one round of queries): which of the ids
+        retention pruned (as ``find_pruned``), the stored items among the others (as
+        ``find_known_items``), and a copy of the category registry (as
+        ``load_category_registry``: the cached one while it is fresh, so no query for it
+        then). Called by the orchestrator once a feed is parsed. Raises StoreError."""
 
     def apply_fetch(
         self,

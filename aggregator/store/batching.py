@@ -7,12 +7,13 @@ each. Handing the finished write to one thread that commits up to ``max_batch`` 
 removes the queueing and most commits, while each source still commits all or nothing.
 
 ``apply_fetch`` blocks the calling worker until its write is committed (or failed) and
-returns the same counts, so the orchestrator does not know the difference.
-``apply_fetch_later`` does not wait: for a fetch that writes no items (a 304, the same
-bytes again) the worker goes on to its next source at once instead of waiting a commit
-cycle for a log row and new validators. The lease is still released only by that commit,
-so nobody fetches the source again before it lands; ``close`` waits for it; a failure is
-logged (the next fetch of the source simply repeats the conditional GET).
+returns the same counts, so the orchestrator does not know the difference. Except for a
+fetch that found the feed unchanged (a 304, the same bytes again: ``should_wait_for``):
+it writes no items, so its counts are zero whatever happens, and the worker goes on to
+its next source at once instead of waiting a commit cycle for a log row and new
+validators. The lease is still released only by that commit, so nobody fetches the
+source again before it lands; ``close`` waits for it; a failure is logged (the next
+fetch of the source simply repeats the conditional GET).
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from aggregator.errors import StoreError
-from aggregator.model import FetchOutcome, ItemIntent
+from aggregator.model import FetchOutcome, ItemIntent, OutcomeKind
 from aggregator.store import FetchWrite, SourceUpdate, Store, WriteCounts
 
 _STOP = object()
+_NOTHING_WRITTEN = WriteCounts(new=0, updated=0, memberships=0)
+_UNCHANGED = frozenset({OutcomeKind.NOT_MODIFIED, OutcomeKind.UNCHANGED_BODY})
 log = logging.getLogger(__name__)
+
+
+def should_wait_for(outcome: FetchOutcome) -> bool:
+    """Whether the worker that recorded ``outcome`` waits for its commit: not when the
+    fetch found the feed unchanged (see the module docstring)."""
+    return outcome.kind not in _UNCHANGED
 
 
 def _log_failure(source_id: str) -> Callable[[Future[WriteCounts]], None]:
@@ -55,6 +64,13 @@ class GroupCommitter:
         intents: Sequence[ItemIntent],
         update: SourceUpdate,
     ) -> WriteCounts:
+        """Queue the write and return its counts once committed (raising its StoreError
+        if it failed); a fetch that found the feed unchanged returns at once."""
+        if not should_wait_for(outcome):
+            future: Future[WriteCounts] = Future()
+            future.add_done_callback(_log_failure(outcome.source_id))
+            self._queue.put(((outcome, owner, intents, update), future))
+            return _NOTHING_WRITTEN
         return self.submit(outcome, owner, intents, update).result()
 
     def submit(
@@ -68,11 +84,6 @@ class GroupCommitter:
         future: Future[WriteCounts] = Future()
         self._queue.put(((outcome, owner, intents, update), future))
         return future
-
-    def apply_fetch_later(self, outcome: FetchOutcome, owner: str, update: SourceUpdate) -> None:
-        future: Future[WriteCounts] = Future()
-        future.add_done_callback(_log_failure(outcome.source_id))
-        self._queue.put(((outcome, owner, (), update), future))
 
     def close(self) -> None:
         """Finish what is queued, then stop the writer thread."""

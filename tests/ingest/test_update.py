@@ -1,20 +1,24 @@
 """The orchestrator end to end: real HTTP server, real parser, real store (SQLite and
-PostgreSQL). Covers the ingest issue's "must show" list."""
+PostgreSQL). Covers the ingest issue's "must show" list. Then its pure steps, table-driven:
+the source's next state, a feed's warnings."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aggregator.config.settings import Settings, parse_settings
 from aggregator.ingest.fetcher import Fetcher
-from aggregator.ingest.update import Context
-from aggregator.model import OutcomeKind
+from aggregator.ingest.update import Context, feed_warnings, next_source_update
+from aggregator.model import HTTPFacts, OutcomeKind, ParsedFeed, ParsedItem, SourceState
 from aggregator.runtime.scheduler import run_pass
+from aggregator.store import SourceUpdate
 from aggregator.store.sql import SqlStore
 from tests.conftest import FIXTURES, Seed
 from tests.feedserver import FeedServer, Route
@@ -398,3 +402,182 @@ sources:
     assert outcome.http_status == status
     assert outcome.next_due_at == now + timedelta(hours=2)
     assert store.list_source_status()[0].next_due_at == now + timedelta(hours=2)
+
+
+# --- the pure steps: the next state of a source, a feed's warnings ---------------------
+
+OLD_DATE = "Thu, 01 Jan 2026 00:00:00 GMT"
+NEW_DATE = "Fri, 02 Jan 2026 00:00:00 GMT"
+BEFORE = SourceState(
+    source_id="s",
+    url="http://a.example/feed",
+    etag='"old"',
+    last_modified=OLD_DATE,
+    body_sha256="old-sha",
+    consecutive_errors=2,
+    last_item_count=5,
+    feed_title="Old title",
+    gone_count=1,
+    last_warning="old warning",
+)
+ANSWER = HTTPFacts(
+    status=200, final_url="http://a.example/feed", etag='"new"', last_modified=NEW_DATE
+)
+NO_VALIDATORS = HTTPFacts(status=200, final_url="http://a.example/feed")
+TO_B = replace(ANSWER, permanent_redirect_url="http://b.example/feed")
+KEPT = SourceUpdate(  # BEFORE as it is written back, errors and 410 count reset
+    etag='"old"',
+    last_modified=OLD_DATE,
+    body_sha256="old-sha",
+    effective_url=None,
+    consecutive_errors=0,
+    feed_title="Old title",
+    warning="old warning",
+)
+NEW_VALIDATORS = {"etag": '"new"', "last_modified": NEW_DATE}
+PARSED = {"body_sha256": "new-sha", "feed_title": "New title", "warnings": ("w1", "w2")}
+PENDING_B = {"pending_redirect_url": "http://b.example/feed", "pending_redirect_count": 1}
+
+NEXT_STATE_CASES = [
+    # (changes to BEFORE, kind, what the fetch found, changes to KEPT)
+    pytest.param(
+        {},
+        OutcomeKind.NOT_MODIFIED,
+        {"facts": replace(ANSWER, status=304)},
+        NEW_VALIDATORS,
+        id="304: the answer's validators, no errors, the rest as it was",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.NOT_MODIFIED,
+        {"facts": replace(NO_VALIDATORS, status=304)},
+        {},
+        id="304 without validators: the old ones stay",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.UNCHANGED_BODY,
+        {"facts": NO_VALIDATORS, "body_sha256": "old-sha"},
+        {},
+        id="same bytes: title and warning as they were",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.OK,
+        {"facts": ANSWER, **PARSED},
+        {
+            **NEW_VALIDATORS,
+            "body_sha256": "new-sha",
+            "feed_title": "New title",
+            "warning": "w1; w2",
+        },
+        id="parsed: new validators, hash, title and warnings",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.OK,
+        {"facts": ANSWER, **PARSED, "feed_title": None, "warnings": ()},
+        {**NEW_VALIDATORS, "body_sha256": "new-sha", "warning": None},
+        id="parsed without a title or warnings: the old title stays, the warning goes",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.OK,
+        {"facts": TO_B, **PARSED, "is_content_missing": True},
+        {"feed_title": "New title", "warning": "w1; w2", **PENDING_B},
+        id="content bodies missing: old validators and hash, parsed again next time",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.NOT_MODIFIED,
+        {"facts": TO_B},
+        {**NEW_VALIDATORS, **PENDING_B},
+        id="a permanent redirect seen once: pending, not adopted",
+    ),
+    pytest.param(
+        {"pending_redirect_url": "http://b.example/feed", "pending_redirect_count": 2},
+        OutcomeKind.NOT_MODIFIED,
+        {"facts": TO_B},
+        {**NEW_VALIDATORS, "effective_url": "http://b.example/feed"},
+        id="a permanent redirect seen a third time in a row: adopted",
+    ),
+    pytest.param(
+        PENDING_B,
+        OutcomeKind.NOT_MODIFIED,
+        {"facts": ANSWER},
+        NEW_VALIDATORS,
+        id="a pending redirect that stops: forgotten",
+    ),
+    pytest.param(
+        PENDING_B,
+        OutcomeKind.ERROR,
+        {"status": 500},
+        {"consecutive_errors": 3, **PENDING_B},
+        id="error: everything as it was, one more error",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.ERROR,
+        {"status": None},
+        {"consecutive_errors": 3},
+        id="error without an answer: the 410 count resets",
+    ),
+    pytest.param(
+        {},
+        OutcomeKind.ERROR,
+        {"status": 410},
+        {"consecutive_errors": 3, "gone_count": 2},
+        id="410 Gone: counted, not retired yet",
+    ),
+    pytest.param(
+        {"gone_count": 2},
+        OutcomeKind.ERROR,
+        {"status": 410},
+        {"consecutive_errors": 3, "gone_count": 3, "retired": True},
+        id="410 Gone a third time in a row: retired",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "kind", "found", "changed"), NEXT_STATE_CASES)
+def test_next_source_update(
+    before: dict[str, Any], kind: OutcomeKind, found: dict[str, Any], changed: dict[str, Any]
+) -> None:
+    state = replace(BEFORE, **before)
+    assert next_source_update(state, kind, **found) == replace(KEPT, **changed)
+
+
+def test_next_source_update_needs_the_answer_of_a_fetch_that_had_one() -> None:
+    with pytest.raises(ValueError, match="facts needed"):
+        next_source_update(BEFORE, OutcomeKind.NOT_MODIFIED)
+
+
+@pytest.mark.parametrize(
+    ("parser_warnings", "item_count", "last_item_count", "expected"),
+    [
+        pytest.param((), 3, 5, (), id="items listed: no warning"),
+        pytest.param(("bad date",), 3, None, ("bad date",), id="the parser's warnings"),
+        pytest.param(
+            ("bad date",),
+            0,
+            5,
+            ("bad date", "feed lists 0 items where it listed 5; nothing was deleted"),
+            id="no items where there were some: flagged after the parser's",
+        ),
+        pytest.param((), 0, None, ("feed lists no items",), id="no items ever"),
+    ],
+)
+def test_feed_warnings(
+    parser_warnings: tuple[str, ...],
+    item_count: int,
+    last_item_count: int | None,
+    expected: tuple[str, ...],
+) -> None:
+    feed = ParsedFeed(
+        title=None,
+        link=None,
+        items=tuple(ParsedItem(title=f"t{n}") for n in range(item_count)),
+        version="rss20",
+        warnings=parser_warnings,
+    )
+    assert feed_warnings(feed, last_item_count) == expected

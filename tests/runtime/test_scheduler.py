@@ -254,6 +254,57 @@ def test_a_thread_waiting_for_its_commit_lends_its_slot_to_another() -> None:
     assert slots.acquire(timeout=1)
 
 
+class _CountingSemaphore(threading.Semaphore):
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.releases = 0
+
+    def release(self, n: int = 1) -> None:
+        self.releases += n
+        super().release(n)
+
+
+@pytest.mark.parametrize(
+    "kind", [OutcomeKind.NOT_MODIFIED, OutcomeKind.UNCHANGED_BODY], ids=["304", "same bytes"]
+)
+def test_a_fetch_that_found_the_feed_unchanged_is_not_waited_for(kind: OutcomeKind) -> None:
+    """A 304 or the same bytes go through the same sink call as every fetch, but return
+    zero counts at once, keeping the slot; the write is committed later all the same."""
+    store = _SlowStore()
+    committed: list[FetchWrite] = []
+    apply_fetches = store.apply_fetches
+
+    def recording(jobs: Sequence[FetchWrite]) -> list[WriteCounts]:
+        results = apply_fetches(jobs)
+        committed.extend(jobs)
+        return results
+
+    store.apply_fetches = recording  # type: ignore[method-assign]
+    committer = GroupCommitter(store)  # type: ignore[arg-type]
+    slots = _CountingSemaphore(1)
+    sink = _SlotYieldingSink(committer, slots)
+    outcome = FetchOutcome(
+        source_id="a",
+        kind=kind,
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        duration_seconds=0.1,
+        next_due_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    update = SourceUpdate(
+        etag=None, last_modified=None, body_sha256=None, effective_url=None, consecutive_errors=0
+    )
+    try:
+        with slots:
+            counts = sink.apply_fetch(outcome, "owner", (), update)
+            assert committed == []  # returned while the store still holds the commit
+            assert slots.releases == 0  # and the slot was never given away
+        assert counts == WriteCounts(new=0, updated=0, memberships=0)
+    finally:
+        store.go.set()
+        committer.close()
+    assert [job[0] for job in committed] == [outcome]
+
+
 def test_a_pass_tunes_the_collector_and_puts_it_back(
     feed_server: FeedServer, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import SourceNotFoundError, StoreError
@@ -396,7 +396,7 @@ def test_a_lock_file_that_cannot_be_locked_leaves_writes_to_sqlites_own_lock(
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr("aggregator.store.sql.fcntl.flock", no_locks)
+    monkeypatch.setattr("aggregator.store.sql.base.fcntl.flock", no_locks)
     store = SqlStore(f"sqlite:///{tmp_path / 'a.db'}")
     try:
         store.upgrade()
@@ -476,6 +476,61 @@ def test_a_write_larger_than_one_statement_stores_every_row(store: SqlStore) -> 
     assert len(known) == count
     assert {k.category_slugs for k in known.values()} == {frozenset({"news", "other"})}
     assert store.find_pruned(ids) == set()
+
+
+def test_fetch_knowledge_is_the_three_lookups_read_on_one_connection(store: SqlStore) -> None:
+    """find_fetch_knowledge: the pruned ids, the stored items among the others seen from
+    the source, and the category registry (stale here, so read too), all in one read."""
+    other = CategoryRef("other", "其他", name="其他")
+    store.sync_config(plans("a", "b"), [CAT], NOW)
+    old = replace(intent("old"), published_at=NOW - timedelta(days=30))
+    store.apply_fetch(outcome("a"), "w", [intent("mine"), old], KEEP)
+    store.apply_fetch(outcome("b"), "w", [intent("theirs", categories=(other,))], KEEP)
+    store.prune({"news": NOW - timedelta(days=1)}, None, NOW, NOW - timedelta(days=90), NOW)
+    ids = ["mine", "theirs", "old", "fresh"]
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args))
+
+    knowledge = store.find_fetch_knowledge("a", ids)
+
+    assert len(checkouts) == 1
+    assert knowledge.pruned == frozenset({"old"})
+    assert set(knowledge.known) == {"mine", "theirs"}
+    assert knowledge.known["mine"].source_sha256 == "h-t"
+    assert knowledge.known["theirs"].source_sha256 is None  # stored by another source
+    assert knowledge.known["theirs"].category_slugs == frozenset({"other"})
+    assert set(knowledge.registry.by_slug) == {"news", "other"}
+    assert knowledge.registry.by_key == store.load_category_registry().by_key
+    # the same answers as the three separate lookups
+    assert knowledge.pruned == store.find_pruned(ids)
+    assert knowledge.known == store.find_known_items("a", ["mine", "theirs", "fresh"])
+
+
+def test_fetch_knowledge_hands_out_the_cached_registry_while_it_is_fresh(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No read of the categories while the registry read a moment ago is fresh (another
+    process's new category shows once it is re-read); each fetch gets its own copy."""
+    monkeypatch.setattr("aggregator.store.sql.base.REGISTRY_SECONDS", 3600.0)
+    store, other = SqlStore(database_url), SqlStore(database_url)
+    try:
+        store.upgrade()
+        store.sync_config(plans("a", "b"), [CAT], NOW)
+        store.load_category_registry()
+        late = CategoryRef("late", "迟到", name="迟到")
+        other.apply_fetch(outcome("b"), "w", [intent("x", categories=(late,))], KEEP)
+
+        knowledge = store.find_fetch_knowledge("a", ["x"])
+        assert set(knowledge.registry.by_slug) == {"news"}  # the cached registry
+        assert set(knowledge.known) == {"x"}  # items are always read
+        knowledge.registry.add(CategoryRef("mine", "我的"), None)
+        assert set(store.find_fetch_knowledge("a", []).registry.by_slug) == {"news"}
+
+        store.sync_config(plans("a", "b"), [CAT], NOW)  # forgets the cached registry
+        assert set(store.find_fetch_knowledge("a", []).registry.by_slug) == {"news", "late"}
+    finally:
+        store.close()
+        other.close()
 
 
 def test_a_new_sqlite_file_gets_16_kb_pages_and_an_old_one_keeps_its_own(
