@@ -18,7 +18,8 @@ from aggregator.config.settings import Settings, parse_settings
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
 from aggregator.publish.render import atom_id
 from aggregator.runtime.scheduler import run_pass
-from aggregator.serve.app import ADMIN_ENDPOINTS, ENDPOINTS, create_app, openapi_document
+from aggregator.serve.app import ADMIN_ENDPOINTS, ENDPOINTS, create_app
+from aggregator.serve.openapi import openapi_document
 from aggregator.store import SourceUpdate
 from aggregator.store.sql import SqlStore
 from tests.conftest import FIXTURES, ROOT, Seed
