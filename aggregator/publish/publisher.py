@@ -15,7 +15,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -163,6 +163,9 @@ class Publisher:
         views: Sequence[ItemView],
         base: str,
     ) -> ChannelView:
+        """The channel of a feed, or of a category's page (extension ``html``: its own
+        URL is the page's). A single category's description is its own, empty when it
+        has none: a page then shows none, and ``render`` gives a feed the title instead."""
         if request.slugs is None:
             title, description = "全部新闻", "所有分类的最新条目"
             html_url = f"{base}/"
@@ -176,13 +179,13 @@ class Publisher:
             html_url = f"{base}/"
         feed_name = "merge" if request.slugs and len(request.slugs) > 1 else request.key
         feed_base = f"{base}/feeds/{feed_name}"
-        self_url = f"{feed_base}.{request.extension}"
+        self_url = html_url if request.extension == "html" else f"{feed_base}.{request.extension}"
         if feed_name == "merge":
             self_url += "?c=" + ",".join(request.slugs or ())
         return ChannelView(
             key=request.key,
             title=title,
-            description=description or title,
+            description=description,
             self_url=self_url,
             html_url=html_url,
             feed_url_base=feed_base,
@@ -246,6 +249,8 @@ class Publisher:
         wanted = {item.source_id for item in items if item.source_id}
         views = self.views(items, titles, self.store.list_source_info(wanted))
         channel = self.channel(request, infos, views, base)
+        # RSS 2.0 requires a channel description: a category without one gives its title
+        channel = replace(channel, description=channel.description or channel.title)
         renderer = get_renderer(request.extension)
         document = Document(
             body=renderer.render(channel, views),

@@ -55,6 +55,7 @@ from aggregator.publish.publisher import (
     UnknownCategoryError,
 )
 from aggregator.publish.query import (
+    FeedQuery,
     QueryError,
     decode_cursor,
     encode_cursor,
@@ -63,7 +64,7 @@ from aggregator.publish.query import (
     parse_limit,
     parse_since,
 )
-from aggregator.publish.render import ChannelView, local_time
+from aggregator.publish.render import local_time
 from aggregator.serve.openapi import openapi_document
 from aggregator.store import Store
 
@@ -345,25 +346,14 @@ class App:
         if slug not in infos:
             body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        info = infos[slug]
         stamp = self.store.category_stamp((slug,))
 
         def build() -> bytes:
             items = self.store.list_feed_items((slug,), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
             titles = {s: i.title for s, i in infos.items()}
             views = self.publisher.views(items[:PAGE_SIZE], titles, {})
-            channel = ChannelView(
-                key=slug,
-                title=info.title,
-                description=info.description,
-                self_url=f"{base}/category/{slug}.html",
-                html_url=f"{base}/category/{slug}.html",
-                feed_url_base=f"{base}/feeds/{slug}",
-                site_url=base,
-                language="zh-cn",
-                ttl_minutes=self.publisher.ttl_minutes((slug,)),
-                updated=datetime.now(UTC),
-            )
+            page_request = FeedRequest(slug, (slug,), "html", FeedQuery())
+            channel = self.publisher.channel(page_request, infos, views, base)
             return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
 
         return self._page(request, ("category", slug, page, base), stamp, build)

@@ -513,3 +513,12 @@ def test_every_output_has_validators_and_answers_304(client: TestClient, path: s
     again = client.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
+
+
+def test_a_category_without_a_description(client: TestClient) -> None:
+    """Its page shows none; its feed, where RSS requires one, gives the title."""
+    page = client.get("/category/misc.html").text
+    assert '<p class="meta">其他</p>' not in page
+    described = client.get("/category/shanghaizhengquanbao.html").text
+    assert '<p class="meta">上证报</p>' in described
+    assert feedparser.parse(client.get("/feeds/misc.xml").content).feed.subtitle == "其他"
