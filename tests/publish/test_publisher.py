@@ -1,11 +1,12 @@
-"""The Publisher without HTTP: a category page's channel is its own."""
+"""The Publisher without HTTP: it renders what is stored now and caches nothing (the
+server does, serve/httpcache.py), and a category page's channel is its own."""
 
 from __future__ import annotations
 
 import pytest
 
 from aggregator.config.settings import parse_settings
-from aggregator.publish.publisher import FeedRequest, Publisher
+from aggregator.publish.publisher import FeedRequest, Publisher, Rendered, UnknownCategoryError
 from aggregator.publish.query import FeedQuery
 from aggregator.runtime.scheduler import run_pass
 from aggregator.store.sql import SqlStore
@@ -30,6 +31,27 @@ sources:
     outcomes, _ = run_pass(make_context(settings, store))
     assert all(o.error is None for o in outcomes), outcomes
     return Publisher(settings, store)
+
+
+def test_render_gives_bytes_and_caches_nothing(
+    publisher: Publisher, feed_server: FeedServer
+) -> None:
+    request = FeedRequest("misc", ("misc",), "xml", FeedQuery())
+    first = publisher.render(request)
+    assert isinstance(first, Rendered)
+    assert first.content_type == "application/rss+xml; charset=utf-8"
+    assert b"<description>\xe5\x85\xb6\xe4\xbb\x96</description>" in first.body  # the title
+    stamp = publisher.stamp(request)
+    feed_server.routes["/rss20.xml"].body = feed_server.routes["/rss20.xml"].body.replace(
+        b"</channel>", b"<item><title>later</title><link>http://a.example/l</link></item></channel>"
+    )
+    run_pass(make_context(publisher.settings, publisher.store), ["rss20"])
+    assert publisher.stamp(request) > stamp
+    again = publisher.render(request)
+    assert b"later" in again.body
+    assert again.updated >= first.updated
+    with pytest.raises(UnknownCategoryError):
+        publisher.render(FeedRequest("nope", ("nope",), "xml", FeedQuery()))
 
 
 def test_a_category_pages_channel(publisher: Publisher) -> None:
