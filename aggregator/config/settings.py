@@ -221,6 +221,8 @@ class Server(_Frozen):
     # Bearer token for the mutating endpoints (trigger a fetch, reload the config); without
     # one they do not exist. $AGGREGATOR_ADMIN_TOKEN overrides it.
     admin_token: str | None = Field(None, min_length=16)
+    # rendered feeds and pages kept in memory per process (one LRU; see serve/httpcache.py)
+    max_cache_entries: int = Field(1024, ge=1)
 
 
 class Settings(_Frozen):

@@ -93,7 +93,7 @@ def export(
                 keys.append(("all", None))
             for key, key_slugs in keys:
                 request = FeedRequest(key, key_slugs, FEED_EXTENSIONS[name], FeedQuery())
-                document = publisher.render(request, publisher.stamp(request), base)
+                document = publisher.render(request, base=base)
                 written.append(
                     write_atomically(out_dir, f"feeds/{key}.{FEED_EXTENSIONS[name]}", document.body)
                 )
@@ -101,7 +101,7 @@ def export(
             sections = []
             for slug in slugs:
                 request = FeedRequest(slug, (slug,), "html", FeedQuery(limit=HTML_CATEGORY_LIMIT))
-                document = publisher.render(request, publisher.stamp(request), base)
+                document = publisher.render(request, base=base)
                 written.append(write_atomically(out_dir, f"category/{slug}.html", document.body))
                 latest = publisher.store.list_feed_items((slug,), 5)
                 if latest:

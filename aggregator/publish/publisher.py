@@ -1,25 +1,19 @@
-"""Building output documents from the store: which items a feed holds, its channel, its
-validators, and a cache of rendered documents. Shared by the web app and the exporter.
+"""Building output documents from the store: which items a feed holds, its channel and
+its freshness stamp, rendered to bytes. Shared by the web app and the exporter; no HTTP.
 
-A rendered document is cached under (format, categories, query) together with the
-freshness stamp it was rendered at (the highest seq written into those categories). A
-request first reads the stamp, one primary-key lookup; when it matches, the cached bytes
-and ETag are reused without touching items. Every process reads the stamp from the
-database, so replicas stay correct when another process wrote the items.
+The stamp of a set of categories is the highest seq written into them, one primary-key
+lookup. The server reads it before rendering and keeps the rendered bytes with it
+(serve/httpcache.py), reusing them while the stamp holds; every process reads the stamp
+from the database, so replicas stay correct when another process wrote the items.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
-from aggregator import __version__
 from aggregator.config.settings import Settings
 from aggregator.errors import UnknownCategoryError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
@@ -34,8 +28,6 @@ from aggregator.store import Store
 
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 FILTER_SCAN_LIMIT = 5000  # items examined at most to fill a filtered feed
-CACHE_ENTRIES = 512
-GZIP_MIN_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,57 +43,14 @@ class FeedRequest:
         return (self.key, self.extension, *self.query.cache_key())
 
 
-@dataclass(slots=True)
-class Document:
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A feed or page rendered to bytes: what the exporter writes and the server wraps
+    with its validators."""
+
     body: bytes
     content_type: str
-    etag: str  # strong, quoted; for the identity encoding
-    last_modified: datetime
-    stamp: int
-    _gzipped: bytes | None = field(default=None, repr=False)
-    _wire: dict[tuple[bool, int, bool], list[tuple[bytes, bytes]]] = field(
-        default_factory=dict, repr=False
-    )
-
-    def gzipped(self) -> bytes:
-        if self._gzipped is None:
-            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
-        return self._gzipped
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gz"'
-
-    @property
-    def last_modified_http(self) -> str:
-        return format_datetime(self.last_modified.astimezone(UTC), usegmt=True)
-
-    def wire_headers(
-        self, gzip: bool, status: int, head: bool, cache_control: str
-    ) -> list[tuple[bytes, bytes]]:
-        """Encoded response headers for one variant, built once per document."""
-        key = (gzip, status, head)
-        headers = self._wire.get(key)
-        if headers is None:
-            pairs = [
-                ("etag", self.gzip_etag if gzip else self.etag),
-                ("last-modified", self.last_modified_http),
-                ("cache-control", cache_control),
-                ("vary", "Accept-Encoding"),
-            ]
-            if status == 200:
-                body = self.gzipped() if gzip else self.body
-                pairs += [("content-type", self.content_type), ("content-length", str(len(body)))]
-                if gzip:
-                    pairs.append(("content-encoding", "gzip"))
-            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
-            self._wire[key] = headers
-        return headers
-
-
-def make_etag(request_key: tuple[object, ...], stamp: int) -> str:
-    digest = hashlib.sha256(repr((request_key, stamp, __version__)).encode()).hexdigest()
-    return f'"{digest[:32]}"'
+    updated: datetime  # the newest item's change (the channel's updated time)
 
 
 class Publisher:
@@ -109,13 +58,12 @@ class Publisher:
         self.settings = settings
         self.store = store
         self.site_url = (site_url if site_url is not None else settings.site_url or "").rstrip("/")
-        self._cache: OrderedDict[tuple[object, ...], Document] = OrderedDict()
-        self._lock = threading.Lock()
-        # every ETag carries the config it was rendered under (ttl, site URL, titles...)
-        self.config_key = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
-
-    def etag(self, key: tuple[object, ...], stamp: int) -> str:
-        return make_etag((self.config_key, *key), stamp)
+        # a fingerprint of the config this renders under (ttl, site URL, titles...): the
+        # server puts it in every ETag and cache key. The server's cache size changes no
+        # output, so it stays out: replicas sized differently agree on every validator.
+        unrendered = {"server": {"max_cache_entries"}}
+        config = settings.model_dump_json(exclude=unrendered)
+        self.config_key = hashlib.sha256(config.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ pieces
 
@@ -158,6 +106,9 @@ class Publisher:
         views: Sequence[ItemView],
         base: str,
     ) -> ChannelView:
+        """The channel of a feed, or of a category's page (extension ``html``: its own
+        URL is the page's). A single category's description is its own, empty when it
+        has none: a page then shows none, and ``render`` gives a feed the title instead."""
         if request.slugs is None:
             title, description = "全部新闻", "所有分类的最新条目"
             html_url = f"{base}/"
@@ -171,13 +122,13 @@ class Publisher:
             html_url = f"{base}/"
         feed_name = "merge" if request.slugs and len(request.slugs) > 1 else request.key
         feed_base = f"{base}/feeds/{feed_name}"
-        self_url = f"{feed_base}.{request.extension}"
+        self_url = html_url if request.extension == "html" else f"{feed_base}.{request.extension}"
         if feed_name == "merge":
             self_url += "?c=" + ",".join(request.slugs or ())
         return ChannelView(
             key=request.key,
             title=title,
-            description=description or title,
+            description=description,
             self_url=self_url,
             html_url=html_url,
             feed_url_base=feed_base,
@@ -217,23 +168,11 @@ class Publisher:
             raise UnknownCategoryError(missing)
         return infos
 
-    def cached(self, key: tuple[object, ...], stamp: int) -> Document | None:
-        with self._lock:
-            document = self._cache.get(key)
-            if document is not None and document.stamp == stamp:
-                self._cache.move_to_end(key)
-                return document
-        return None
-
-    def render(self, request: FeedRequest, stamp: int, base: str | None = None) -> Document:
-        """Render (or reuse) the document for ``request`` at ``stamp``; ``base`` is the
-        site URL self links use (default: the configured site_url). Raises
-        UnknownCategoryError."""
+    def render(self, request: FeedRequest, *, base: str | None = None) -> Rendered:
+        """Render ``request`` from the items stored now; ``base`` is the site URL self
+        links use (default: the configured site_url). Nothing is cached here: the server
+        keeps what it rendered with the stamp it read first. Raises UnknownCategoryError."""
         base = self.site_url if base is None else base
-        key = (*request.cache_key(), base)
-        document = self.cached(key, stamp)
-        if document is not None:
-            return document
         slugs = request.slugs
         infos = self.categories() if slugs is None else self.check_slugs(slugs)
         titles = {slug: info.title for slug, info in infos.items()}
@@ -241,16 +180,11 @@ class Publisher:
         wanted = {item.source_id for item in items if item.source_id}
         views = self.views(items, titles, self.store.list_source_info(wanted))
         channel = self.channel(request, infos, views, base)
+        # RSS 2.0 requires a channel description: a category without one gives its title
+        channel = replace(channel, description=channel.description or channel.title)
         renderer = get_renderer(request.extension)
-        document = Document(
+        return Rendered(
             body=renderer.render(channel, views),
             content_type=renderer.content_type,
-            etag=self.etag(key, stamp),
-            last_modified=channel.updated,
-            stamp=stamp,
+            updated=channel.updated,
         )
-        with self._lock:
-            self._cache[key] = document
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return document

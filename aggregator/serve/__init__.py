@@ -3,4 +3,9 @@
 Enters: HTTP requests, and the ``Store`` and ``Publisher`` the process opened.
 Leaves: HTTP responses: feeds, pages, the JSON API and health, with conditional GET
 and caching handled in one place.
+
+    app        the routes (Starlette), the endpoint list and create_app
+    httpcache  Document, conditional GET, response headers and the one LRU of documents
+    fastpath   the raw ASGI layer answering repeated feed requests from that cache
+    openapi    the OpenAPI description served at /openapi.json
 """

@@ -15,8 +15,10 @@ keep the three in step):
     POST /api/sources/{id}/fetch, /api/reload    only with an admin token (bearer auth)
 
 Feeds carry a strong ETag and Last-Modified and answer conditional requests with 304;
-a request for an unchanged feed costs one primary-key lookup (publish.py). Handlers are
-plain functions, run on Starlette's thread pool, because the store is synchronous.
+a request for an unchanged feed costs one primary-key lookup (its stamp), and on SQLite
+none at all (fastpath.py). Validators, 304s, headers and the one document cache live in
+httpcache.py. Handlers are plain functions, run on Starlette's thread pool, because the
+store is synchronous.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -53,13 +54,9 @@ from aggregator.publish.pages import (
     render_item_page,
     render_not_found,
 )
-from aggregator.publish.publisher import (
-    GZIP_MIN_BYTES,
-    Document,
-    FeedRequest,
-    Publisher,
-)
+from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import (
+    FeedQuery,
     decode_cursor,
     encode_cursor,
     parse_feed_query,
@@ -67,13 +64,24 @@ from aggregator.publish.query import (
     parse_limit,
     parse_since,
 )
-from aggregator.publish.render import ChannelView, local_time
+from aggregator.publish.render import local_time
+from aggregator.serve.fastpath import FastFeeds
+from aggregator.serve.httpcache import (
+    API_CACHE_CONTROL,
+    FEED_CACHE_CONTROL,
+    ITEM_CACHE_CONTROL,
+    PAGE_CACHE_CONTROL,
+    Document,
+    DocumentCache,
+    DocumentResponse,
+    make_etag,
+)
+from aggregator.serve.openapi import openapi_document
 from aggregator.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
-FEED_CACHE_CONTROL = "public, max-age=60"
 API_DEFAULT_LIMIT = 100
 
 
@@ -90,137 +98,28 @@ def _json_validated(request: Request, data: Any, last_modified: datetime | None 
         content_type="application/json; charset=utf-8",
         etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
         last_modified=(last_modified or EPOCH).replace(microsecond=0),
-        stamp=0,
+        cache_control=API_CACHE_CONTROL,
     )
-    return _send(request, document, cache_control="no-cache")
+    return DocumentResponse(document, request.scope)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return _json({"error": message}, status)
 
 
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
-
-
-def _not_modified(headers: Mapping[str, str], document: Document) -> bool:
-    tags = _etags(headers.get("if-none-match"))
-    if tags:
-        return "*" in tags or document.etag in tags or document.gzip_etag in tags
-    since = headers.get("if-modified-since")
-    if since:
-        try:
-            moment = parsedate_to_datetime(since)
-        except (TypeError, ValueError, IndexError):
-            return False
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return document.last_modified.replace(microsecond=0) <= moment
-    return False
-
-
-def respond(
-    headers: Mapping[str, str], document: Document, cache_control: str = FEED_CACHE_CONTROL
-) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body for a cached document and the request's headers: gzip
-    when accepted (with its own strong ETag), 304 when a validator matches."""
-    wants_gzip = "gzip" in headers.get("accept-encoding", "").lower()
-    use_gzip = wants_gzip and len(document.body) >= GZIP_MIN_BYTES
-    out = {
-        "etag": document.gzip_etag if use_gzip else document.etag,
-        "last-modified": document.last_modified_http,
-        "cache-control": cache_control,
-        "vary": "Accept-Encoding",
-    }
-    if _not_modified(headers, document):
-        return 304, out, b""
-    body = document.gzipped() if use_gzip else document.body
-    if use_gzip:
-        out["content-encoding"] = "gzip"
-    out["content-type"] = document.content_type
-    return 200, out, body
-
-
-def _send(
-    request: Request, document: Document, cache_control: str = FEED_CACHE_CONTROL
-) -> Response:
-    status, headers, body = respond(request.headers, document, cache_control)
-    return Response(body, status_code=status, headers=headers)
-
-
-class FastFeeds:
-    """An ASGI layer that answers a repeated feed request from memory when nothing has
-    been committed anywhere since that document was validated.
-
-    The check is the store's change token (on SQLite, a stat of the database and its WAL:
-    any commit by any process changes it), read *before* the stamp query that validated
-    the document; if a write lands in between, the token differs on the next request and
-    the normal path revalidates. So a cached answer is never older than the last commit
-    the token saw, and without a token (PostgreSQL) every request takes the normal path:
-    one primary-key query.
-    """
-
-    MAX_ENTRIES = 1024
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.app: Starlette | None = None
-        self.entries: dict[tuple[str, bytes, str], tuple[tuple[int, ...], Document]] = {}
-
-    @staticmethod
-    def key(scope: Mapping[str, Any]) -> tuple[str, bytes, str]:
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-        return scope["path"], scope["query_string"], host
-
-    def remember(
-        self, scope: Mapping[str, Any], token: tuple[int, ...], document: Document
-    ) -> None:
-        if len(self.entries) >= self.MAX_ENTRIES:
-            self.entries.clear()
-        self.entries[self.key(scope)] = (token, document)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in ("GET", "HEAD")
-            and scope["path"].startswith("/feeds/")
-            and await self._answer(scope, send)
-        ):
-            return
-        assert self.app is not None
-        await self.app(scope, receive, send)
-
-    async def _answer(self, scope: Any, send: Any) -> bool:
-        """Answer from memory if possible; False sends the request down the normal path.
-        Works on the raw header bytes: this is the hot path of a polled feed."""
-        host = accept = match = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"accept-encoding":
-                accept = value
-            elif name == b"if-none-match":
-                match = value
-            elif name == b"if-modified-since":
-                return False  # rare; the normal path compares dates
-        hit = self.entries.get((scope["path"], scope["query_string"], host.decode("latin-1")))
-        if hit is None or hit[0] != self.store.change_token():
-            return False
-        document = hit[1]
-        use_gzip = b"gzip" in accept.lower() and len(document.body) >= GZIP_MIN_BYTES
-        status = 200
-        if match:
-            tags = _etags(match.decode("latin-1"))
-            if "*" in tags or document.etag in tags or document.gzip_etag in tags:
-                status = 304
-        head = scope["method"] == "HEAD"
-        headers = document.wire_headers(use_gzip, status, head, FEED_CACHE_CONTROL)
-        body = b"" if status == 304 or head else (document.gzipped() if use_gzip else document.body)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return True
+def _feed_document(
+    publisher: Publisher, request: FeedRequest, key: tuple[object, ...], stamp: int, base: str
+) -> Document:
+    """The feed rendered now, to be cached under ``key`` (config key first) at ``stamp``;
+    Last-Modified is the newest item's time, stable between renders."""
+    rendered = publisher.render(request, base=base)
+    return Document(
+        body=rendered.body,
+        content_type=rendered.content_type,
+        etag=make_etag(key, stamp),
+        last_modified=rendered.updated,
+        cache_control=FEED_CACHE_CONTROL,
+    )
 
 
 class App:
@@ -238,8 +137,8 @@ class App:
         self.store = store
         self.publisher = Publisher(settings, store)
         self.scheduler_alive = scheduler_alive
-        self._html: dict[tuple[object, ...], Document] = {}
-        self.fast = FastFeeds(store)
+        self.cache = DocumentCache(settings.server.max_cache_entries)
+        self.fast = FastFeeds(store, self.cache)
 
     def base(self, request: Request) -> str:
         if self.publisher.site_url:
@@ -271,15 +170,21 @@ class App:
             slugs, key = (name,), name
         feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         base = self.base(request)
+        publisher = self.publisher  # one config for the whole request, even across a reload
+        cache_key = (publisher.config_key, *feed_request.cache_key(), base)
         token = self.store.change_token()  # read before the stamp: see FastFeeds
         try:
-            stamp = self.publisher.stamp(feed_request)
-            document = self.publisher.render(feed_request, stamp, base)
+            stamp = publisher.stamp(feed_request)
+            document = self.cache.cached(
+                cache_key,
+                stamp,
+                lambda: _feed_document(publisher, feed_request, cache_key, stamp, base),
+            )
         except UnknownCategoryError as e:
             return self._unknown_feed(e.missing, base)
         if token is not None:
             self.fast.remember(request.scope, token, document)
-        return _send(request, document)
+        return DocumentResponse(document, request.scope)
 
     def _unknown_feed(self, missing: Sequence[str], base: str) -> Response:
         lines = [
@@ -300,29 +205,29 @@ class App:
     def _page(
         self, request: Request, key: tuple[object, ...], stamp: int, build: Callable[[], bytes]
     ) -> Response:
-        document = self._html.get(key)
-        if document is None or document.stamp != stamp:
-            body = build()
-            document = Document(
-                body=body,
+        """A page from the cache while its stamp holds, else ``build()``'s; ``key`` starts
+        with the config key of the publisher that ``build`` renders with."""
+
+        def document() -> Document:
+            return Document(
+                body=build(),
                 content_type="text/html; charset=utf-8",
-                etag=self.publisher.etag(key, stamp),
+                etag=make_etag(key, stamp),
                 last_modified=datetime.now(UTC).replace(microsecond=0),
-                stamp=stamp,
+                cache_control=PAGE_CACHE_CONTROL,
             )
-            if len(self._html) > 256:
-                self._html.clear()
-            self._html[key] = document
-        return _send(request, document, cache_control="public, max-age=30")
+
+        return DocumentResponse(self.cache.cached(key, stamp, document), request.scope)
 
     def home(self, request: Request) -> Response:
         base = self.base(request)
+        publisher = self.publisher
         stamp = self.store.category_stamp(None)
 
         def build() -> bytes:
             # titles by primary key (list_categories would count every item); a category
             # that was never written to has last_seq 0, one emptied since has no latest
-            infos = sorted(self.publisher.categories().values(), key=lambda c: -c.last_seq)
+            infos = sorted(publisher.categories().values(), key=lambda c: -c.last_seq)
             sections = []
             for info in infos:
                 if info.last_seq == 0:
@@ -333,7 +238,7 @@ class App:
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
             return render_home(sections, base)
 
-        return self._page(request, ("home", base), stamp, build)
+        return self._page(request, (publisher.config_key, "home", base), stamp, build)
 
     def category(self, request: Request) -> Response:
         slug: str = request.path_params["slug"]
@@ -344,32 +249,23 @@ class App:
                 "400 Bad Request: page must be a whole number from 1\n", status_code=400
             )
         page = int(page_raw)
-        infos = self.publisher.categories()
+        publisher = self.publisher
+        infos = publisher.categories()
         if slug not in infos:
             body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        info = infos[slug]
         stamp = self.store.category_stamp((slug,))
 
         def build() -> bytes:
             items = self.store.list_feed_items((slug,), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
             titles = {s: i.title for s, i in infos.items()}
-            views = self.publisher.views(items[:PAGE_SIZE], titles, {})
-            channel = ChannelView(
-                key=slug,
-                title=info.title,
-                description=info.description,
-                self_url=f"{base}/category/{slug}.html",
-                html_url=f"{base}/category/{slug}.html",
-                feed_url_base=f"{base}/feeds/{slug}",
-                site_url=base,
-                language="zh-cn",
-                ttl_minutes=self.publisher.ttl_minutes((slug,)),
-                updated=datetime.now(UTC),
-            )
+            views = publisher.views(items[:PAGE_SIZE], titles, {})
+            page_request = FeedRequest(slug, (slug,), "html", FeedQuery())
+            channel = publisher.channel(page_request, infos, views, base)
             return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
 
-        return self._page(request, ("category", slug, page, base), stamp, build)
+        key = (publisher.config_key, "category", slug, page, base)
+        return self._page(request, key, stamp, build)
 
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
@@ -381,16 +277,18 @@ class App:
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        titles = {s: c.title for s, c in self.publisher.categories(stored.category_slugs).items()}
+        publisher = self.publisher
+        titles = {s: c.title for s, c in publisher.categories(stored.category_slugs).items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
+        key = (publisher.config_key, "item", stored.item_id, base)
         document = Document(
             body=render_item_page(stored, categories, base),
             content_type="text/html; charset=utf-8",
-            etag=self.publisher.etag(("item", stored.item_id, base), stored.seq),  # seq: any change
+            etag=make_etag(key, stored.seq),  # seq: any change
             last_modified=stored.updated_at.replace(microsecond=0),
-            stamp=stored.seq,
+            cache_control=ITEM_CACHE_CONTROL,
         )
-        return _send(request, document, cache_control="public, max-age=60")
+        return DocumentResponse(document, request.scope)
 
     # ------------------------------------------------------------------ API
 
@@ -478,12 +376,12 @@ class App:
     # ------------------------------------------------------------------ settings
 
     def apply_settings(self, settings: Settings) -> None:
-        """A reloaded config: new publisher, caches dropped (every ETag carries the
-        config, so no reader gets a 304 for a document rendered under the old one)."""
+        """A reloaded config: a new publisher, the cache emptied. Every ETag and cache
+        key carries the config, so no reader gets a 304 for, and no request finds, a
+        document rendered under the old one."""
         self.settings = settings
         self.publisher = Publisher(settings, self.store)
-        self._html.clear()
-        self.fast.entries.clear()
+        self.cache.clear()
 
     # ------------------------------------------------------------------ admin
 
@@ -582,222 +480,3 @@ def create_app(
     app.state.aggregator = app_state
     app_state.fast.app = app
     return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of the service (kept in step with ENDPOINTS by a test)."""
-    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-    json_any = {"content": {"application/json": {"schema": {"type": "object"}}}}
-    json_list = {
-        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
-    }
-
-    def param(
-        name: str,
-        where: str,
-        description: str,
-        required: bool = False,
-        schema: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "name": name,
-            "in": where,
-            "required": required or where == "path",
-            "description": description,
-            "schema": schema or {"type": "string"},
-        }
-
-    feed_params = [
-        param(
-            "limit",
-            "query",
-            "How many items (default 50, at most 500).",
-            schema={"type": "integer", "minimum": 1},
-        ),
-        param(
-            "since",
-            "query",
-            "Only items with seq above this number, or updated after this ISO 8601 time.",
-        ),
-        param("q", "query", "Keep items whose title or text matches this regex."),
-        param("exclude", "query", "Drop items whose title or text matches this regex."),
-        param("format", "query", "xml, atom or json when the path has no extension."),
-    ]
-    feed_responses = {
-        "200": {
-            "description": "The feed.",
-            "content": {
-                "application/rss+xml": {"schema": {"type": "string"}},
-                "application/atom+xml": {"schema": {"type": "string"}},
-                "application/feed+json": {"schema": {"type": "object"}},
-            },
-        },
-        "304": {"description": "Not modified since the validator sent."},
-        "400": {"description": "A bad parameter.", **text},
-        "404": {"description": "No such category; the body lists those that exist.", **text},
-    }
-    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "aggregator",
-            "version": __version__,
-            "description": "Feeds, pages and a JSON API over the aggregated items.",
-        },
-        "paths": {
-            "/feeds/{name}.{ext}": {
-                "get": {
-                    "summary": "A category's feed ('all' for every category; 'merge' with c=).",
-                    "parameters": [
-                        param("name", "path", "A category slug, 'all' or 'merge'."),
-                        param(
-                            "ext",
-                            "path",
-                            "xml (RSS 2.0), atom or json (JSON Feed 1.1).",
-                            schema={"type": "string", "enum": ["xml", "atom", "json"]},
-                        ),
-                        param("c", "query", "For merge: comma-separated category slugs."),
-                        *feed_params,
-                    ],
-                    "responses": feed_responses,
-                }
-            },
-            "/feeds/{name}": {
-                "get": {
-                    "summary": "A feed, its format from the format parameter (default xml).",
-                    "parameters": [
-                        param("name", "path", "A category slug, 'all' or 'merge'."),
-                        param("c", "query", "For merge: category slugs."),
-                        *feed_params,
-                    ],
-                    "responses": feed_responses,
-                }
-            },
-            "/": {
-                "get": {
-                    "summary": "Every category with its latest five items.",
-                    "responses": {"200": {"description": "The home page.", **html}},
-                }
-            },
-            "/category/{slug}.html": {
-                "get": {
-                    "summary": "A category's items, newest first, 50 a page.",
-                    "parameters": [
-                        param("slug", "path", "The category slug."),
-                        param(
-                            "page",
-                            "query",
-                            "Page number from 1.",
-                            schema={"type": "integer", "minimum": 1},
-                        ),
-                    ],
-                    "responses": {
-                        "200": {"description": "The page.", **html},
-                        "404": {"description": "No such category.", **html},
-                    },
-                }
-            },
-            "/item/{item_id}.html": {
-                "get": {
-                    "summary": "One item.",
-                    "parameters": [
-                        param("item_id", "path", "The item's number.", schema={"type": "integer"})
-                    ],
-                    "responses": {
-                        "200": {"description": "The page.", **html},
-                        "404": {"description": "No such item.", **html},
-                    },
-                }
-            },
-            "/api/items": {
-                "get": {
-                    "summary": "Items in commit order, paged by an opaque cursor: a consumer "
-                    "paging while items arrive misses none and sees each once; an "
-                    "item that changed appears again with is_update true.",
-                    "parameters": [
-                        param("category", "query", "Only this category."),
-                        param(
-                            "since",
-                            "query",
-                            "Start after this seq (first page only).",
-                            schema={"type": "integer"},
-                        ),
-                        param("cursor", "query", "next_cursor from the previous page."),
-                        param(
-                            "limit",
-                            "query",
-                            "Items per page (default 100, at most 500).",
-                            schema={"type": "integer", "minimum": 1},
-                        ),
-                    ],
-                    "responses": {
-                        "200": {"description": "A page of items.", **json_any},
-                        "400": {"description": "A bad parameter.", **json_any},
-                        "404": {"description": "No such category.", **json_any},
-                    },
-                }
-            },
-            "/api/categories": {
-                "get": {
-                    "summary": "Every category with its feeds.",
-                    "responses": {"200": {"description": "Categories.", **json_list}},
-                }
-            },
-            "/api/sources": {
-                "get": {
-                    "summary": "Each source's fetch status.",
-                    "responses": {"200": {"description": "Sources.", **json_list}},
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document.",
-                    "responses": {"200": {"description": "OpenAPI.", **json_any}},
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness: the process answers.",
-                    "responses": {"200": {"description": "Alive.", **json_any}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: database reachable, scheduler alive.",
-                    "responses": {
-                        "200": {"description": "Ready.", **json_any},
-                        "503": {"description": "Not ready; problems listed.", **json_any},
-                    },
-                }
-            },
-            "/api/sources/{source_id}/fetch": {
-                "post": {
-                    "summary": "Make a source due now (and un-retire it); any fetching "
-                    "process picks it up within a second. Exists only with an admin token.",
-                    "security": [{"adminToken": []}],
-                    "parameters": [param("source_id", "path", "The source's id.")],
-                    "responses": {
-                        "202": {"description": "Due now.", **json_any},
-                        "401": {"description": "No or wrong bearer token.", **json_any},
-                        "404": {"description": "No such source.", **json_any},
-                    },
-                }
-            },
-            "/api/reload": {
-                "post": {
-                    "summary": "Read the config file again now. Invalid: the last good "
-                    "config stays and the problems are listed. Exists only with an admin "
-                    "token.",
-                    "security": [{"adminToken": []}],
-                    "responses": {
-                        "200": {"description": "Applied or unchanged.", **json_any},
-                        "401": {"description": "No or wrong bearer token.", **json_any},
-                        "422": {"description": "Invalid; nothing changed.", **json_any},
-                    },
-                }
-            },
-        },
-        "components": {
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
-        },
-    }

@@ -18,7 +18,8 @@ from aggregator.config.settings import Settings, parse_settings
 from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
 from aggregator.publish.render import atom_id
 from aggregator.runtime.scheduler import run_pass
-from aggregator.serve.app import ADMIN_ENDPOINTS, ENDPOINTS, create_app, openapi_document
+from aggregator.serve.app import ADMIN_ENDPOINTS, ENDPOINTS, create_app
+from aggregator.serve.openapi import openapi_document
 from aggregator.store import SourceUpdate
 from aggregator.store.sql import SqlStore
 from tests.conftest import FIXTURES, ROOT, Seed
@@ -512,3 +513,91 @@ def test_every_output_has_validators_and_answers_304(client: TestClient, path: s
     again = client.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
+
+
+def answers(client: TestClient, method: str, path: str, headers: dict[str, str]) -> object:
+    response = client.request(method, path, headers=headers)
+    return response.status_code, sorted(response.headers.multi_items()), response.content
+
+
+def test_the_fast_path_answers_exactly_as_the_routes_do(
+    published: tuple[Settings, SqlStore],
+) -> None:
+    """Every variant of a feed request: from a fresh app (the Starlette route renders and
+    validates) and again from memory (the fast path, no query), byte for byte."""
+    settings, store = published
+    if store.change_token() is None:
+        pytest.skip("PostgreSQL has no query-free change token: no fast path")
+    warm = TestClient(create_app(settings, store))
+    paths = ["/feeds/all.xml", "/feeds/shanghaizhengquanbao.json", "/feeds/all?format=atom"]
+    for path in paths:
+        first = warm.get(path)
+        variants: list[dict[str, str]] = [
+            {"accept-encoding": "identity"},
+            {"accept-encoding": "gzip"},
+            {"accept-encoding": "identity", "if-none-match": first.headers["etag"]},
+            {"accept-encoding": "gzip", "if-none-match": f'W/"x", {first.headers["etag"]}'},
+            {"accept-encoding": "identity", "if-modified-since": first.headers["last-modified"]},
+            {"accept-encoding": "identity", "if-modified-since": "Mon, 01 Jan 1990 00:00:00 GMT"},
+        ]
+        for headers in variants:
+            for method in ("GET", "HEAD"):
+                fresh = TestClient(create_app(settings, store))
+                expected = answers(fresh, method, path, headers)
+                statements: list[str] = []
+
+                def count(*args: object, into: list[str] = statements) -> None:
+                    into.append(str(args[2]))
+
+                event.listen(store.engine, "before_cursor_execute", count)
+                try:
+                    got = answers(warm, method, path, headers)
+                finally:
+                    event.remove(store.engine, "before_cursor_execute", count)
+                assert got == expected, (method, path, headers)
+                assert statements == [], (method, path, headers)  # answered from memory
+
+
+def with_cache_entries(settings: Settings, entries: int) -> Settings:
+    server = settings.server.model_copy(update={"max_cache_entries": entries})
+    return settings.model_copy(update={"server": server})
+
+
+def test_a_small_cache_evicts_and_every_answer_stays_the_same(
+    published: tuple[Settings, SqlStore],
+) -> None:
+    settings, store = published
+    paths = [split_key(key, ext) for key in feed_keys(store) for ext in ("xml", "json")]
+    paths += ["/", "/category/shanghaizhengquanbao.html", "/category/misc.html"]
+    roomy = TestClient(create_app(settings, store))
+    small_app = create_app(with_cache_entries(settings, 3), store)
+    small = TestClient(small_app)
+    expected = {path: roomy.get(path) for path in paths}
+    for _ in range(2):  # the second round finds most of what it needs evicted
+        for path in paths:
+            response = small.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["etag"] == expected[path].headers["etag"], path
+            assert response.content == expected[path].content, path
+            again = small.get(path, headers={"If-None-Match": response.headers["etag"]})
+            assert again.status_code == 304, path
+    state = small_app.app.state.aggregator  # type: ignore[attr-defined]  # FastFeeds in front
+    assert 0 < len(state.cache) <= 3
+
+
+def test_the_cache_size_changes_no_etag(published: tuple[Settings, SqlStore]) -> None:
+    """Replicas sized differently agree on every validator (the size is no output)."""
+    settings, store = published
+    one = TestClient(create_app(settings, store))
+    other = TestClient(create_app(with_cache_entries(settings, 7), store))
+    for path in ("/feeds/all.xml", "/", "/category/misc.html", "/item/1.html"):
+        assert one.get(path).headers["etag"] == other.get(path).headers["etag"], path
+
+
+def test_a_category_without_a_description(client: TestClient) -> None:
+    """Its page shows none; its feed, where RSS requires one, gives the title."""
+    page = client.get("/category/misc.html").text
+    assert '<p class="meta">其他</p>' not in page
+    described = client.get("/category/shanghaizhengquanbao.html").text
+    assert '<p class="meta">上证报</p>' in described
+    assert feedparser.parse(client.get("/feeds/misc.xml").content).feed.subtitle == "其他"

@@ -1,0 +1,228 @@
+"""The OpenAPI 3.1 description of the HTTP service, served at /openapi.json (a test keeps
+its paths in step with app.ENDPOINTS and docs/http.md). Holds no business logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aggregator import __version__
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the service (kept in step with ENDPOINTS by a test)."""
+    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    json_any = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    json_list = {
+        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
+    }
+
+    def param(
+        name: str,
+        where: str,
+        description: str,
+        required: bool = False,
+        schema: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": where,
+            "required": required or where == "path",
+            "description": description,
+            "schema": schema or {"type": "string"},
+        }
+
+    feed_params = [
+        param(
+            "limit",
+            "query",
+            "How many items (default 50, at most 500).",
+            schema={"type": "integer", "minimum": 1},
+        ),
+        param(
+            "since",
+            "query",
+            "Only items with seq above this number, or updated after this ISO 8601 time.",
+        ),
+        param("q", "query", "Keep items whose title or text matches this regex."),
+        param("exclude", "query", "Drop items whose title or text matches this regex."),
+        param("format", "query", "xml, atom or json when the path has no extension."),
+    ]
+    feed_responses = {
+        "200": {
+            "description": "The feed.",
+            "content": {
+                "application/rss+xml": {"schema": {"type": "string"}},
+                "application/atom+xml": {"schema": {"type": "string"}},
+                "application/feed+json": {"schema": {"type": "object"}},
+            },
+        },
+        "304": {"description": "Not modified since the validator sent."},
+        "400": {"description": "A bad parameter.", **text},
+        "404": {"description": "No such category; the body lists those that exist.", **text},
+    }
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "aggregator",
+            "version": __version__,
+            "description": "Feeds, pages and a JSON API over the aggregated items.",
+        },
+        "paths": {
+            "/feeds/{name}.{ext}": {
+                "get": {
+                    "summary": "A category's feed ('all' for every category; 'merge' with c=).",
+                    "parameters": [
+                        param("name", "path", "A category slug, 'all' or 'merge'."),
+                        param(
+                            "ext",
+                            "path",
+                            "xml (RSS 2.0), atom or json (JSON Feed 1.1).",
+                            schema={"type": "string", "enum": ["xml", "atom", "json"]},
+                        ),
+                        param("c", "query", "For merge: comma-separated category slugs."),
+                        *feed_params,
+                    ],
+                    "responses": feed_responses,
+                }
+            },
+            "/feeds/{name}": {
+                "get": {
+                    "summary": "A feed, its format from the format parameter (default xml).",
+                    "parameters": [
+                        param("name", "path", "A category slug, 'all' or 'merge'."),
+                        param("c", "query", "For merge: category slugs."),
+                        *feed_params,
+                    ],
+                    "responses": feed_responses,
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Every category with its latest five items.",
+                    "responses": {"200": {"description": "The home page.", **html}},
+                }
+            },
+            "/category/{slug}.html": {
+                "get": {
+                    "summary": "A category's items, newest first, 50 a page.",
+                    "parameters": [
+                        param("slug", "path", "The category slug."),
+                        param(
+                            "page",
+                            "query",
+                            "Page number from 1.",
+                            schema={"type": "integer", "minimum": 1},
+                        ),
+                    ],
+                    "responses": {
+                        "200": {"description": "The page.", **html},
+                        "404": {"description": "No such category.", **html},
+                    },
+                }
+            },
+            "/item/{item_id}.html": {
+                "get": {
+                    "summary": "One item.",
+                    "parameters": [
+                        param("item_id", "path", "The item's number.", schema={"type": "integer"})
+                    ],
+                    "responses": {
+                        "200": {"description": "The page.", **html},
+                        "404": {"description": "No such item.", **html},
+                    },
+                }
+            },
+            "/api/items": {
+                "get": {
+                    "summary": "Items in commit order, paged by an opaque cursor: a consumer "
+                    "paging while items arrive misses none and sees each once; an "
+                    "item that changed appears again with is_update true.",
+                    "parameters": [
+                        param("category", "query", "Only this category."),
+                        param(
+                            "since",
+                            "query",
+                            "Start after this seq (first page only).",
+                            schema={"type": "integer"},
+                        ),
+                        param("cursor", "query", "next_cursor from the previous page."),
+                        param(
+                            "limit",
+                            "query",
+                            "Items per page (default 100, at most 500).",
+                            schema={"type": "integer", "minimum": 1},
+                        ),
+                    ],
+                    "responses": {
+                        "200": {"description": "A page of items.", **json_any},
+                        "400": {"description": "A bad parameter.", **json_any},
+                        "404": {"description": "No such category.", **json_any},
+                    },
+                }
+            },
+            "/api/categories": {
+                "get": {
+                    "summary": "Every category with its feeds.",
+                    "responses": {"200": {"description": "Categories.", **json_list}},
+                }
+            },
+            "/api/sources": {
+                "get": {
+                    "summary": "Each source's fetch status.",
+                    "responses": {"200": {"description": "Sources.", **json_list}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document.",
+                    "responses": {"200": {"description": "OpenAPI.", **json_any}},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the process answers.",
+                    "responses": {"200": {"description": "Alive.", **json_any}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: database reachable, scheduler alive.",
+                    "responses": {
+                        "200": {"description": "Ready.", **json_any},
+                        "503": {"description": "Not ready; problems listed.", **json_any},
+                    },
+                }
+            },
+            "/api/sources/{source_id}/fetch": {
+                "post": {
+                    "summary": "Make a source due now (and un-retire it); any fetching "
+                    "process picks it up within a second. Exists only with an admin token.",
+                    "security": [{"adminToken": []}],
+                    "parameters": [param("source_id", "path", "The source's id.")],
+                    "responses": {
+                        "202": {"description": "Due now.", **json_any},
+                        "401": {"description": "No or wrong bearer token.", **json_any},
+                        "404": {"description": "No such source.", **json_any},
+                    },
+                }
+            },
+            "/api/reload": {
+                "post": {
+                    "summary": "Read the config file again now. Invalid: the last good "
+                    "config stays and the problems are listed. Exists only with an admin "
+                    "token.",
+                    "security": [{"adminToken": []}],
+                    "responses": {
+                        "200": {"description": "Applied or unchanged.", **json_any},
+                        "401": {"description": "No or wrong bearer token.", **json_any},
+                        "422": {"description": "Invalid; nothing changed.", **json_any},
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }
