@@ -62,6 +62,27 @@ def test_fetch_prints_a_table_and_strict_fails_on_errors(config: Path) -> None:
     assert "down" not in only.stdout
 
 
+def test_config_and_log_level_are_accepted_after_the_command(config: Path) -> None:
+    after = aggregator("fetch", "--config", str(config), "--log-level", "DEBUG")
+    assert after.returncode == 0, after.stderr
+    assert "1 new, 0 updated, 1 source(s) failed" in after.stdout
+    assert " DEBUG urllib3" in after.stderr  # the level reached the root logger
+    # given on both sides, the one after the command wins
+    both = aggregator("--config", "nowhere.yaml", "--log-level", "DEBUG", "sources")
+    assert both.returncode == 1
+    both = aggregator(
+        "--config", "nowhere.yaml", "--log-level", "DEBUG",
+        "fetch", "--config", str(config), "--log-level", "WARNING",
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert " DEBUG " not in both.stderr
+    db_upgrade = aggregator("db", "upgrade", "--config", str(config))
+    assert db_upgrade.returncode == 0, db_upgrade.stderr
+    wrong = aggregator("fetch", "--log-level", "LOUD")
+    assert wrong.returncode == 2
+    assert "Invalid value for '--log-level'" in wrong.stderr
+
+
 def test_fetch_with_unknown_source_or_bad_config_exits_1(config: Path, tmp_path: Path) -> None:
     unknown = aggregator("--config", str(config), "fetch", "--source", "nope")
     assert unknown.returncode == 1
