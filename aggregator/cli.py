@@ -15,6 +15,7 @@ Commands (each documented in docs/cli.md; a test keeps the two in step):
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -290,6 +291,23 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_port(ctx: click.Context, host: str, port: int) -> None:
+    """Exit 1 with one line unless ``host:port`` can be listened on, before anything starts:
+    otherwise a second ``run`` logged "serving http://..." and only then died of uvicorn's
+    ``[Errno 98] address already in use``. The probe binds as the servers do (with
+    SO_REUSEADDR), so only a port someone listens on fails it."""
+    try:
+        _listening_socket(host, port).close()
+    except OSError as e:
+        hint = (
+            "another process listens there; choose another port with --port"
+            if e.errno == errno.EADDRINUSE
+            else "see --host and --port"
+        )
+        click.echo(f"error: cannot listen on {host}:{port}: {e.strerror or e} ({hint})", err=True)
+        ctx.exit(EXIT_FAILED)
+
+
 def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
@@ -362,14 +380,15 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     from aggregator.serve.app import create_app
 
     settings = _settings(ctx)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    _check_port(ctx, host, port)
     context = _open(ctx, settings)
     trimmer = start_long_running(context.store)
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
     watcher = _watch(ctx, settings)
     watcher.subscribe(dispatcher.apply_settings)  # the schedule first, then the web app
-    host = host or settings.server.host
-    port = port or settings.server.port
     log.info(
         "scheduler running: %d sources, %d workers; serving http://%s:%d/",
         len(settings.sources),
@@ -452,9 +471,10 @@ def serve(
 ) -> None:
     """Serve feeds, pages and the API only (no fetching)."""
     settings = _settings(ctx)
-    _open(ctx, settings).store.close()  # migrate if needed, and fail early and clearly
     host = host or settings.server.host
     port = port or settings.server.port
+    _check_port(ctx, host, port)
+    _open(ctx, settings).store.close()  # migrate if needed, and fail early and clearly
     if ctx.obj["config"]:
         os.environ["AGGREGATOR_CONFIG"] = ctx.obj["config"]  # read by each server process
     log.info("serving http://%s:%d/ with %s, %d worker(s)", host, port, server_name, workers)

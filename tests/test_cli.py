@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -149,12 +150,29 @@ def test_bundled_samples_work_offline_from_a_fresh_checkout(tmp_path: Path) -> N
     assert "eastmoney-rss" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_busy_port_is_one_line_naming_port_before_anything_starts(
+    config: Path, command: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = aggregator("--config", str(config), command, "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another process listens there; choose another port with --port)"
+    )
+    assert "serving" not in result.stdout + result.stderr
+    assert not (config.parent / "db.sqlite").exists()  # nothing was started or created
+
+
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_serve_answers_over_a_real_socket_and_stops_on_sigterm(
     config: Path, tmp_path: Path, server: str
 ) -> None:
     import signal
-    import socket
     import time
     import urllib.error
     import urllib.request
