@@ -124,6 +124,24 @@ def test_check_config_lists_every_problem(tmp_path: Path) -> None:
     assert good.stdout.startswith("config OK:")
 
 
+def test_run_from_another_folder_says_where_it_looked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "sources"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: config/sources.yaml:0: cannot read the config file: No such file or "
+        f"directory; looked for {tmp_path / 'config' / 'sources.yaml'} (relative to the "
+        "current folder); name the file with --config PATH or AGGREGATOR_CONFIG=PATH"
+    )
+
+
 def test_config_schema_is_json(tmp_path: Path) -> None:
     result = aggregator("config-schema")
     assert result.returncode == 0

@@ -481,7 +481,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError([f"{chosen}:0: cannot read the config file: {e.strerror or e}"]) from e
+        # run from another folder, the relative default is not there: say where it looked
+        relative = "" if chosen.is_absolute() else " (relative to the current folder)"
+        raise ConfigError(
+            [
+                f"{chosen}:0: cannot read the config file: {e.strerror or e}; looked for "
+                f"{chosen.absolute()}{relative}; name the file with --config PATH or "
+                f"{CONFIG_ENV}=PATH"
+            ]
+        ) from e
     except UnicodeDecodeError as e:
         raise ConfigError([f"{chosen}:0: the config file is not UTF-8: {e.reason}"]) from e
     settings = parse_settings(text, str(chosen), chosen.resolve().parent)

@@ -202,7 +202,25 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "nope.yaml")
     (line,) = caught.value.problems
-    assert line.startswith(f"{tmp_path / 'nope.yaml'}:0: cannot read the config file:")
+    assert line == (
+        f"{tmp_path / 'nope.yaml'}:0: cannot read the config file: No such file or "
+        f"directory; looked for {tmp_path / 'nope.yaml'}; name the file with --config PATH "
+        "or AGGREGATOR_CONFIG=PATH"
+    )
+
+
+def test_missing_default_says_where_it_looked_and_how_to_point_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # run from another folder than the checkout
+    monkeypatch.delenv("AGGREGATOR_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        "config/sources.yaml:0: cannot read the config file: No such file or directory; "
+        f"looked for {tmp_path / 'config' / 'sources.yaml'} (relative to the current "
+        "folder); name the file with --config PATH or AGGREGATOR_CONFIG=PATH"
+    ]
 
 
 def test_relative_file_urls_resolve_against_the_config_folder(tmp_path: Path) -> None:
