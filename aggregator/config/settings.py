@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
 from aggregator.model import IdRule
 from aggregator.slug import is_valid_slug
@@ -444,10 +445,7 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
             yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as slow_error:
             yaml_error = slow_error
-        mark = getattr(yaml_error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(yaml_error, "problem", None) or str(yaml_error)
-        raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from yaml_error
+        raise ConfigError([f"{filename}:{describe_yaml_error(text, yaml_error)}"]) from yaml_error
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top level): must be a mapping of keys"])
     problems = _Problems(filename, lines)
