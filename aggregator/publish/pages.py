@@ -2,13 +2,14 @@
 the original site had it), a category page (paginated, with feed autodiscovery) and an
 item page. Jinja2 with autoescaping: every title and name is escaped; an item's body is
 HTML that was sanitized at ingest and is sanitized again here before it is marked safe.
+Times are shown in the source's own UTC offset, labelled with it.
 
 Registers the ``html`` output renderer (a category page) with render.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -31,9 +32,11 @@ SITE_TITLE = "财经新闻聚合"
 class PageItem:
     item_id: int
     title: str
-    local_time: str
+    local_time: str  # "2022-01-25 15:24 UTC+08:00": the source's own offset, labelled
     author: str | None
     link: str | None
+    iso_time: str = ""  # for <time datetime=...>
+    outlet: str | None = None  # the author, else the media name of one of its categories
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +46,28 @@ class Section:
     items: tuple[PageItem, ...]
 
 
-def page_item(item: StoredItem) -> PageItem:
+def outlet_names(infos: Iterable[CategoryInfo]) -> dict[str, str]:
+    """Category slug -> the media name that files items there, where it has one."""
+    return {info.slug: info.name for info in infos if info.name}
+
+
+def page_item(item: StoredItem, outlets: Mapping[str, str] | None = None) -> PageItem:
+    """An item as a page lists it. ``outlets`` (``outlet_names``) names the outlet of an
+    item without an author: a JSON API source files items by a field such as mediaName
+    and gives no author."""
+    moment = local_time(item)
+    outlet = item.author or next(
+        (outlets[slug] for slug in item.category_slugs if outlets and slug in outlets), None
+    )
+    zone = moment.strftime("%z")
     return PageItem(
-        item.item_id, item.title, f"{local_time(item):%Y-%m-%d %H:%M}", item.author, item.link
+        item.item_id,
+        item.title,
+        f"{moment:%Y-%m-%d %H:%M} UTC{zone[:3]}:{zone[3:]}",
+        item.author,
+        item.link,
+        moment.isoformat(),
+        outlet,
     )
 
 
@@ -63,12 +85,13 @@ def render_category_page(
     has_next: bool,
     root: str,
     site_title: str = SITE_TITLE,
+    outlets: Mapping[str, str] | None = None,
 ) -> bytes:
     html = ENV.get_template("category.html").render(
         title=channel.title,
         description=channel.description,
         feed_base=channel.feed_url_base,
-        items=[page_item(v.item) for v in views],
+        items=[page_item(v.item, outlets) for v in views],
         page=page,
         has_next=has_next,
         root=root,
@@ -82,10 +105,11 @@ def render_item_page(
     categories: Sequence[tuple[str, str]],
     root: str,
     site_title: str = SITE_TITLE,
+    outlets: Mapping[str, str] | None = None,
 ) -> bytes:
     body = sanitize_html(item.content or item.summary or "", item.link) or ""
     html = ENV.get_template("item.html").render(
-        item=page_item(item),
+        item=page_item(item, outlets),
         categories=categories,
         body=Markup(body),  # noqa: S704
         root=root,

@@ -41,6 +41,7 @@ from aggregator.errors import ItemNotFoundError, SourceNotFoundError, StoreError
 from aggregator.model import StoredItem
 from aggregator.publish.pages import (
     Section,
+    outlet_names,
     page_item,
     render_category_page,
     render_home,
@@ -363,7 +364,9 @@ class App:
                 ttl_minutes=self.publisher.ttl_minutes((slug,)),
                 updated=datetime.now(UTC),
             )
-            return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
+            more = len(items) > PAGE_SIZE
+            outlets = outlet_names(infos.values())
+            return render_category_page(channel, views, page, more, base, outlets=outlets)
 
         return self._page(request, ("category", slug, page, base), stamp, build)
 
@@ -377,10 +380,11 @@ class App:
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        titles = {s: c.title for s, c in self.publisher.categories(stored.category_slugs).items()}
+        infos = self.publisher.categories(stored.category_slugs)
+        titles = {s: c.title for s, c in infos.items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
         document = Document(
-            body=render_item_page(stored, categories, base),
+            body=render_item_page(stored, categories, base, outlets=outlet_names(infos.values())),
             content_type="text/html; charset=utf-8",
             etag=self.publisher.etag(("item", stored.item_id, base), stored.seq),  # seq: any change
             last_modified=stored.updated_at.replace(microsecond=0),
