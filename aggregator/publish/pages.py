@@ -1,8 +1,9 @@
-"""The HTML pages people read: the home page (every category with its latest items, as
-the original site had it), a category page (paginated, with feed autodiscovery) and an
-item page. Jinja2 with autoescaping: every title and name is escaped; an item's body is
-HTML that was sanitized at ingest and is sanitized again here before it is marked safe.
-Times are shown in the source's own UTC offset, labelled with it.
+"""The HTML pages people read: the home page (the latest items across every outlet, then
+every category with its latest items, as the original site had it), a category page
+(paginated, with feed autodiscovery) and an item page. Jinja2 with autoescaping: every
+title and name is escaped; an item's body is HTML that was sanitized at ingest and is
+sanitized again here before it is marked safe. Times are shown in the source's own UTC
+offset, labelled with it.
 
 Registers the ``html`` output renderer (a category page) with render.py.
 """
@@ -71,9 +72,15 @@ def page_item(item: StoredItem, outlets: Mapping[str, str] | None = None) -> Pag
     )
 
 
-def render_home(sections: Sequence[Section], root: str, site_title: str = SITE_TITLE) -> bytes:
+def render_home(
+    sections: Sequence[Section],
+    root: str,
+    site_title: str = SITE_TITLE,
+    latest: Sequence[PageItem] = (),
+) -> bytes:
+    """``latest``: the newest items across every category, listed first."""
     html = ENV.get_template("index.html").render(
-        sections=sections, root=root, site_title=site_title
+        sections=sections, latest=latest, root=root, site_title=site_title
     )
     return html.encode("utf-8")
 

@@ -70,6 +70,7 @@ from aggregator.store import Store
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
+HOME_LATEST_ITEMS = 20  # across every category, at the top of the home page
 FEED_CACHE_CONTROL = "public, max-age=60"
 API_DEFAULT_LIMIT = 100
 
@@ -328,7 +329,9 @@ class App:
                 if not latest:
                     continue
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
-            return render_home(sections, base)
+            newest = self.store.list_feed_items(None, HOME_LATEST_ITEMS)
+            outlets = outlet_names(infos)
+            return render_home(sections, base, latest=[page_item(i, outlets) for i in newest])
 
         return self._page(request, ("home", base), stamp, build)
 

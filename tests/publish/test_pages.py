@@ -3,6 +3,7 @@ tests/serve/test_pages.py and, in a real browser, tests/serve/test_browser.py.""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,7 +85,7 @@ def test_times_carry_their_offset(offset_minutes: int, shown: str, iso: str) -> 
     views = [ItemView(item, (), None)]
     section = Section("s", "t", (page_item(item),))
     pages = {
-        "home": render_home([section], ROOT),
+        "home": render_home([section], ROOT, latest=[page_item(item)]),
         "category": render_category_page(channel("shanghaizhengquanbao"), views, 1, False, ROOT),
         "item": render_item_page(item, [], ROOT),
     }
@@ -109,3 +110,17 @@ def test_an_item_without_author_shows_the_outlet_its_category_is_named_after() -
     assert "UTC+08:00</time> · 上海证券报</span>" in category
     item = render_item_page(stored(1), [], ROOT, outlets=outlets).decode()
     assert "UTC+08:00</time> · 上海证券报" in item
+    home = render_home([], ROOT, latest=[page_item(stored(1), outlets)]).decode()
+    assert "UTC+08:00</time> · 上海证券报</span>" in home
+
+
+def test_home_opens_with_the_latest_items_then_each_outlet() -> None:
+    latest = [page_item(stored(i, "上海证券报")) for i in (1, 2)]
+    sections = [Section("shanghaizhengquanbao", "上海证券报新闻", tuple(latest))]
+    html = render_home(sections, ROOT, latest=latest).decode()
+    headings = re.findall(r"<h2>(?:<a [^>]*>)?([^<]*)", html)
+    assert headings == ["最新", "上海证券报新闻"]
+    assert html.index("标题1") < html.index("<h2><a")
+    empty = render_home([], ROOT).decode()
+    assert "还没有内容" in empty
+    assert "最新" not in empty

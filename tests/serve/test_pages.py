@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from aggregator.config.settings import Settings, load_settings
 from aggregator.runtime.scheduler import run_pass
-from aggregator.serve.app import create_app
+from aggregator.serve.app import HOME_LATEST_ITEMS, create_app
 from aggregator.store.sql import SqlStore
 from tests.ingest.test_update import make_context
 
@@ -31,6 +31,28 @@ def samples(store: SqlStore) -> tuple[Settings, SqlStore]:
 @pytest.fixture
 def client(samples: tuple[Settings, SqlStore]) -> TestClient:
     return TestClient(create_app(*samples))
+
+
+def section(html: str, heading: str) -> str:
+    """The <section> whose heading text is ``heading``."""
+    for part in html.split("<section")[1:]:
+        if re.search(rf"<h2>(?:<a [^>]*>)?{re.escape(heading)}<", part):
+            return part.split("</section>")[0]
+    raise AssertionError(f"no section {heading!r}")
+
+
+def test_home_opens_with_the_latest_items_across_outlets(
+    client: TestClient, samples: tuple[Settings, SqlStore]
+) -> None:
+    html = client.get("/").text
+    headings = re.findall(r"<h2>(?:<a [^>]*>)?([^<]*)", html)
+    assert headings[0] == "最新"
+    assert "上海证券报新闻" in headings[1:]
+    latest = section(html, "最新")
+    newest = samples[1].list_feed_items(None, HOME_LATEST_ITEMS)
+    assert [int(i) for i in ITEM_LINK.findall(latest)] == [i.item_id for i in newest]
+    outlets = set(re.findall(r"</time> · ([^<]+)</span>", latest))
+    assert len(outlets) > 3  # every outlet, not one
 
 
 def test_json_api_items_show_their_outlet(
