@@ -4,6 +4,7 @@ tests/serve/test_pages.py and, in a real browser, tests/serve/test_browser.py.""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,6 +69,16 @@ def channel(slug: str) -> ChannelView:
     )
 
 
+def alternates(html: str) -> list[str]:
+    """The href of every element announcing a feed (rel=alternate), in <head> or not."""
+    tags = re.findall(r"<(?:link|a)\b[^>]*>", html)
+    return [
+        re.search(r'href="([^"]*)"', tag)[1]
+        for tag in tags
+        if re.search(r'rel="[^"]*\balternate\b', tag)
+    ]
+
+
 @pytest.mark.parametrize(
     ("offset_minutes", "shown", "iso"),
     [
@@ -124,3 +135,28 @@ def test_home_opens_with_the_latest_items_then_each_outlet() -> None:
     empty = render_home([], ROOT).decode()
     assert "还没有内容" in empty
     assert "最新" not in empty
+
+
+def test_each_feed_is_announced_once_and_only_in_head() -> None:
+    """Feed readers and browser extensions collect every rel=alternate link of a page: a
+    feed announced in <head> and again by a visible link was offered twice, and the
+    home page offered every category's feeds as alternates of itself."""
+    item = stored(1, "上海证券报")
+    sections = [Section("shanghaizhengquanbao", "上海证券报新闻", (page_item(item),))]
+    views = [ItemView(item, (), None)]
+    pages = {
+        "home": render_home(sections, ROOT, latest=[page_item(item)]),
+        "category": render_category_page(channel("shanghaizhengquanbao"), views, 1, False, ROOT),
+    }
+    for name, page in pages.items():
+        html = page.decode()
+        announced = alternates(html)
+        assert announced, name
+        assert Counter(announced).most_common(1)[0][1] == 1, (name, announced)
+        head = html[: html.index("</head>")]
+        assert all(f'href="{href}"' in head for href in announced), name
+    # the visible subscribe links are still there
+    home = pages["home"].decode()
+    assert f'<a href="{ROOT}/feeds/shanghaizhengquanbao.atom" type="application/atom+xml">' in (
+        home
+    )
