@@ -1,9 +1,9 @@
 """The HTML pages people read: the home page (the latest items across every outlet, then
 every category with its latest items, as the original site had it), a category page
-(paginated, with feed autodiscovery) and an item page. Jinja2 with autoescaping: every
-title and name is escaped; an item's body is HTML that was sanitized at ingest and is
-sanitized again here before it is marked safe. Times are shown in the source's own UTC
-offset, labelled with it.
+(paginated, with feed autodiscovery) and an item page (with its categories' feeds and the
+items beside it). Jinja2 with autoescaping: every title and name is escaped; an item's
+body is HTML that was sanitized at ingest and is sanitized again here before it is marked
+safe. Times are shown in the source's own UTC offset, labelled with it.
 
 Registers the ``html`` output renderer (a category page) with render.py.
 """
@@ -107,16 +107,36 @@ def render_category_page(
     return html.encode("utf-8")
 
 
+def neighbours(
+    item: StoredItem, siblings: Sequence[StoredItem]
+) -> tuple[StoredItem | None, StoredItem | None]:
+    """The items listed just before (newer) and just after (older) ``item`` in
+    ``siblings``, a category's items in its pages' order; (None, None) when it is not
+    among them."""
+    position = next((i for i, s in enumerate(siblings) if s.item_id == item.item_id), None)
+    if position is None:
+        return None, None
+    newer = siblings[position - 1] if position > 0 else None
+    older = siblings[position + 1] if position + 1 < len(siblings) else None
+    return newer, older
+
+
 def render_item_page(
     item: StoredItem,
     categories: Sequence[tuple[str, str]],
     root: str,
     site_title: str = SITE_TITLE,
     outlets: Mapping[str, str] | None = None,
+    siblings: Sequence[StoredItem] = (),
 ) -> bytes:
+    """``categories``: (slug, title) of the item's categories, each linked and offered as
+    feeds; ``siblings``: its first category's items in page order, for previous/next."""
     body = sanitize_html(item.content or item.summary or "", item.link) or ""
+    newer, older = neighbours(item, siblings)
     html = ENV.get_template("item.html").render(
         item=page_item(item, outlets),
+        newer=page_item(newer) if newer else None,
+        older=page_item(older) if older else None,
         categories=categories,
         body=Markup(body),  # noqa: S704
         root=root,

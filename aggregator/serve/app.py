@@ -71,6 +71,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a tim
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
 HOME_LATEST_ITEMS = 20  # across every category, at the top of the home page
+ITEM_SIBLINGS = 100  # an item page links the items beside it among its category's newest
 FEED_CACHE_CONTROL = "public, max-age=60"
 API_DEFAULT_LIMIT = 100
 
@@ -386,12 +387,18 @@ class App:
         infos = self.publisher.categories(stored.category_slugs)
         titles = {s: c.title for s, c in infos.items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
+        # previous/next among the newest of its first category (no store read finds the
+        # items beside one at any depth yet); the stamp changes with the item and with them
+        siblings = self.store.list_feed_items(stored.category_slugs[:1], ITEM_SIBLINGS)
+        stamp = max(stored.seq, self.store.category_stamp(stored.category_slugs))
         document = Document(
-            body=render_item_page(stored, categories, base, outlets=outlet_names(infos.values())),
+            body=render_item_page(
+                stored, categories, base, outlets=outlet_names(infos.values()), siblings=siblings
+            ),
             content_type="text/html; charset=utf-8",
-            etag=self.publisher.etag(("item", stored.item_id, base), stored.seq),  # seq: any change
-            last_modified=stored.updated_at.replace(microsecond=0),
-            stamp=stored.seq,
+            etag=self.publisher.etag(("item", stored.item_id, base), stamp),
+            last_modified=max(i.updated_at for i in (stored, *siblings)).replace(microsecond=0),
+            stamp=stamp,
         )
         return _send(request, document, cache_control="public, max-age=60")
 

@@ -12,6 +12,7 @@ import pytest
 from aggregator.model import CategoryInfo, StoredItem
 from aggregator.publish.pages import (
     Section,
+    neighbours,
     outlet_names,
     page_item,
     render_category_page,
@@ -147,6 +148,7 @@ def test_each_feed_is_announced_once_and_only_in_head() -> None:
     pages = {
         "home": render_home(sections, ROOT, latest=[page_item(item)]),
         "category": render_category_page(channel("shanghaizhengquanbao"), views, 1, False, ROOT),
+        "item": render_item_page(item, [("shanghaizhengquanbao", "上海证券报新闻")], ROOT),
     }
     for name, page in pages.items():
         html = page.decode()
@@ -160,3 +162,30 @@ def test_each_feed_is_announced_once_and_only_in_head() -> None:
     assert f'<a href="{ROOT}/feeds/shanghaizhengquanbao.atom" type="application/atom+xml">' in (
         home
     )
+
+
+def test_an_item_page_offers_its_categories_feeds() -> None:
+    item = stored(1, "上海证券报", slugs=("shanghaizhengquanbao", "misc"))
+    html = render_item_page(
+        item, [("shanghaizhengquanbao", "上海证券报新闻"), ("misc", "其他")], ROOT
+    ).decode()
+    assert alternates(html) == [
+        f"{ROOT}/feeds/{slug}.{ext}"
+        for slug in ("shanghaizhengquanbao", "misc")
+        for ext in ("xml", "atom", "json")
+    ]
+    assert '<link rel="alternate" type="application/feed+json" title="其他" ' in html
+
+
+def test_neighbours_follow_the_category_page_order() -> None:
+    siblings = [stored(i) for i in (1, 2, 3)]  # newest first, as the category page lists
+    assert neighbours(siblings[0], siblings) == (None, siblings[1])
+    assert neighbours(siblings[1], siblings) == (siblings[0], siblings[2])
+    assert neighbours(siblings[2], siblings) == (siblings[1], None)
+    assert neighbours(stored(9), siblings) == (None, None)
+    html = render_item_page(siblings[1], [], ROOT, siblings=siblings).decode()
+    assert f'<a href="{ROOT}/item/1.html" rel="prev">← 较新：标题1</a>' in html
+    assert f'<a href="{ROOT}/item/3.html" rel="next">较早：标题3 →</a>' in html
+    alone = render_item_page(stored(9), [], ROOT, siblings=siblings).decode()
+    assert 'rel="prev"' not in alone
+    assert 'rel="next"' not in alone

@@ -57,6 +57,16 @@ def site(tmp_path: Path, feed_server: FeedServer) -> Iterator[str]:
         "src=x onerror=alert(1)&gt;&lt;/p&gt;</description></item></channel></rss>"
     )
     feed_server.routes["/hostile.xml"] = Route(hostile.encode())
+    more = "".join(
+        f"<item><title>更多{day}</title><link>http://m.example/{day}</link><dc:creator>上海证券报"
+        f"</dc:creator><pubDate>{day:02d} Jan 2022 10:00:00 +0800</pubDate></item>"
+        for day in (20, 21)
+    )
+    feed_server.routes["/more.xml"] = Route(
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0' xmlns:dc='http://purl.org/"
+        "dc/elements/1.1/'><channel><title>m</title><link>http://m.example/</link>"
+        f"<description>d</description>{more}</channel></rss>".encode()
+    )
     settings = parse_settings(f"""
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
@@ -64,6 +74,7 @@ categories:
 sources:
   - {{id: seed, url: "{feed_server.url("/seed.rss")}", category_from: author}}
   - {{id: hostile, url: "{feed_server.url("/hostile.xml")}", category: risky}}
+  - {{id: more, url: "{feed_server.url("/more.xml")}", category_from: author}}
 """)
     store = SqlStore(f"sqlite:///{tmp_path / 'site.db'}")
     store.upgrade()
@@ -133,3 +144,31 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         assert page_width <= 390  # readable on a phone: no sideways scrolling
         browser.close()
     assert dialogs == []  # no script ran
+
+
+def test_home_latest_to_item_and_on_to_the_next_in_a_browser(site: str, seed: Seed) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(site + "/")
+        assert page.locator("section h2").first.inner_text() == "最新"
+        latest = page.locator("section.latest li")
+        assert latest.count() == 4  # every item of every outlet
+        lines = latest.all_inner_texts()
+        assert all("UTC+08:00" in line for line in lines)
+        assert f"{seed.title} · 2022-01-25 15:24 UTC+08:00 · 上海证券报" in lines
+        page.goto(site + "/category/shanghaizhengquanbao.html")
+        listed = page.locator("ul.items li a").all_inner_texts()
+        assert listed == [seed.title, "更多21", "更多20"]  # newest first
+        page.click(f"text={listed[0]}")
+        assert page.locator("head link[rel=alternate]").count() == 3  # its category's feeds
+        walked = [page.locator("article h1").inner_text()]
+        while page.locator("a[rel=next]").count():
+            page.click("a[rel=next]")
+            walked.append(page.locator("article h1").inner_text())
+        assert walked == listed
+        page.click("a[rel=prev]")
+        assert page.locator("article h1").inner_text() == listed[1]
+        browser.close()

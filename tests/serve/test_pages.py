@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from aggregator.config.settings import Settings, load_settings
+from aggregator.config.settings import Settings, load_settings, parse_settings
 from aggregator.runtime.scheduler import run_pass
 from aggregator.serve.app import HOME_LATEST_ITEMS, create_app
 from aggregator.store.sql import SqlStore
+from tests.feedserver import FeedServer, Route
 from tests.ingest.test_update import make_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +88,58 @@ def test_times_on_pages_carry_their_offset(client: TestClient) -> None:
         for iso, shown in times:
             assert iso.endswith("+08:00"), iso
             assert shown.endswith(" UTC+08:00"), shown
+
+
+def test_item_pages_link_their_feeds_and_walk_the_category_page_order(
+    client: TestClient,
+) -> None:
+    slug = "shanghaizhengquanbao"
+    listed = [int(i) for i in ITEM_LINK.findall(client.get(f"/category/{slug}.html").text)]
+    assert len(listed) >= 3
+    walked, path = [], f"/item/{listed[0]}.html"
+    while True:
+        html = client.get(path).text
+        walked.append(int(re.findall(r"/item/(\d+)\.html", path)[0]))
+        head = html[: html.index("</head>")]
+        for ext in ("xml", "atom", "json"):
+            assert f'href="http://testserver/feeds/{slug}.{ext}"' in head
+        found = re.search(r'<a href="http://testserver(/item/\d+\.html)" rel="next">', html)
+        if found is None:
+            break
+        path = found[1]
+    assert walked == listed
+    last = client.get(f"/item/{listed[-1]}.html").text
+    assert f'href="http://testserver/item/{listed[-2]}.html" rel="prev"' in last
+
+
+def test_an_item_page_changes_when_a_newer_item_arrives_beside_it(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    def feed(*days: int) -> bytes:
+        items = "".join(
+            f"<item><title>第{day}天</title><link>http://x.example/{day}</link>"
+            f"<pubDate>{day:02d} Jan 2022 10:00:00 +0800</pubDate></item>"
+            for day in days
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t'
+            f"</title><link>http://x.example/</link><description>d</description>{items}"
+            "</channel></rss>"
+        ).encode()
+
+    feed_server.routes["/f.xml"] = Route(feed(1))
+    settings = parse_settings(
+        "categories:\n  news: {title: 新闻}\n"
+        f'sources:\n  - {{id: f, url: "{feed_server.url("/f.xml")}", category: news}}\n'
+    )
+    run_pass(make_context(settings, store))
+    client = TestClient(create_app(settings, store))
+    (item,) = store.list_feed_items(("news",), 10)
+    first = client.get(f"/item/{item.item_id}.html")
+    assert 'rel="prev"' not in first.text
+    feed_server.routes["/f.xml"] = Route(feed(2, 1))
+    run_pass(make_context(settings, store))
+    validator = {"If-None-Match": first.headers["etag"]}
+    again = client.get(f"/item/{item.item_id}.html", headers=validator)
+    assert again.status_code == 200  # not a 304 for the page without its new neighbour
+    assert 'rel="prev">← 较新：第2天</a>' in again.text
