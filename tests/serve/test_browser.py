@@ -1,5 +1,6 @@
 """The HTML pages in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven
-by Playwright, against the app served by uvicorn on a real socket."""
+by Playwright, against the app served by uvicorn on a real socket: navigation, escaping,
+a phone's width, and text contrast in light and dark mode."""
 
 from __future__ import annotations
 
@@ -144,6 +145,87 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         assert page_width <= 390  # readable on a phone: no sideways scrolling
         browser.close()
     assert dialogs == []  # no script ran
+
+
+# Every element with text of its own, and every :visited colour in effect, against the
+# background it is drawn on (the nearest ancestor's, else the canvas): WCAG 2 contrast.
+CONTRASTS = """() => {
+  const rgb = (css) => {
+    const p = css.match(/[\\d.]+/g).map(Number);
+    return { c: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 };
+  };
+  const luminance = (c) => {
+    const [r, g, b] = c.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (x, y) => {
+    const [hi, lo] = [luminance(x), luminance(y)].sort((a, b) => b - a);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const probe = (style) => {
+    const el = document.createElement("span");
+    Object.assign(el.style, style);
+    document.body.appendChild(el);
+    const out = getComputedStyle(el);
+    const color = { color: out.color, background: out.backgroundColor };
+    el.remove();
+    return color;
+  };
+  const canvas = rgb(probe({ backgroundColor: "Canvas" }).background).c;
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const b = rgb(getComputedStyle(e).backgroundColor);
+      if (b.a > 0) return b.c;
+    }
+    return canvas;
+  };
+  const results = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const text = el.textContent.trim().slice(0, 30);
+    const color = rgb(getComputedStyle(el).color).c;
+    results.push([el.tagName + " " + text, ratio(color, background(el))]);
+  }
+  const rules = (list) => [...list].flatMap((r) => {
+    if (r.selectorText !== undefined) return [r];  // a style rule
+    if (r.media && !matchMedia(r.media.mediaText).matches) return [];
+    return r.cssRules ? rules(r.cssRules) : [];
+  });
+  for (const sheet of document.styleSheets) {
+    for (const rule of rules(sheet.cssRules)) {
+      if (!rule.selectorText || !rule.selectorText.includes(":visited")) continue;
+      const color = rgb(probe({ color: rule.style.color }).color).c;
+      results.push([rule.selectorText, ratio(color, background(document.body))]);
+    }
+  }
+  return results;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_text_has_contrast_in_light_and_dark_mode(site: str, scheme: str) -> None:
+    """WCAG AA: 4.5:1 for text. Dark mode kept the light scheme's link blue (2.5:1)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(color_scheme=scheme)
+        page.goto(site + "/")
+        item = page.locator("section.latest li a").first.get_attribute("href") or ""
+        measured: dict[str, float] = {}
+        for path in ("/", "/category/shanghaizhengquanbao.html", item.removeprefix(site)):
+            page.goto(site + path)
+            for what, ratio in page.evaluate(CONTRASTS):
+                measured[f"{path}: {what}"] = ratio
+        browser.close()
+    assert any(":visited" in what for what in measured)
+    assert sum("/category/" in what for what in measured) > 5
+    low = {what: round(ratio, 2) for what, ratio in measured.items() if ratio < 4.5}
+    assert low == {}
 
 
 def test_home_latest_to_item_and_on_to_the_next_in_a_browser(site: str, seed: Seed) -> None:
