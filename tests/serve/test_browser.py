@@ -1,6 +1,6 @@
 """The HTML pages in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven
 by Playwright, against the app served by uvicorn on a real socket: navigation, escaping,
-a phone's width, and text contrast in light and dark mode."""
+a phone's width, text contrast in light and dark mode, and the CJK font stack."""
 
 from __future__ import annotations
 
@@ -226,6 +226,40 @@ def test_every_text_has_contrast_in_light_and_dark_mode(site: str, scheme: str) 
     assert sum("/category/" in what for what in measured) > 5
     low = {what: round(ratio, 2) for what, ratio in measured.items() if ratio < 4.5}
     assert low == {}
+
+
+def test_chinese_has_a_font_on_every_system(site: str) -> None:
+    """The font stack names the Simplified Chinese sans fonts macOS, Windows, Linux and
+    Android ship, before the generic family: a system without PingFang or YaHei still
+    draws Han characters in a font meant for them."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(site + "/")
+        families = {
+            selector: [
+                name.strip().strip('"')
+                for name in page.eval_on_selector(
+                    selector, "e => getComputedStyle(e).fontFamily"
+                ).split(",")
+            ]
+            for selector in ("body", "h2", "li a", ".meta", "footer")
+        }
+        browser.close()
+    for selector, stack in families.items():
+        assert stack[-1] == "sans-serif", selector
+        for family in (
+            "PingFang SC",  # macOS, iOS
+            "Microsoft YaHei",  # Windows
+            "Noto Sans CJK SC",  # Linux (fonts-noto-cjk), ChromeOS
+            "Source Han Sans SC",  # the same design under Adobe's name
+            "WenQuanYi Micro Hei",  # older Linux desktops
+            "Noto Sans SC",  # Android, and the web-font name
+            "Droid Sans Fallback",  # older Android
+        ):
+            assert family in stack, (selector, family)
 
 
 def test_home_latest_to_item_and_on_to_the_next_in_a_browser(site: str, seed: Seed) -> None:
