@@ -10,6 +10,7 @@ PostgreSQL database and feeds served on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import os
@@ -30,6 +31,8 @@ from typing import Any
 import click
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK_FILE = ROOT / "requirements.lock"
 APP_SERVICES = ("migrate", "worker", "web")  # the services that run the aggregator image
 # what the image's processes must be told: where the config is, which database to use
 CONTAINER_ENV = (CONFIG_ENV, DATABASE_ENV)
@@ -248,6 +252,35 @@ def copied_sources() -> list[str]:
         tokens = [t for t in shlex.split(rest) if not t.startswith("--")]
         sources += tokens[:-1]
     return sources
+
+
+def pip_installs() -> list[list[str]]:
+    """The arguments of each ``pip install`` the Dockerfile runs."""
+    installs = []
+    for run in docker_values("RUN"):
+        for command in re.split(r"&&|;", run):
+            argv = shlex.split(command)
+            if argv[:2] == ["pip", "install"]:
+                installs.append(argv[2:])
+    return installs
+
+
+def locked() -> dict[str, str]:
+    """requirements.lock as {normalized name: version}; fails on an entry that is not
+    pinned with ``==`` or has anything but sha256 hashes after it."""
+    pins = {}
+    for entry in LOCK_FILE.read_text(encoding="utf-8").replace("\\\n", " ").splitlines():
+        entry = entry.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        requirement, *options = entry.split()
+        pinned = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)", requirement)
+        assert pinned, f"requirements.lock: {requirement} is not pinned with =="
+        name, version = pinned.groups()
+        assert options, f"requirements.lock: {requirement} has no hash"
+        assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", o) for o in options), entry
+        pins[canonicalize_name(name)] = version
+    return pins
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
@@ -480,6 +513,39 @@ def test_dockerfile_base_image_user_and_entrypoint() -> None:
     assert installs
     assert all("--no-cache-dir" in run for run in installs)
     assert image_environment().get("PYTHONUNBUFFERED") == "1", "logs reach docker logs at once"
+
+
+def test_the_image_installs_from_the_lock_file_only() -> None:
+    """Pinned versions with hashes (a changed or substituted file on the index fails the
+    build), then the package without resolving anything or fetching a build backend."""
+    assert "requirements.lock" in copied_sources()
+    dependencies, package = pip_installs()
+    assert "--require-hashes" in dependencies
+    assert dependencies[dependencies.index("-r") + 1] == "/src/requirements.lock"
+    assert {"--no-deps", "--no-build-isolation"} <= set(package)
+    assert package[-1] == "/src"
+
+
+def test_every_dependency_is_pinned_with_a_hash_in_the_lock_file() -> None:
+    """A dependency added to pyproject.toml without updating requirements.lock (the
+    pip-compile command in docs/operations.md) fails here, not in the image build."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pins = locked()
+    wanted = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+    for spec in wanted:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{spec} is not in requirements.lock: run pip-compile again"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
+        for extra in requirement.extras:  # psycopg[binary], uvicorn[standard]
+            for raw in importlib.metadata.requires(requirement.name) or []:
+                needed = Requirement(raw)
+                if needed.marker is None or not needed.marker.evaluate({"extra": extra}):
+                    continue
+                if needed.marker.evaluate({"extra": ""}):
+                    continue  # not the extra's own
+                assert canonicalize_name(needed.name) in pins, f"{spec} needs {needed}"
+    assert {"psycopg-binary", "uvloop", "setuptools"} <= set(pins)
 
 
 def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
