@@ -423,6 +423,19 @@ def test_the_web_healthcheck_probes_a_real_endpoint_on_the_port_it_serves(
         seconds(web["healthcheck"][key])
 
 
+def test_the_web_port_is_published_on_this_host_only_unless_asked(compose: dict[str, Any]) -> None:
+    """Docker publishes a bare "8080:8080" on every interface, past the host's firewall
+    rules (Docker writes its own): a trial started on a server was open to everyone."""
+
+    def published(variables: dict[str, str]) -> list[str]:
+        web = interpolate_all(compose["services"]["web"], variables)
+        return [str(p) for p in web["ports"]]
+
+    assert published({}) == ["127.0.0.1:8080:8080"]
+    assert published({"WEB_PORT": "9000"}) == ["127.0.0.1:9000:8080"]
+    assert published({"WEB_ADDRESS": "0.0.0.0"}) == ["0.0.0.0:8080:8080"]
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_command_is_a_real_cli_command_with_real_options(
     services: dict[str, dict[str, Any]], name: str
