@@ -49,6 +49,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 LOCK_FILE = ROOT / "requirements.lock"
+DEV_ENV_FILE = ROOT / "dev.env"  # development mode: docker compose --env-file dev.env
+# what Compose must be given outside development mode: no default password anywhere
+REQUIRED = {"POSTGRES_PASSWORD", DATABASE_ENV}
 APP_SERVICES = ("migrate", "worker", "web")  # the services that run the aggregator image
 # what the image's processes must be told: where the config is, which database to use
 CONTAINER_ENV = (CONFIG_ENV, DATABASE_ENV)
@@ -105,6 +108,16 @@ def interpolate_all(data: Any, variables: Mapping[str, str]) -> Any:
     if isinstance(data, str):
         return interpolate(data, variables)
     return data
+
+
+def development_mode() -> dict[str, str]:
+    """The variables of dev.env, as ``docker compose --env-file dev.env`` reads them."""
+    variables = {}
+    for line in DEV_ENV_FILE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            variables[key.strip()] = value.strip()
+    return variables
 
 
 def variable_names(data: Any) -> set[str]:
@@ -331,8 +344,9 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    resolved: dict[str, dict[str, Any]] = interpolate_all(compose["services"], {})
-    return resolved  # every variable at its default
+    """In development mode, every other variable at its default."""
+    resolved: dict[str, dict[str, Any]] = interpolate_all(compose["services"], development_mode())
+    return resolved
 
 
 def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
@@ -356,7 +370,7 @@ def test_postgres_is_healthchecked_and_keeps_its_data_in_a_named_volume(
     assert postgres["restart"] in RESTARTING
 
 
-def test_the_default_database_url_is_the_postgres_service(
+def test_the_development_database_url_is_the_postgres_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
     postgres = environment_of(services["postgres"])
@@ -428,7 +442,7 @@ def test_the_web_port_is_published_on_this_host_only_unless_asked(compose: dict[
     rules (Docker writes its own): a trial started on a server was open to everyone."""
 
     def published(variables: dict[str, str]) -> list[str]:
-        web = interpolate_all(compose["services"]["web"], variables)
+        web = interpolate_all(compose["services"]["web"], {**development_mode(), **variables})
         return [str(p) for p in web["ports"]]
 
     assert published({}) == ["127.0.0.1:8080:8080"]
@@ -479,13 +493,40 @@ def test_every_aggregator_variable_is_one_the_code_reads(
         assert all(env.get(key) for key in CONTAINER_ENV), f"{name} lacks {CONTAINER_ENV}"
 
 
-def test_every_variable_has_a_default() -> None:
+def test_every_variable_has_a_default_but_the_database_password() -> None:
     raw = COMPOSE_FILE.read_text(encoding="utf-8")
+    required = set()
     for match in _VARIABLE.finditer(raw):
-        if not match["escaped"]:
+        if match["escaped"]:
+            continue
+        if match["op"] == ":?":
+            required.add(match["braced"])
+            assert "--env-file dev.env" in match["arg"], f"{match[0]}: name development mode"
+        else:
             assert match["op"] in (":-", "-"), f"{match[0]} has no default"
-    resolved = json.dumps(interpolate_all(load_compose(), {}))
+    assert required == REQUIRED
+    resolved = json.dumps(interpolate_all(load_compose(), development_mode()))
     assert "${" not in resolved, "a nested or unterminated ${...} is left"
+
+
+def test_the_database_password_has_no_default_outside_development_mode(
+    compose: dict[str, Any],
+) -> None:
+    """A password anyone can read in this repository must not end up guarding a real
+    database: without POSTGRES_PASSWORD and the URL, Compose refuses to start (`:?`)."""
+    for missing in REQUIRED:
+        given = {name: "s3cret" for name in REQUIRED - {missing}}
+        with pytest.raises(AssertionError, match=rf"\${missing} is required: .*dev\.env"):
+            interpolate_all(compose, given)
+    own = {"POSTGRES_PASSWORD": "s3cret", DATABASE_ENV: "postgresql://a:s3cret@postgres/a"}
+    resolved = interpolate_all(compose, own)
+    assert environment_of(resolved["services"]["postgres"])["POSTGRES_PASSWORD"] == "s3cret"
+    assert ":aggregator@" not in json.dumps(resolved), "a default password is left"
+    dev = development_mode()
+    assert set(dev) == REQUIRED
+    assert make_url(dev[DATABASE_ENV]).password == dev["POSTGRES_PASSWORD"]
+    for doc in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
+        assert "--env-file dev.env" in doc.read_text(encoding="utf-8"), doc
 
 
 def test_the_config_is_mounted_read_only_and_is_the_one_aggregator_config_names(
@@ -812,7 +853,9 @@ def throwaway_database(postgres_admin_url: str) -> Iterator[str]:
 def test_the_compose_topology_runs_as_plain_processes(
     throwaway_database: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    compose = interpolate_all(load_compose(), {DATABASE_ENV: throwaway_database})
+    compose = interpolate_all(
+        load_compose(), {**development_mode(), DATABASE_ENV: throwaway_database}
+    )
     all_feeds = {**FEEDS, **ADDED_LATER}
     logs = tmp_path / "logs"
     logs.mkdir()
