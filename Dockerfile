@@ -7,12 +7,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# The package from its sources only (pyproject.toml names README.md as the readme); the
-# build tree is removed once installed. Every dependency ships a manylinux wheel, so no
-# compiler is needed.
+# Dependencies from the lock file only: every version pinned, every file checked against
+# its hash (requirements.lock, made from pyproject.toml by pip-compile: docs/operations.md;
+# tests/test_compose.py fails when a dependency is missing from it). The lock also holds
+# the build backend, so the package itself installs with no resolving and no build
+# isolation: nothing unpinned is downloaded. Every dependency ships a manylinux wheel, so
+# no compiler is needed. The build tree is removed once installed.
+COPY requirements.lock /src/
+RUN pip install --no-cache-dir --require-hashes -r /src/requirements.lock
 COPY pyproject.toml README.md /src/
 COPY aggregator /src/aggregator
-RUN pip install --no-cache-dir /src && rm -rf /src
+RUN pip install --no-cache-dir --no-deps --no-build-isolation /src && rm -rf /src
 
 # Not root. The only place the service writes is data/ (the SQLite file of `run`);
 # with PostgreSQL it writes nothing to disk.

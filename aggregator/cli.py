@@ -1,4 +1,4 @@
-"""The command line: ``aggregator [--config PATH] COMMAND``.
+"""The command line: ``aggregator [--config PATH] COMMAND [--config PATH]``.
 
 Commands (each documented in docs/cli.md; a test keeps the two in step):
 
@@ -15,6 +15,7 @@ Commands (each documented in docs/cli.md; a test keeps the two in step):
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NoReturn
@@ -62,6 +63,10 @@ def _settings(ctx: click.Context) -> Settings:
     raise AssertionError("unreachable")
 
 
+CONFIG_HELP = "Config file (default config/sources.yaml; env AGGREGATOR_CONFIG)."
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -69,14 +74,14 @@ def _settings(ctx: click.Context) -> Settings:
     envvar="AGGREGATOR_CONFIG",
     type=click.Path(),
     default=None,
-    help="Config file (default config/sources.yaml; env AGGREGATOR_CONFIG).",
+    help=CONFIG_HELP,
 )
 @click.option(
     "--log-level",
     envvar="AGGREGATOR_LOG_LEVEL",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
 )
 @click.version_option(package_name="aggregator")
 @click.pass_context
@@ -90,6 +95,38 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = {"config": config_path}
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["config"] = value
+
+
+def _set_log_level(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        logging.getLogger().setLevel(value.upper())
+
+
+def global_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--config`` and ``--log-level`` after the command too (``aggregator fetch --config
+    x.yaml``), where most command lines take them; the command's value wins over the one
+    given before it. The group has already run (logging set up, ``ctx.obj`` made)."""
+    command = click.option(
+        "--log-level",
+        type=LOG_LEVELS,
+        default=None,
+        expose_value=False,
+        callback=_set_log_level,
+        help="Log level (as before the command).",
+    )(command)
+    return click.option(
+        "--config",
+        type=click.Path(),
+        default=None,
+        expose_value=False,
+        callback=_set_config,
+        help=CONFIG_HELP,
+    )(command)
 
 
 def entry() -> NoReturn:
@@ -145,6 +182,7 @@ def _outcome_label(outcome: FetchOutcome) -> str:
 
 
 @main.command()
+@global_options
 @click.option(
     "--source",
     "source_ids",
@@ -253,6 +291,23 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_port(ctx: click.Context, host: str, port: int) -> None:
+    """Exit 1 with one line unless ``host:port`` can be listened on, before anything starts:
+    otherwise a second ``run`` logged "serving http://..." and only then died of uvicorn's
+    ``[Errno 98] address already in use``. The probe binds as the servers do (with
+    SO_REUSEADDR), so only a port someone listens on fails it."""
+    try:
+        _listening_socket(host, port).close()
+    except OSError as e:
+        hint = (
+            "another process listens there; choose another port with --port"
+            if e.errno == errno.EADDRINUSE
+            else "see --host and --port"
+        )
+        click.echo(f"error: cannot listen on {host}:{port}: {e.strerror or e} ({hint})", err=True)
+        ctx.exit(EXIT_FAILED)
+
+
 def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
@@ -316,6 +371,7 @@ port_option = click.option(
 
 
 @main.command()
+@global_options
 @host_option
 @port_option
 @click.pass_context
@@ -324,14 +380,15 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     from aggregator.serve.app import create_app
 
     settings = _settings(ctx)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    _check_port(ctx, host, port)
     context = _open(ctx, settings)
     trimmer = start_long_running(context.store)
     dispatcher = Dispatcher(context, on_outcome=_report)
     dispatcher.start()
     watcher = _watch(ctx, settings)
     watcher.subscribe(dispatcher.apply_settings)  # the schedule first, then the web app
-    host = host or settings.server.host
-    port = port or settings.server.port
     log.info(
         "scheduler running: %d sources, %d workers; serving http://%s:%d/",
         len(settings.sources),
@@ -352,6 +409,7 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 @main.command()
+@global_options
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Fetch only (no HTTP), until SIGTERM or SIGINT. Run any number, on any machines,
@@ -389,6 +447,7 @@ def worker(ctx: click.Context) -> None:
 
 
 @main.command()
+@global_options
 @host_option
 @port_option
 @click.option(
@@ -412,9 +471,10 @@ def serve(
 ) -> None:
     """Serve feeds, pages and the API only (no fetching)."""
     settings = _settings(ctx)
-    _open(ctx, settings).store.close()  # migrate if needed, and fail early and clearly
     host = host or settings.server.host
     port = port or settings.server.port
+    _check_port(ctx, host, port)
+    _open(ctx, settings).store.close()  # migrate if needed, and fail early and clearly
     if ctx.obj["config"]:
         os.environ["AGGREGATOR_CONFIG"] = ctx.obj["config"]  # read by each server process
     log.info("serving http://%s:%d/ with %s, %d worker(s)", host, port, server_name, workers)
@@ -441,6 +501,7 @@ def serve(
 
 
 @main.command()
+@global_options
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
 )
@@ -484,6 +545,7 @@ def export(
 
 
 @main.command()
+@global_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def sources(ctx: click.Context, as_json: bool) -> None:
@@ -542,6 +604,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command("check-config")
+@global_options
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the config file; print every problem and exit 1 if there are any."""
@@ -569,6 +632,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@global_options
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Apply every pending migration to the configured database."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,27 @@ def test_fetch_prints_a_table_and_strict_fails_on_errors(config: Path) -> None:
     assert "down" not in only.stdout
 
 
+def test_config_and_log_level_are_accepted_after_the_command(config: Path) -> None:
+    after = aggregator("fetch", "--config", str(config), "--log-level", "DEBUG")
+    assert after.returncode == 0, after.stderr
+    assert "1 new, 0 updated, 1 source(s) failed" in after.stdout
+    assert " DEBUG urllib3" in after.stderr  # the level reached the root logger
+    # given on both sides, the one after the command wins
+    both = aggregator("--config", "nowhere.yaml", "--log-level", "DEBUG", "sources")
+    assert both.returncode == 1
+    both = aggregator(
+        "--config", "nowhere.yaml", "--log-level", "DEBUG",
+        "fetch", "--config", str(config), "--log-level", "WARNING",
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert " DEBUG " not in both.stderr
+    db_upgrade = aggregator("db", "upgrade", "--config", str(config))
+    assert db_upgrade.returncode == 0, db_upgrade.stderr
+    wrong = aggregator("fetch", "--log-level", "LOUD")
+    assert wrong.returncode == 2
+    assert "Invalid value for '--log-level'" in wrong.stderr
+
+
 def test_fetch_with_unknown_source_or_bad_config_exits_1(config: Path, tmp_path: Path) -> None:
     unknown = aggregator("--config", str(config), "fetch", "--source", "nope")
     assert unknown.returncode == 1
@@ -102,6 +124,24 @@ def test_check_config_lists_every_problem(tmp_path: Path) -> None:
     assert good.stdout.startswith("config OK:")
 
 
+def test_run_from_another_folder_says_where_it_looked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "sources"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: config/sources.yaml:0: cannot read the config file: No such file or "
+        f"directory; looked for {tmp_path / 'config' / 'sources.yaml'} (relative to the "
+        "current folder); name the file with --config PATH or AGGREGATOR_CONFIG=PATH"
+    )
+
+
 def test_config_schema_is_json(tmp_path: Path) -> None:
     result = aggregator("config-schema")
     assert result.returncode == 0
@@ -128,12 +168,29 @@ def test_bundled_samples_work_offline_from_a_fresh_checkout(tmp_path: Path) -> N
     assert "eastmoney-rss" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_busy_port_is_one_line_naming_port_before_anything_starts(
+    config: Path, command: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = aggregator("--config", str(config), command, "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another process listens there; choose another port with --port)"
+    )
+    assert "serving" not in result.stdout + result.stderr
+    assert not (config.parent / "db.sqlite").exists()  # nothing was started or created
+
+
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_serve_answers_over_a_real_socket_and_stops_on_sigterm(
     config: Path, tmp_path: Path, server: str
 ) -> None:
     import signal
-    import socket
     import time
     import urllib.error
     import urllib.request

@@ -10,6 +10,7 @@ PostgreSQL database and feeds served on 127.0.0.1.
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import os
@@ -30,6 +31,8 @@ from typing import Any
 import click
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -45,6 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+LOCK_FILE = ROOT / "requirements.lock"
+DEV_ENV_FILE = ROOT / "dev.env"  # development mode: docker compose --env-file dev.env
+# what Compose must be given outside development mode: no default password anywhere
+REQUIRED = {"POSTGRES_PASSWORD", DATABASE_ENV}
 APP_SERVICES = ("migrate", "worker", "web")  # the services that run the aggregator image
 # what the image's processes must be told: where the config is, which database to use
 CONTAINER_ENV = (CONFIG_ENV, DATABASE_ENV)
@@ -101,6 +108,16 @@ def interpolate_all(data: Any, variables: Mapping[str, str]) -> Any:
     if isinstance(data, str):
         return interpolate(data, variables)
     return data
+
+
+def development_mode() -> dict[str, str]:
+    """The variables of dev.env, as ``docker compose --env-file dev.env`` reads them."""
+    variables = {}
+    for line in DEV_ENV_FILE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            variables[key.strip()] = value.strip()
+    return variables
 
 
 def variable_names(data: Any) -> set[str]:
@@ -250,6 +267,35 @@ def copied_sources() -> list[str]:
     return sources
 
 
+def pip_installs() -> list[list[str]]:
+    """The arguments of each ``pip install`` the Dockerfile runs."""
+    installs = []
+    for run in docker_values("RUN"):
+        for command in re.split(r"&&|;", run):
+            argv = shlex.split(command)
+            if argv[:2] == ["pip", "install"]:
+                installs.append(argv[2:])
+    return installs
+
+
+def locked() -> dict[str, str]:
+    """requirements.lock as {normalized name: version}; fails on an entry that is not
+    pinned with ``==`` or has anything but sha256 hashes after it."""
+    pins = {}
+    for entry in LOCK_FILE.read_text(encoding="utf-8").replace("\\\n", " ").splitlines():
+        entry = entry.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        requirement, *options = entry.split()
+        pinned = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)", requirement)
+        assert pinned, f"requirements.lock: {requirement} is not pinned with =="
+        name, version = pinned.groups()
+        assert options, f"requirements.lock: {requirement} has no hash"
+        assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", o) for o in options), entry
+        pins[canonicalize_name(name)] = version
+    return pins
+
+
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     assert "[" not in pattern, f"character classes are not handled here: {pattern}"
     out, i = "", 0
@@ -298,8 +344,9 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    resolved: dict[str, dict[str, Any]] = interpolate_all(compose["services"], {})
-    return resolved  # every variable at its default
+    """In development mode, every other variable at its default."""
+    resolved: dict[str, dict[str, Any]] = interpolate_all(compose["services"], development_mode())
+    return resolved
 
 
 def test_the_services_exist(services: dict[str, dict[str, Any]]) -> None:
@@ -323,7 +370,7 @@ def test_postgres_is_healthchecked_and_keeps_its_data_in_a_named_volume(
     assert postgres["restart"] in RESTARTING
 
 
-def test_the_default_database_url_is_the_postgres_service(
+def test_the_development_database_url_is_the_postgres_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
     postgres = environment_of(services["postgres"])
@@ -390,6 +437,19 @@ def test_the_web_healthcheck_probes_a_real_endpoint_on_the_port_it_serves(
         seconds(web["healthcheck"][key])
 
 
+def test_the_web_port_is_published_on_this_host_only_unless_asked(compose: dict[str, Any]) -> None:
+    """Docker publishes a bare "8080:8080" on every interface, past the host's firewall
+    rules (Docker writes its own): a trial started on a server was open to everyone."""
+
+    def published(variables: dict[str, str]) -> list[str]:
+        web = interpolate_all(compose["services"]["web"], {**development_mode(), **variables})
+        return [str(p) for p in web["ports"]]
+
+    assert published({}) == ["127.0.0.1:8080:8080"]
+    assert published({"WEB_PORT": "9000"}) == ["127.0.0.1:9000:8080"]
+    assert published({"WEB_ADDRESS": "0.0.0.0"}) == ["0.0.0.0:8080:8080"]
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
 def test_every_command_is_a_real_cli_command_with_real_options(
     services: dict[str, dict[str, Any]], name: str
@@ -433,13 +493,40 @@ def test_every_aggregator_variable_is_one_the_code_reads(
         assert all(env.get(key) for key in CONTAINER_ENV), f"{name} lacks {CONTAINER_ENV}"
 
 
-def test_every_variable_has_a_default() -> None:
+def test_every_variable_has_a_default_but_the_database_password() -> None:
     raw = COMPOSE_FILE.read_text(encoding="utf-8")
+    required = set()
     for match in _VARIABLE.finditer(raw):
-        if not match["escaped"]:
+        if match["escaped"]:
+            continue
+        if match["op"] == ":?":
+            required.add(match["braced"])
+            assert "--env-file dev.env" in match["arg"], f"{match[0]}: name development mode"
+        else:
             assert match["op"] in (":-", "-"), f"{match[0]} has no default"
-    resolved = json.dumps(interpolate_all(load_compose(), {}))
+    assert required == REQUIRED
+    resolved = json.dumps(interpolate_all(load_compose(), development_mode()))
     assert "${" not in resolved, "a nested or unterminated ${...} is left"
+
+
+def test_the_database_password_has_no_default_outside_development_mode(
+    compose: dict[str, Any],
+) -> None:
+    """A password anyone can read in this repository must not end up guarding a real
+    database: without POSTGRES_PASSWORD and the URL, Compose refuses to start (`:?`)."""
+    for missing in REQUIRED:
+        given = {name: "s3cret" for name in REQUIRED - {missing}}
+        with pytest.raises(AssertionError, match=rf"\${missing} is required: .*dev\.env"):
+            interpolate_all(compose, given)
+    own = {"POSTGRES_PASSWORD": "s3cret", DATABASE_ENV: "postgresql://a:s3cret@postgres/a"}
+    resolved = interpolate_all(compose, own)
+    assert environment_of(resolved["services"]["postgres"])["POSTGRES_PASSWORD"] == "s3cret"
+    assert ":aggregator@" not in json.dumps(resolved), "a default password is left"
+    dev = development_mode()
+    assert set(dev) == REQUIRED
+    assert make_url(dev[DATABASE_ENV]).password == dev["POSTGRES_PASSWORD"]
+    for doc in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
+        assert "--env-file dev.env" in doc.read_text(encoding="utf-8"), doc
 
 
 def test_the_config_is_mounted_read_only_and_is_the_one_aggregator_config_names(
@@ -480,6 +567,39 @@ def test_dockerfile_base_image_user_and_entrypoint() -> None:
     assert installs
     assert all("--no-cache-dir" in run for run in installs)
     assert image_environment().get("PYTHONUNBUFFERED") == "1", "logs reach docker logs at once"
+
+
+def test_the_image_installs_from_the_lock_file_only() -> None:
+    """Pinned versions with hashes (a changed or substituted file on the index fails the
+    build), then the package without resolving anything or fetching a build backend."""
+    assert "requirements.lock" in copied_sources()
+    dependencies, package = pip_installs()
+    assert "--require-hashes" in dependencies
+    assert dependencies[dependencies.index("-r") + 1] == "/src/requirements.lock"
+    assert {"--no-deps", "--no-build-isolation"} <= set(package)
+    assert package[-1] == "/src"
+
+
+def test_every_dependency_is_pinned_with_a_hash_in_the_lock_file() -> None:
+    """A dependency added to pyproject.toml without updating requirements.lock (the
+    pip-compile command in docs/operations.md) fails here, not in the image build."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pins = locked()
+    wanted = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+    for spec in wanted:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{spec} is not in requirements.lock: run pip-compile again"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
+        for extra in requirement.extras:  # psycopg[binary], uvicorn[standard]
+            for raw in importlib.metadata.requires(requirement.name) or []:
+                needed = Requirement(raw)
+                if needed.marker is None or not needed.marker.evaluate({"extra": extra}):
+                    continue
+                if needed.marker.evaluate({"extra": ""}):
+                    continue  # not the extra's own
+                assert canonicalize_name(needed.name) in pins, f"{spec} needs {needed}"
+    assert {"psycopg-binary", "uvloop", "setuptools"} <= set(pins)
 
 
 def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
@@ -733,7 +853,9 @@ def throwaway_database(postgres_admin_url: str) -> Iterator[str]:
 def test_the_compose_topology_runs_as_plain_processes(
     throwaway_database: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    compose = interpolate_all(load_compose(), {DATABASE_ENV: throwaway_database})
+    compose = interpolate_all(
+        load_compose(), {**development_mode(), DATABASE_ENV: throwaway_database}
+    )
     all_feeds = {**FEEDS, **ADDED_LATER}
     logs = tmp_path / "logs"
     logs.mkdir()

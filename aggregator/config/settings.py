@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
 from aggregator.model import IdRule
 from aggregator.slug import is_valid_slug
@@ -446,10 +447,7 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
             yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as slow_error:
             yaml_error = slow_error
-        mark = getattr(yaml_error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(yaml_error, "problem", None) or str(yaml_error)
-        raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from yaml_error
+        raise ConfigError([f"{filename}:{describe_yaml_error(text, yaml_error)}"]) from yaml_error
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top level): must be a mapping of keys"])
     problems = _Problems(filename, lines)
@@ -483,7 +481,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError([f"{chosen}:0: cannot read the config file: {e.strerror or e}"]) from e
+        # run from another folder, the relative default is not there: say where it looked
+        relative = "" if chosen.is_absolute() else " (relative to the current folder)"
+        raise ConfigError(
+            [
+                f"{chosen}:0: cannot read the config file: {e.strerror or e}; looked for "
+                f"{chosen.absolute()}{relative}; name the file with --config PATH or "
+                f"{CONFIG_ENV}=PATH"
+            ]
+        ) from e
     except UnicodeDecodeError as e:
         raise ConfigError([f"{chosen}:0: the config file is not UTF-8: {e.reason}"]) from e
     settings = parse_settings(text, str(chosen), chosen.resolve().parent)

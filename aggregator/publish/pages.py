@@ -1,14 +1,16 @@
-"""The HTML pages people read: the home page (every category with its latest items, as
-the original site had it), a category page (paginated, with feed autodiscovery) and an
-item page. Jinja2 with autoescaping: every title and name is escaped; an item's body is
-HTML that was sanitized at ingest and is sanitized again here before it is marked safe.
+"""The HTML pages people read: the home page (the latest items across every outlet, then
+every category with its latest items, as the original site had it), a category page
+(paginated, with feed autodiscovery) and an item page (with its categories' feeds and the
+items beside it). Jinja2 with autoescaping: every title and name is escaped; an item's
+body is HTML that was sanitized at ingest and is sanitized again here before it is marked
+safe. Times are shown in the source's own UTC offset, labelled with it.
 
 ``render_html`` (a category page) is the ``html`` output format's renderer (formats.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -32,9 +34,11 @@ HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 class PageItem:
     item_id: int
     title: str
-    local_time: str
+    local_time: str  # "2022-01-25 15:24 UTC+08:00": the source's own offset, labelled
     author: str | None
     link: str | None
+    iso_time: str = ""  # for <time datetime=...>
+    outlet: str | None = None  # the author, else the media name of one of its categories
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +48,40 @@ class Section:
     items: tuple[PageItem, ...]
 
 
-def page_item(item: StoredItem) -> PageItem:
+def outlet_names(infos: Iterable[CategoryInfo]) -> dict[str, str]:
+    """Category slug -> the media name that files items there, where it has one."""
+    return {info.slug: info.name for info in infos if info.name}
+
+
+def page_item(item: StoredItem, outlets: Mapping[str, str] | None = None) -> PageItem:
+    """An item as a page lists it. ``outlets`` (``outlet_names``) names the outlet of an
+    item without an author: a JSON API source files items by a field such as mediaName
+    and gives no author."""
+    moment = local_time(item)
+    outlet = item.author or next(
+        (outlets[slug] for slug in item.category_slugs if outlets and slug in outlets), None
+    )
+    zone = moment.strftime("%z")
     return PageItem(
-        item.item_id, item.title, f"{local_time(item):%Y-%m-%d %H:%M}", item.author, item.link
+        item.item_id,
+        item.title,
+        f"{moment:%Y-%m-%d %H:%M} UTC{zone[:3]}:{zone[3:]}",
+        item.author,
+        item.link,
+        moment.isoformat(),
+        outlet,
     )
 
 
-def render_home(sections: Sequence[Section], root: str, site_title: str = SITE_TITLE) -> bytes:
+def render_home(
+    sections: Sequence[Section],
+    root: str,
+    site_title: str = SITE_TITLE,
+    latest: Sequence[PageItem] = (),
+) -> bytes:
+    """``latest``: the newest items across every category, listed first."""
     html = ENV.get_template("index.html").render(
-        sections=sections, root=root, site_title=site_title
+        sections=sections, latest=latest, root=root, site_title=site_title
     )
     return html.encode("utf-8")
 
@@ -64,12 +93,13 @@ def render_category_page(
     has_next: bool,
     root: str,
     site_title: str = SITE_TITLE,
+    outlets: Mapping[str, str] | None = None,
 ) -> bytes:
     html = ENV.get_template("category.html").render(
         title=channel.title,
         description=channel.description,
         feed_base=channel.feed_url_base,
-        items=[page_item(v.item) for v in views],
+        items=[page_item(v.item, outlets) for v in views],
         page=page,
         has_next=has_next,
         root=root,
@@ -78,15 +108,36 @@ def render_category_page(
     return html.encode("utf-8")
 
 
+def neighbours(
+    item: StoredItem, siblings: Sequence[StoredItem]
+) -> tuple[StoredItem | None, StoredItem | None]:
+    """The items listed just before (newer) and just after (older) ``item`` in
+    ``siblings``, a category's items in its pages' order; (None, None) when it is not
+    among them."""
+    position = next((i for i, s in enumerate(siblings) if s.item_id == item.item_id), None)
+    if position is None:
+        return None, None
+    newer = siblings[position - 1] if position > 0 else None
+    older = siblings[position + 1] if position + 1 < len(siblings) else None
+    return newer, older
+
+
 def render_item_page(
     item: StoredItem,
     categories: Sequence[tuple[str, str]],
     root: str,
     site_title: str = SITE_TITLE,
+    outlets: Mapping[str, str] | None = None,
+    siblings: Sequence[StoredItem] = (),
 ) -> bytes:
+    """``categories``: (slug, title) of the item's categories, each linked and offered as
+    feeds; ``siblings``: its first category's items in page order, for previous/next."""
     body = sanitize_html(item.content or item.summary or "", item.link) or ""
+    newer, older = neighbours(item, siblings)
     html = ENV.get_template("item.html").render(
-        item=page_item(item),
+        item=page_item(item, outlets),
+        newer=page_item(newer) if newer else None,
+        older=page_item(older) if older else None,
         categories=categories,
         body=Markup(body),  # noqa: S704
         root=root,

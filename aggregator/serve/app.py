@@ -48,6 +48,7 @@ from aggregator.errors import (
 from aggregator.model import StoredItem
 from aggregator.publish.pages import (
     Section,
+    outlet_names,
     page_item,
     render_category_page,
     render_home,
@@ -82,6 +83,8 @@ from aggregator.store import Store
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
+HOME_LATEST_ITEMS = 20  # across every category, at the top of the home page
+ITEM_SIBLINGS = 100  # an item page links the items beside it among its category's newest
 API_DEFAULT_LIMIT = 100
 
 
@@ -236,7 +239,9 @@ class App:
                 if not latest:
                     continue
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
-            return render_home(sections, base)
+            newest = self.store.list_feed_items(None, HOME_LATEST_ITEMS)
+            outlets = outlet_names(infos)
+            return render_home(sections, base, latest=[page_item(i, outlets) for i in newest])
 
         return self._page(request, (publisher.config_key, "home", base), stamp, build)
 
@@ -262,7 +267,9 @@ class App:
             views = publisher.views(items[:PAGE_SIZE], titles, {})
             page_request = FeedRequest(slug, (slug,), "html", FeedQuery())
             channel = publisher.channel(page_request, infos, views, base)
-            return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
+            more = len(items) > PAGE_SIZE
+            outlets = outlet_names(infos.values())
+            return render_category_page(channel, views, page, more, base, outlets=outlets)
 
         key = (publisher.config_key, "category", slug, page, base)
         return self._page(request, key, stamp, build)
@@ -278,14 +285,21 @@ class App:
             body = render_not_found(f"没有条目 {raw}。", [], base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
         publisher = self.publisher
-        titles = {s: c.title for s, c in publisher.categories(stored.category_slugs).items()}
+        infos = publisher.categories(stored.category_slugs)
+        titles = {s: c.title for s, c in infos.items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
+        # previous/next among the newest of its first category (no store read finds the
+        # items beside one at any depth yet); the stamp changes with the item and with them
+        siblings = self.store.list_feed_items(stored.category_slugs[:1], ITEM_SIBLINGS)
+        stamp = max(stored.seq, self.store.category_stamp(stored.category_slugs))
         key = (publisher.config_key, "item", stored.item_id, base)
         document = Document(
-            body=render_item_page(stored, categories, base),
+            body=render_item_page(
+                stored, categories, base, outlets=outlet_names(infos.values()), siblings=siblings
+            ),
             content_type="text/html; charset=utf-8",
-            etag=make_etag(key, stored.seq),  # seq: any change
-            last_modified=stored.updated_at.replace(microsecond=0),
+            etag=make_etag(key, stamp),  # stamp: the item or one beside it changed
+            last_modified=max(i.updated_at for i in (stored, *siblings)).replace(microsecond=0),
             cache_control=ITEM_CACHE_CONTROL,
         )
         return DocumentResponse(document, request.scope)

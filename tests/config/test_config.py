@@ -146,6 +146,49 @@ BROKEN = [
         "sources: [\n",
         ["c.yaml:2: not valid YAML: expected the node content, but found '<stream end>'"],
     ),
+    (
+        "unclosed quote, closed by a later one",
+        HEAD + '  - id: a\n    url: "http://x/feed\n    category: news\n'
+        '  - {id: b, url: "http://y/feed", category: news}\n',
+        [
+            "c.yaml:5: not valid YAML: the quote opened on this line runs on to line 7: is its "
+            "closing quote missing? (at line 7: expected <block end>, but found '<scalar>'): "
+            "'url: \"http://x/feed'"
+        ],
+    ),
+    (
+        "unclosed quote to the end",
+        HEAD + "  - id: a\n    url: 'http://x/feed\n    category: news\n",
+        [
+            "c.yaml:5: not valid YAML: the quote opened on this line is not closed "
+            '(found unexpected end of stream): "url: \'http://x/feed"'
+        ],
+    ),
+    (
+        "key without a colon",
+        HEAD + "  - id: a\n    url\n    category: news\n",
+        [
+            "c.yaml:5: not valid YAML: could not find expected ':' "
+            "(scanning a simple key from here; at line 6): 'url'"
+        ],
+    ),
+    (
+        "unclosed bracket",
+        "sources: [{id: a, url: 'http://x/feed', category: news}\ntimezone: UTC\n",
+        [
+            "c.yaml:1: not valid YAML: expected ',' or ']', but got '<scalar>' (parsing a flow "
+            "sequence from here; at line 2): \"sources: [{id: a, url: 'http://x/feed', "
+            'category: news}"'
+        ],
+    ),
+    (
+        "tab for indentation",
+        HEAD + "  - id: a\n\turl: http://x/feed\n",
+        [
+            "c.yaml:5: not valid YAML: found character '\\t' that cannot start any token: "
+            "'url: http://x/feed'"
+        ],
+    ),
     ("not a mapping", "- a\n- b\n", ["c.yaml:1: (top level): must be a mapping of keys"]),
     (
         "several problems, all reported in file order",
@@ -164,6 +207,21 @@ def test_broken_config_messages(text: str, expected: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(text, "c.yaml")
     assert caught.value.problems == expected
+
+
+def test_an_unclosed_quote_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    """The bundled config with one closing quote dropped: PyYAML gives up lines later,
+    where the next quote character closes the value; the report names the line to fix."""
+    lines = (ROOT / "config" / "sources.yaml").read_text(encoding="utf-8").splitlines()
+    broken = next(i for i, line in enumerate(lines) if line.strip().startswith("user_agent:"))
+    lines[broken] = lines[broken].rstrip().removesuffix('"')
+    path = tmp_path / "sources.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}:{broken + 1}: not valid YAML: the quote opened on this")
+    assert problem.endswith(": " + repr(lines[broken].strip()))
 
 
 def test_bundled_config_is_valid_and_uses_offline_samples() -> None:
@@ -202,7 +260,25 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "nope.yaml")
     (line,) = caught.value.problems
-    assert line.startswith(f"{tmp_path / 'nope.yaml'}:0: cannot read the config file:")
+    assert line == (
+        f"{tmp_path / 'nope.yaml'}:0: cannot read the config file: No such file or "
+        f"directory; looked for {tmp_path / 'nope.yaml'}; name the file with --config PATH "
+        "or AGGREGATOR_CONFIG=PATH"
+    )
+
+
+def test_missing_default_says_where_it_looked_and_how_to_point_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # run from another folder than the checkout
+    monkeypatch.delenv("AGGREGATOR_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        "config/sources.yaml:0: cannot read the config file: No such file or directory; "
+        f"looked for {tmp_path / 'config' / 'sources.yaml'} (relative to the current "
+        "folder); name the file with --config PATH or AGGREGATOR_CONFIG=PATH"
+    ]
 
 
 def test_relative_file_urls_resolve_against_the_config_folder(tmp_path: Path) -> None:
