@@ -19,7 +19,14 @@ from pathlib import Path
 
 from aggregator.errors import ExportError
 from aggregator.model import StoredItem
-from aggregator.publish.pages import Section, page_item, render_home, render_item_page
+from aggregator.publish.pages import (
+    HOME_LATEST_ITEMS,
+    Section,
+    outlet_names,
+    page_item,
+    render_home,
+    render_item_page,
+)
 from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import FeedQuery
 from aggregator.publish.render import ItemView, jekyll_filename, render_jekyll_post
@@ -99,6 +106,7 @@ def export(
                 )
         elif name == "html":
             sections = []
+            outlets = outlet_names(infos.values())
             for slug in slugs:
                 request = FeedRequest(slug, (slug,), "html", FeedQuery(limit=HTML_CATEGORY_LIMIT))
                 document = publisher.render(request, base=base)
@@ -106,19 +114,23 @@ def export(
                 latest = publisher.store.list_feed_items((slug,), 5)
                 if latest:
                     sections.append(
-                        Section(slug, titles[slug], tuple(page_item(i) for i in latest))
+                        Section(slug, titles[slug], tuple(page_item(i, outlets) for i in latest))
                     )
-                for item in _all_items(publisher, slug):
+                page_order = list(_all_items(publisher, slug))
+                for position, item in enumerate(page_order):
+                    if item.category_slugs[0] != slug and item.category_slugs[0] in slugs:
+                        continue  # its page is written from its first category, as served
                     categories = [(s, titles.get(s, s)) for s in item.category_slugs]
-                    written.append(
-                        write_atomically(
-                            out_dir,
-                            f"item/{item.item_id}.html",
-                            render_item_page(item, categories, base),
-                        )
+                    newer = page_order[position - 1] if position > 0 else None
+                    older = page_order[position + 1] if position + 1 < len(page_order) else None
+                    page = render_item_page(
+                        item, categories, base, outlets=outlets, newer=newer, older=older
                     )
+                    written.append(write_atomically(out_dir, f"item/{item.item_id}.html", page))
             if category is None:
-                written.append(write_atomically(out_dir, "index.html", render_home(sections, base)))
+                newest = publisher.store.list_feed_items(None, HOME_LATEST_ITEMS)
+                home = render_home(sections, base, latest=[page_item(i, outlets) for i in newest])
+                written.append(write_atomically(out_dir, "index.html", home))
         elif name == "jekyll":
             seen: set[int] = set()
             for slug in slugs:

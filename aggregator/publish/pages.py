@@ -48,6 +48,9 @@ class Section:
     items: tuple[PageItem, ...]
 
 
+HOME_LATEST_ITEMS = 20  # the home page opens with this many items across every outlet
+
+
 def outlet_names(infos: Iterable[CategoryInfo]) -> dict[str, str]:
     """Category slug -> the media name that files items there, where it has one."""
     return {info.slug: info.name for info in infos if info.name}
@@ -108,32 +111,19 @@ def render_category_page(
     return html.encode("utf-8")
 
 
-def neighbours(
-    item: StoredItem, siblings: Sequence[StoredItem]
-) -> tuple[StoredItem | None, StoredItem | None]:
-    """The items listed just before (newer) and just after (older) ``item`` in
-    ``siblings``, a category's items in its pages' order; (None, None) when it is not
-    among them."""
-    position = next((i for i, s in enumerate(siblings) if s.item_id == item.item_id), None)
-    if position is None:
-        return None, None
-    newer = siblings[position - 1] if position > 0 else None
-    older = siblings[position + 1] if position + 1 < len(siblings) else None
-    return newer, older
-
-
 def render_item_page(
     item: StoredItem,
     categories: Sequence[tuple[str, str]],
     root: str,
     site_title: str = SITE_TITLE,
     outlets: Mapping[str, str] | None = None,
-    siblings: Sequence[StoredItem] = (),
+    newer: StoredItem | None = None,
+    older: StoredItem | None = None,
 ) -> bytes:
     """``categories``: (slug, title) of the item's categories, each linked and offered as
-    feeds; ``siblings``: its first category's items in page order, for previous/next."""
+    feeds; ``newer``/``older``: the items beside it in its first category's page order
+    (``Store.find_adjacent_items``), linked as previous/next."""
     body = sanitize_html(item.content or item.summary or "", item.link) or ""
-    newer, older = neighbours(item, siblings)
     html = ENV.get_template("item.html").render(
         item=page_item(item, outlets),
         newer=page_item(newer) if newer else None,

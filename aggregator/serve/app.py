@@ -6,7 +6,7 @@ keep the three in step):
     GET /feeds/{slug|all}.{xml|atom|json}    a category's feed, or every category merged
     GET /feeds/merge.{xml|atom|json}?c=a,b   any set of categories merged
         ?limit= (50, max 500) &since= (seq or ISO time) &q= &exclude= (regex) &format=
-    GET /                                    every category with its latest five items
+    GET /                                    the latest items, then every category with its five
     GET /category/{slug}.html?page=N         a category's items, newest first
     GET /item/{id}.html                      one item
     GET /api/items?category=&since=&cursor=&limit=   items in seq order, with a cursor
@@ -47,6 +47,7 @@ from aggregator.errors import (
 )
 from aggregator.model import StoredItem
 from aggregator.publish.pages import (
+    HOME_LATEST_ITEMS,
     Section,
     outlet_names,
     page_item,
@@ -83,8 +84,6 @@ from aggregator.store import Store
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
 HOME_ITEMS_PER_CATEGORY = 5
-HOME_LATEST_ITEMS = 20  # across every category, at the top of the home page
-ITEM_SIBLINGS = 100  # an item page links the items beside it among its category's newest
 API_DEFAULT_LIMIT = 100
 
 
@@ -288,18 +287,28 @@ class App:
         infos = publisher.categories(stored.category_slugs)
         titles = {s: c.title for s, c in infos.items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
-        # previous/next among the newest of its first category (no store read finds the
-        # items beside one at any depth yet); the stamp changes with the item and with them
-        siblings = self.store.list_feed_items(stored.category_slugs[:1], ITEM_SIBLINGS)
+        # previous/next in its first category's page order; the stamp changes with the item
+        # and with any item of its categories (a newer one may arrive beside it)
+        newer, older = (
+            self.store.find_adjacent_items(stored.category_slugs[0], stored.item_id)
+            if stored.category_slugs
+            else (None, None)
+        )
+        beside = [i for i in (newer, older) if i is not None]
         stamp = max(stored.seq, self.store.category_stamp(stored.category_slugs))
         key = (publisher.config_key, "item", stored.item_id, base)
         document = Document(
             body=render_item_page(
-                stored, categories, base, outlets=outlet_names(infos.values()), siblings=siblings
+                stored,
+                categories,
+                base,
+                outlets=outlet_names(infos.values()),
+                newer=newer,
+                older=older,
             ),
             content_type="text/html; charset=utf-8",
             etag=make_etag(key, stamp),  # stamp: the item or one beside it changed
-            last_modified=max(i.updated_at for i in (stored, *siblings)).replace(microsecond=0),
+            last_modified=max(i.updated_at for i in (stored, *beside)).replace(microsecond=0),
             cache_control=ITEM_CACHE_CONTROL,
         )
         return DocumentResponse(document, request.scope)

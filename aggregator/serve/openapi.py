@@ -100,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/": {
                 "get": {
-                    "summary": "Every category with its latest five items.",
+                    "summary": "The latest items across every category, then every category with its latest five.",
                     "responses": {"200": {"description": "The home page.", **html}},
                 }
             },

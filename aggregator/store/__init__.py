@@ -341,6 +341,13 @@ class Store(Protocol):
         """Items of any of ``slugs`` (None: all), newest published first, ties by item id
         descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it."""
 
+    def find_adjacent_items(
+        self, slug: str, item_id: int
+    ) -> tuple[StoredItem | None, StoredItem | None]:
+        """The items just newer and just older than ``item_id`` in ``slug``'s page order
+        (``list_feed_items``' order), at any depth, for an item page's previous/next;
+        (None, None) when the item is not in that category. Two index lookups."""
+
     def list_items_after(
         self, after_seq: int, limit: int, slug: str | None = None
     ) -> list[StoredItem]:

@@ -195,6 +195,21 @@ def test_feed_and_page_export(ingested: Path, tmp_path: Path) -> None:
     assert not list(out.rglob(".*"))  # no temporary files left behind
 
 
+def test_static_pages_are_the_served_pages(ingested: Path, tmp_path: Path) -> None:
+    """The exported home page opens with the latest items across outlets, and item pages
+    link the items beside them in their category, as the server's pages do."""
+    out = tmp_path / "site"
+    result = aggregator("--config", str(ingested), "export", "--out", str(out), "--format", "html")
+    assert result.returncode == 0, result.stderr
+    home = (out / "index.html").read_text(encoding="utf-8")
+    assert '<section class="latest">' in home
+    assert "上海证券报" in home  # the seed's outlet, named in the latest list
+    misc = sorted((out / "item").glob("*.html"))
+    linked = [p.read_text(encoding="utf-8") for p in misc]
+    assert any('rel="next"' in page for page in linked)
+    assert any('rel="prev"' in page for page in linked)
+
+
 def test_export_failures_exit_non_zero_without_partial_files(
     ingested: Path, tmp_path: Path
 ) -> None:

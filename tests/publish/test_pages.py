@@ -12,7 +12,6 @@ import pytest
 from aggregator.model import CategoryInfo, StoredItem
 from aggregator.publish.pages import (
     Section,
-    neighbours,
     outlet_names,
     page_item,
     render_category_page,
@@ -177,15 +176,11 @@ def test_an_item_page_offers_its_categories_feeds() -> None:
     assert '<link rel="alternate" type="application/feed+json" title="其他" ' in html
 
 
-def test_neighbours_follow_the_category_page_order() -> None:
-    siblings = [stored(i) for i in (1, 2, 3)]  # newest first, as the category page lists
-    assert neighbours(siblings[0], siblings) == (None, siblings[1])
-    assert neighbours(siblings[1], siblings) == (siblings[0], siblings[2])
-    assert neighbours(siblings[2], siblings) == (siblings[1], None)
-    assert neighbours(stored(9), siblings) == (None, None)
-    html = render_item_page(siblings[1], [], ROOT, siblings=siblings).decode()
+def test_previous_and_next_link_the_items_beside_it() -> None:
+    newer, item, older = (stored(i) for i in (1, 2, 3))  # newest first, as the page lists
+    html = render_item_page(item, [], ROOT, newer=newer, older=older).decode()
     assert f'<a href="{ROOT}/item/1.html" rel="prev">← 较新：标题1</a>' in html
     assert f'<a href="{ROOT}/item/3.html" rel="next">较早：标题3 →</a>' in html
-    alone = render_item_page(stored(9), [], ROOT, siblings=siblings).decode()
+    alone = render_item_page(stored(9), [], ROOT).decode()
     assert 'rel="prev"' not in alone
     assert 'rel="next"' not in alone

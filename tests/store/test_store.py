@@ -621,3 +621,28 @@ def test_the_writers_sqlite_dates_are_what_the_utc_column_type_binds(moment: dat
     bind = UTCDateTime().dialect_impl(sqlite).bind_processor(sqlite)
     assert bind is not None
     assert Dialect("sqlite").dt(moment) == bind(moment)
+
+
+def test_adjacent_items_follow_the_page_order_at_any_depth(store: SqlStore) -> None:
+    """Previous/next of an item page: the items beside it in its category's page order
+    (newest published first, ties by item id), found for the 150th item as for the first,
+    and for items sharing one published time."""
+    store.sync_config(plans("a"), [CAT], NOW)
+    other = CategoryRef("other", "其他")
+    writes = [
+        replace(intent(f"i{n:03d}"), published_at=NOW - timedelta(minutes=n // 2))  # pairs tie
+        for n in range(160)
+    ]
+    writes.append(replace(intent("elsewhere", categories=(other,)), published_at=NOW))
+    store.apply_fetch(outcome("a"), "w", writes, KEEP)
+    page_order = store.list_feed_items(("news",), 200)
+    assert len(page_order) == 160
+    for position in (0, 1, 2, 99, 100, 150, 159):
+        item = page_order[position]
+        newer, older = store.find_adjacent_items("news", item.item_id)
+        assert newer == (page_order[position - 1] if position > 0 else None), position
+        assert older == (page_order[position + 1] if position < 159 else None), position
+    elsewhere = store.find_item("elsewhere")
+    assert elsewhere is not None
+    assert store.find_adjacent_items("news", elsewhere.item_id) == (None, None)
+    assert store.find_adjacent_items("news", 10**9) == (None, None)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from aggregator.errors import ItemNotFoundError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
@@ -98,6 +98,43 @@ class RepublishingMixin(SqlStoreBase):
         with self._read() as conn:
             rows = conn.execute(query.limit(limit).offset(offset)).all()
             return stored_items(conn, rows)
+
+    def find_adjacent_items(
+        self, slug: str, item_id: int
+    ) -> tuple[StoredItem | None, StoredItem | None]:
+        member = item_categories.c
+        with self._read() as conn:
+            published_at = conn.execute(
+                select(member.published_at).where(
+                    member.category_slug == slug, member.item_id == item_id
+                )
+            ).scalar_one_or_none()
+            if published_at is None:
+                return None, None
+            # keyset neighbours on the (category_slug, published_at, item_id) index
+            after = or_(
+                member.published_at > published_at,
+                and_(member.published_at == published_at, member.item_id > item_id),
+            )
+            before = or_(
+                member.published_at < published_at,
+                and_(member.published_at == published_at, member.item_id < item_id),
+            )
+            found: list[StoredItem | None] = []
+            for condition, order in (
+                (after, (member.published_at.asc(), member.item_id.asc())),
+                (before, (member.published_at.desc(), member.item_id.desc())),
+            ):
+                query = (
+                    select(items)
+                    .join(item_categories, member.item_id == items.c.item_id)
+                    .where(member.category_slug == slug, condition)
+                    .order_by(*order)
+                    .limit(1)
+                )
+                rows = stored_items(conn, conn.execute(query).all())
+                found.append(rows[0] if rows else None)
+        return found[0], found[1]
 
     def list_items_after(
         self, after_seq: int, limit: int, slug: str | None = None
