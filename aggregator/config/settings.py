@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.config.steps import StepConfig
 from aggregator.errors import ConfigError
 from aggregator.model import IdRule
 from aggregator.slug import is_valid_slug
@@ -81,6 +82,9 @@ class Defaults(_Frozen):
     # how long a claimed source stays with its worker without a renewal; renewed every
     # third of it while the fetch runs, so only a dead worker's sources expire
     lease: Duration = timedelta(seconds=60)
+    # processing steps every source's new and changed items pass, before its own
+    # (config/steps.py, aggregator/process/)
+    process: tuple[StepConfig, ...] = ()
 
 
 class PerHost(_Frozen):
@@ -152,6 +156,8 @@ class Source(_Frozen):
     date_format: str | None = None
     content_url: str | None = None
     content_path: str | None = None
+    # processing steps after defaults.process (config/steps.py, aggregator/process/)
+    process: tuple[StepConfig, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -213,6 +219,10 @@ class Source(_Frozen):
 
     def effective_timeout(self, defaults: Defaults) -> float:
         return self.timeout_seconds or defaults.timeout_seconds
+
+    def effective_steps(self, defaults: Defaults) -> tuple[StepConfig, ...]:
+        """The processing steps of its items: ``defaults.process``, then its own."""
+        return defaults.process + self.process
 
 
 class Server(_Frozen):

@@ -31,7 +31,9 @@ class FetchMixin(SqlStoreBase):
         with self._read_raw() as raw:
             return self.writer.known_among(raw, source_id, stable_ids)
 
-    def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
+    def find_fetch_knowledge(
+        self, source_id: str, stable_ids: Sequence[str], *, with_dropped: bool = False
+    ) -> FetchKnowledge:
         with self._read_raw() as raw:
             pruned = self.writer.pruned_among(raw, stable_ids)
             others = [stable_id for stable_id in stable_ids if stable_id not in pruned]
@@ -39,7 +41,8 @@ class FetchMixin(SqlStoreBase):
             registry = self._cached_registry()
             if registry is None:
                 registry = self._remember_registry(raw.all(CATEGORY_ROWS_SQL, ()))
-        return FetchKnowledge(frozenset(pruned), known, registry)
+            dropped = self.writer.dropped_among(raw, source_id, others) if with_dropped else {}
+        return FetchKnowledge(frozenset(pruned), known, registry, dropped)
 
     def apply_fetch(
         self,

@@ -40,6 +40,7 @@ class ReadingMixin(SqlStoreBase):
                 consecutive_errors=row.consecutive_errors,
                 retired_at=row.retired_at,
                 last_warning=row.last_warning,
+                last_dropped_count=row.last_dropped_count,
             )
             for row in rows
         ]
@@ -87,6 +88,7 @@ class ReadingMixin(SqlStoreBase):
                 row.updated_count,
                 row.unchanged_count,
                 row.error,
+                row.dropped_count,
             )
             for row in rows
         ]
