@@ -179,7 +179,7 @@ def _fill_content(
     return kept, problems
 
 
-def _page_fetch(ctx: Context, source: Source) -> PageFetch:
+def page_fetch(ctx: Context, source: Source) -> PageFetch:
     """How the ``full_text`` step reads an item's page: like a ``content_url`` body, with
     the source's fetcher, timeouts, deadline, body cap and network rules."""
 
@@ -313,7 +313,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
                 steps,
                 content_sha256,
                 source.id,
-                _page_fetch(ctx, source),
+                page_fetch(ctx, source),
             )
         plan = plan_items(
             processed.pairs if processed else pairs,

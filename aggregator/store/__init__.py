@@ -303,6 +303,18 @@ class Store(Protocol):
         """Write the items, the source's new state and the fetch-log row, and release the
         lease, in one transaction."""
 
+    # --- reprocessing (called by ``aggregator reprocess``) ------------------------------
+    def list_source_items(self, source_id: str) -> list[tuple[StoredItem, str]]:
+        """The items ``source_id`` stored first, each with the hash of the version it last
+        gave (``item_sources.content_sha256``), oldest first."""
+
+    def rewrite_items(
+        self, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> WriteCounts:
+        """Write UPDATED intents that reprocessing made of stored items, in one
+        transaction: each takes a new seq and its categories a new stamp, as a fetch's
+        updates do; no fetch is recorded and the source's state is left alone."""
+
     def write_turn(self) -> AbstractContextManager[None]:
         """Hold this process's turn to write: ``apply_fetch*`` inside it do not wait for
         it again. For a caller that gathers a batch once its turn has come, so what

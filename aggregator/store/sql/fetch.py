@@ -80,6 +80,16 @@ class FetchMixin(SqlStoreBase):
                 raw.run("RELEASE SAVEPOINT fetch_write", ())
         return results
 
+    def rewrite_items(
+        self, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> WriteCounts:
+        if not intents:
+            return WriteCounts(0, 0, 0)
+        with self._write() as conn:
+            raw = Raw(conn)
+            self._lock_seq_first(raw)
+            return self._write_items(conn, raw, source_id, intents, now)
+
     def _lock_seq_first(self, raw: Raw) -> None:
         """On PostgreSQL, lock the seq counter row before anything else an item write
         locks. Every item write locks it (reserving seqs) until commit, but a batch's
