@@ -367,11 +367,29 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if isinstance(p, int) or not re.match(r"^[A-Z]|^literal\[", p))
 
 
+def _resolve_file_url(value: str, base_dir: Path) -> str:
+    if value.startswith("file:") and not value.startswith("file:/"):
+        return (base_dir / value[len("file:") :]).resolve().as_uri().replace("%7Bid%7D", "{id}")
+    return value
+
+
+def _resolve_step_urls(steps: Any, base_dir: Path) -> None:
+    """A full_text step's ``page_url.with`` may name a local copy, relative like ``url``."""
+    for step in steps if isinstance(steps, list) else ():
+        page_url = (step.get("full_text") or {}).get("page_url") if isinstance(step, dict) else None
+        if isinstance(page_url, dict) and isinstance(page_url.get("with"), str):
+            page_url["with"] = _resolve_file_url(page_url["with"], base_dir).replace("%5C", "\\")
+
+
 def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
     """`file:samples/x.xml` is relative to the config file's folder."""
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        _resolve_step_urls(defaults.get("process"), base_dir)
     for source in data.get("sources") or []:
         if not isinstance(source, dict):
             continue
+        _resolve_step_urls(source.get("process"), base_dir)
         for key in ("url", "content_url"):
             value = source.get(key)
             if (

@@ -231,3 +231,26 @@ def test_convert_turns_simplified_into_traditional_and_back(
     stored = store.find_item("guid:src:c")
     assert stored is not None
     assert (stored.title, stored.summary) == (expected, f"<p>{expected}</p>")
+
+
+def test_the_bundled_full_text_sample_works_offline(tmp_path: Path) -> None:
+    """config/sources.yaml's cnstock-fulltext: teasers become the project's article pages
+    (file: copies through page_url), the advertisement is dropped, links lose tracking."""
+    from aggregator.config.settings import load_settings
+
+    settings = load_settings(ARTICLES.parent.parent / "sources.yaml")
+    store = SqlStore(f"sqlite:///{tmp_path / 'samples.db'}")
+    store.upgrade()
+    try:
+        (outcome,), _ = run_pass(make_context(settings, store), ["cnstock-fulltext"])
+        assert (outcome.kind, outcome.new_count, outcome.dropped_count) == (OutcomeKind.OK, 3, 1)
+        assert outcome.warnings == ()
+        for item in store.list_items():
+            assert item.link is not None
+            assert "?" not in item.link
+            assert item.content is not None
+            assert item.content.startswith('<div class="content">')
+            for gone in ("分享到", "责任编辑", "qrcode"):
+                assert gone not in item.content
+    finally:
+        store.close()
