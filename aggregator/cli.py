@@ -7,6 +7,7 @@ Commands (each documented in docs/cli.md; a test keeps the two in step):
     export         write feeds, pages or Jekyll posts as files
     fetch          one pass now over all (or --source) sources, then a table
     sources        each source's status at a glance
+    reprocess      a source's processing steps again over its stored items
     check-config   validate the config file, print every problem, exit 1 if any
     config-schema  print the JSON Schema of the config file
     db upgrade     apply database migrations
@@ -34,6 +35,7 @@ import click
 from aggregator.config.reload import ConfigWatcher
 from aggregator.config.settings import Settings, config_path, json_schema, load_settings
 from aggregator.errors import AggregatorError, ConfigError, ExportError
+from aggregator.ingest.reprocess import reprocess_source
 from aggregator.ingest.update import Context
 from aggregator.model import FetchOutcome, OutcomeKind
 from aggregator.runtime.scheduler import Dispatcher, configured_categories, run_pass, source_plans
@@ -265,13 +267,15 @@ def fetch(
             str(o.new_count),
             str(o.updated_count),
             str(o.unchanged_count),
+            str(o.dropped_count),
             o.error or "",
         )
         for o in sorted(outcomes, key=lambda o: o.source_id)
         if show_all or len(outcomes) <= QUIET_ABOVE or o.new_count or o.updated_count or o.error
     ]
-    rows += [(sid, "busy", "0", "0", "0", "being fetched by another process") for sid in skipped]
-    click.echo(format_table(("source", "status", "new", "updated", "unchanged", "error"), rows))
+    rows += [(sid, "busy", *"0000", "being fetched by another process") for sid in skipped]
+    header = ("source", "status", "new", "updated", "unchanged", "dropped", "error")
+    click.echo(format_table(header, rows))
     hidden = len(outcomes) + len(skipped) - len(rows)
     if hidden:
         click.echo(f"({hidden} unchanged source(s) not listed; --all lists every source)")
@@ -579,6 +583,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         "status",
         "next due",
         "items",
+        "dropped",
         "errors",
         "last error or warning",
     ):
@@ -597,10 +602,27 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             status,
             _local(r.next_due_at, tz) if r.health not in ("disabled", "retired") else "-",
             str(r.item_count),
+            str(r.last_dropped_count),
             str(r.consecutive_errors),
             r.last_error or (f"warning: {r.last_warning}" if r.last_warning else ""),
         )
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+@main.command()
+@click.option("--source", "source_id", required=True, metavar="ID", help="The source.")
+@click.pass_context
+def reprocess(ctx: click.Context, source_id: str) -> None:
+    """Run a source's processing steps again over its stored items."""
+    context = _open(ctx, _settings(ctx))
+    try:
+        report = reprocess_source(context, source_id)
+    except AggregatorError as e:
+        click.echo(f"error: {e}", err=True)
+        ctx.exit(EXIT_FAILED)
+    finally:
+        close_context(context)
+    click.echo(report.summary())
 
 
 @main.command("check-config")

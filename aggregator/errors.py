@@ -14,6 +14,7 @@ with ``raise ... from e`` so callers only ever catch these::
     ├── ShardError                 a process running part of a fetch pass died
     ├── StoreError                 the database refused or is unreachable
     │   ├── SourceNotFoundError    get_* on an unknown source id
+    │   ├── SourceBusyError        a source's lease is held by another process (reprocess)
     │   └── ItemNotFoundError      get_item on an unknown item id
     └── PublishError               a document or an export could not be made as asked
         ├── QueryError             a request parameter is invalid (the message is for the client)
@@ -96,6 +97,10 @@ class StoreError(AggregatorError):
 
 
 class SourceNotFoundError(StoreError):
+    pass
+
+
+class SourceBusyError(StoreError):
     pass
 
 

@@ -6,6 +6,7 @@
     ParsedFeed / ParsedItem       what the body said, normalised
     KnownItem                     what the store already holds for an item id
     ItemIntent                    what to write for one item
+    DroppedItem                   an item the processing steps dropped
     FetchOutcome                  what happened, recorded in the fetch log
 
 Holds no business logic. Every datetime here is timezone-aware UTC unless its name says
@@ -156,6 +157,18 @@ class ItemIntent:
     categories: tuple[CategoryRef, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DroppedItem:
+    """An item a processing step dropped (process/): never stored, and not processed
+    again while the source gives it unchanged (``content_sha256``) to the same steps
+    (``steps_sha256``, the pipeline's fingerprint)."""
+
+    stable_id: str
+    content_sha256: str
+    steps_sha256: str
+    reason: str
+
+
 class OutcomeKind(enum.Enum):
     OK = "ok"
     NOT_MODIFIED = "not_modified"  # HTTP 304
@@ -181,6 +194,8 @@ class FetchOutcome:
     error_class: str | None = None
     item_count: int | None = None  # items in the parsed feed
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    dropped_count: int = 0  # items processing steps dropped (now, or before and listed again)
+    dropped: tuple[DroppedItem, ...] = ()  # the ones dropped now, to remember
 
 
 @dataclass(frozen=True, slots=True)

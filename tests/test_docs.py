@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from aggregator.cli import main
 from aggregator.config import settings as config
+from aggregator.config import steps
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MODELS: list[type[BaseModel]] = [
@@ -20,6 +21,13 @@ MODELS: list[type[BaseModel]] = [
     config.Source,
     config.JsonFields,
     config.Server,
+    steps.Match,
+    steps.Replacement,
+    steps.Rewrite,
+    steps.PageUrl,
+    steps.FullText,
+    steps.Convert,
+    *steps.STEP_MODELS.values(),
 ]
 
 
@@ -30,7 +38,8 @@ def documented_keys() -> set[str]:
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.__name__ for m in MODELS])
 def test_every_config_key_is_documented(model: type[BaseModel]) -> None:
-    missing = set(model.model_fields) - documented_keys()
+    keys = {field.alias or name for name, field in model.model_fields.items()}
+    missing = keys - documented_keys()
     assert not missing, f"undocumented keys of {model.__name__}: {sorted(missing)}"
 
 

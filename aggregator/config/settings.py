@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.config.steps import StepConfig
 from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
 from aggregator.model import IdRule
@@ -82,6 +83,9 @@ class Defaults(_Frozen):
     # how long a claimed source stays with its worker without a renewal; renewed every
     # third of it while the fetch runs, so only a dead worker's sources expire
     lease: Duration = timedelta(seconds=60)
+    # processing steps every source's new and changed items pass, before its own
+    # (config/steps.py, aggregator/process/)
+    process: tuple[StepConfig, ...] = ()
 
 
 class PerHost(_Frozen):
@@ -153,6 +157,8 @@ class Source(_Frozen):
     date_format: str | None = None
     content_url: str | None = None
     content_path: str | None = None
+    # processing steps after defaults.process (config/steps.py, aggregator/process/)
+    process: tuple[StepConfig, ...] = ()
 
     @field_validator("id")
     @classmethod
@@ -214,6 +220,10 @@ class Source(_Frozen):
 
     def effective_timeout(self, defaults: Defaults) -> float:
         return self.timeout_seconds or defaults.timeout_seconds
+
+    def effective_steps(self, defaults: Defaults) -> tuple[StepConfig, ...]:
+        """The processing steps of its items: ``defaults.process``, then its own."""
+        return defaults.process + self.process
 
 
 class Server(_Frozen):
@@ -358,11 +368,29 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if isinstance(p, int) or not re.match(r"^[A-Z]|^literal\[", p))
 
 
+def _resolve_file_url(value: str, base_dir: Path) -> str:
+    if value.startswith("file:") and not value.startswith("file:/"):
+        return (base_dir / value[len("file:") :]).resolve().as_uri().replace("%7Bid%7D", "{id}")
+    return value
+
+
+def _resolve_step_urls(steps: Any, base_dir: Path) -> None:
+    """A full_text step's ``page_url.with`` may name a local copy, relative like ``url``."""
+    for step in steps if isinstance(steps, list) else ():
+        page_url = (step.get("full_text") or {}).get("page_url") if isinstance(step, dict) else None
+        if isinstance(page_url, dict) and isinstance(page_url.get("with"), str):
+            page_url["with"] = _resolve_file_url(page_url["with"], base_dir).replace("%5C", "\\")
+
+
 def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
     """`file:samples/x.xml` is relative to the config file's folder."""
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        _resolve_step_urls(defaults.get("process"), base_dir)
     for source in data.get("sources") or []:
         if not isinstance(source, dict):
             continue
+        _resolve_step_urls(source.get("process"), base_dir)
         for key in ("url", "content_url"):
             value = source.get(key)
             if (

@@ -11,7 +11,9 @@ orchestrator; everything but ``fetcher`` and ``update`` is pure)::
     fetcher    HTTP with limits, a deadline and conditional GET -> Retrieved | NotModified
     parser     bytes -> ParsedFeed (``fastparse``: the lxml fast path for common RSS/Atom)
     identity   ParsedItem -> stable id (infoCode, guid, link, content hash)
+    (process)  the source's processing steps over new and changed items (aggregator/process/)
     decide     ParsedItem + KnownItem -> ItemIntent (new, changed or unchanged)
     freshness  when the source is next due
     health     redirects, 410 Gone, item-count warnings
+    reprocess  a source's steps again over its stored items (``aggregator reprocess``)
 """

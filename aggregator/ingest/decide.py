@@ -103,14 +103,18 @@ def plan_items(
     registry: CategoryRegistry,
     now: datetime,
     display_tz: tzinfo,
+    digests: Mapping[str, str] | None = None,
 ) -> ItemsPlan:
-    """Intents for one fetch of one source (see the module docstring)."""
+    """Intents for one fetch of one source (see the module docstring). ``digests``: the
+    hash of each item as the source gave it, when processing steps changed the item
+    (process/stage.py): changes are told by what the source gave, not by the steps'
+    result."""
     before = set(registry.by_slug)
     intents: list[ItemIntent] = []
     unchanged = 0
     for item_id, item in pairs:
         category = categories_for(item, rule, registry)
-        digest = content_sha256(item)
+        digest = digests[item_id] if digests is not None else content_sha256(item)
         stored = known.get(item_id)
         if stored is None:
             kind = IntentKind.NEW

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
-from aggregator.ingest.decide import CategoryRule, ItemsPlan, plan_items
+from aggregator.ingest.decide import CategoryRule, ItemsPlan, content_sha256, plan_items
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
 from aggregator.ingest.freshness import next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
-from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
+from aggregator.ingest.parser import ParseRules, decode_body, parse_body, parse_content_body
 from aggregator.model import (
     CategoryRef,
     FetchOutcome,
@@ -35,6 +35,9 @@ from aggregator.model import (
     Retrieved,
     SourceState,
 )
+from aggregator.process.stage import ProcessedItems, process_items
+from aggregator.process.steps import compile_steps
+from aggregator.process.values import FetchedPage, PageFetch
 from aggregator.store import SourceUpdate, Store, WriteCounts
 
 
@@ -176,6 +179,28 @@ def _fill_content(
     return kept, problems
 
 
+def page_fetch(ctx: Context, source: Source) -> PageFetch:
+    """How the ``full_text`` step reads an item's page: like a ``content_url`` body, with
+    the source's fetcher, timeouts, deadline, body cap and network rules."""
+
+    def fetch_page(url: str) -> FetchedPage:
+        result = ctx.fetcher.fetch(_request(source, ctx.settings, url, None))
+        if isinstance(result, NotModified):
+            raise FetchError("304 for a page fetched without validators")
+        text, _ = decode_body(result.body, result.http.content_type)
+        return FetchedPage(result.http.final_url, text)
+
+    return fetch_page
+
+
+def step_warning(warnings: Sequence[str]) -> str | None:
+    """The processing steps' warnings of one fetch as one line (three, and how many more)."""
+    if not warnings:
+        return None
+    more = f" (+{len(warnings) - 3} more)" if len(warnings) > 3 else ""
+    return "; ".join(warnings[:3]) + more
+
+
 def feed_warnings(feed: ParsedFeed, last_item_count: int | None) -> tuple[str, ...]:
     """The parser's warnings about a feed, and one when it lists no items (health.py)."""
     shrunk = item_count_warning(last_item_count, len(feed.items))
@@ -252,6 +277,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         pruned, known, registry = store.find_fetch_knowledge(ids)  # one read transaction
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
         bodies   = fetch content_url for ids not stored yet (JSON API sources)
+        pairs, dropped = process(new and changed pairs)  # the source's steps (process/)
         intents  = plan_items(pairs, known, registry, now)         # pure
         update   = next_source_update(state, what the fetch found) # pure
         record(outcome, intents, update)      # one transaction (or savepoint) per source
@@ -271,19 +297,34 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         rules = parse_rules(source, ctx.settings, result.http.final_url)
         feed = parse_body(result.body, result.http.content_type, rules)
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
-        knowledge = ctx.store.find_fetch_knowledge(source.id, [item_id for item_id, _ in pairs])
+        steps = compile_steps(source.effective_steps(ctx.settings.defaults))
+        knowledge = ctx.store.find_fetch_knowledge(
+            source.id, [item_id for item_id, _ in pairs], with_dropped=bool(steps)
+        )
         # retention removed these: a source still listing them is not news
         pairs = [(item_id, item) for item_id, item in pairs if item_id not in knowledge.pruned]
         pairs, problems = _fill_content(ctx, source, pairs, set(knowledge.known))
+        processed = None
+        if steps:
+            processed = process_items(
+                pairs,
+                knowledge.known,
+                knowledge.dropped,
+                steps,
+                content_sha256,
+                source.id,
+                page_fetch(ctx, source),
+            )
         plan = plan_items(
-            pairs,
+            processed.pairs if processed else pairs,
             knowledge.known,
             category_rule(source, ctx.settings),
             knowledge.registry,
             attempt.started_at,
             ZoneInfo(ctx.settings.timezone),
+            processed.digests if processed else None,
         )
-        return attempt.record_items(result.http, body_sha256, feed, plan, problems)
+        return attempt.record_items(result.http, body_sha256, feed, plan, problems, processed)
     except AggregatorError as e:
         return attempt.record_error(e)
 
@@ -337,9 +378,14 @@ class _Attempt:
         feed: ParsedFeed,
         plan: ItemsPlan,
         problems: Sequence[str],
+        processed: ProcessedItems | None = None,
     ) -> FetchOutcome:
-        """A parsed feed: its intents, and the counts of what was written."""
+        """A parsed feed: its intents, what its steps dropped, and the counts of what was
+        written."""
         warnings = feed_warnings(feed, self.state.last_item_count)
+        steps_warning = step_warning(processed.warnings) if processed else None
+        if steps_warning:
+            warnings = (*warnings, steps_warning)
         update = next_source_update(
             self.state,
             OutcomeKind.OK,
@@ -367,6 +413,8 @@ class _Attempt:
             else None,
             error_class="ContentFetchError" if problems else None,
             warnings=warnings,
+            dropped_count=processed.dropped_count if processed else 0,
+            dropped=processed.dropped if processed else (),
         )
         counts = self.ctx.record(outcome, plan.intents, update)
         return replace(outcome, new_count=counts.new, updated_count=counts.updated)

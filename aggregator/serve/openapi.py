@@ -100,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/": {
                 "get": {
-                    "summary": "The latest items across every category, then every category with its latest five.",
+                    "summary": "The latest items, then every category with its latest five.",
                     "responses": {"200": {"description": "The home page.", **html}},
                 }
             },

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -83,7 +83,7 @@ class PruneCounts:
     memberships: int  # items taken out of a category's feed
     items: int  # items removed (no category keeps them), remembered as pruned
     fetch_log: int  # fetch-log rows removed
-    tombstones: int  # pruned-item records old enough to forget
+    tombstones: int  # pruned-item and dropped-item records old enough to forget
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,8 @@ class FetchKnowledge:
     pruned: frozenset[str]  # ids that retention pruned: the fetch must not store them again
     known: Mapping[str, KnownItem]  # the stored items among the other ids, seen from the source
     registry: CategoryRegistry  # every known category; the fetch's own copy to add to
+    # ids the source's processing steps dropped: (the item's hash, the steps' fingerprint)
+    dropped: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 FetchWrite = tuple["FetchOutcome", str, Sequence["ItemIntent"], "SourceUpdate"]
@@ -123,6 +125,7 @@ class SourceStatus:
     consecutive_errors: int
     retired_at: datetime | None = None
     last_warning: str | None = None
+    last_dropped_count: int = 0  # items its processing steps dropped in the last parse
 
     @property
     def health(self) -> str:
@@ -154,6 +157,7 @@ class SourceStatus:
             "next_due_at": self.next_due_at.isoformat(),
             "items": self.item_count,
             "consecutive_errors": self.consecutive_errors,
+            "dropped": self.last_dropped_count,
         }
 
 
@@ -169,6 +173,7 @@ class FetchRecord:
     updated_count: int
     unchanged_count: int
     error: str | None
+    dropped_count: int = 0  # items the processing steps dropped
 
 
 class Store(Protocol):
@@ -259,8 +264,8 @@ class Store(Protocol):
         """Retention, in one transaction: take items published before their category's
         cutoff (``cutoffs[slug]``, else ``default_cutoff``; None keeps them) out of that
         category; delete items no category keeps and remember their ids as pruned; bump
-        the stamps of the categories that lost items; delete fetch-log rows and pruned-id
-        records older than the given times."""
+        the stamps of the categories that lost items; delete fetch-log rows, and pruned-id
+        and dropped-item records, older than the given times."""
 
     def find_pruned(self, stable_ids: Sequence[str]) -> set[str]:
         """The ids among these that retention pruned (a fetch must not store them again)."""
@@ -276,13 +281,17 @@ class Store(Protocol):
     def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
         """The stored items among ``stable_ids``, seen from ``source_id``."""
 
-    def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
+    def find_fetch_knowledge(
+        self, source_id: str, stable_ids: Sequence[str], *, with_dropped: bool = False
+    ) -> FetchKnowledge:
         """What a fetch of ``source_id`` that parsed ``stable_ids`` needs to decide, in one
         read transaction (one connection, one round of queries): which of the ids
         retention pruned (as ``find_pruned``), the stored items among the others (as
         ``find_known_items``), and a copy of the category registry (as
         ``load_category_registry``: the cached one while it is fresh, so no query for it
-        then). Called by the orchestrator once a feed is parsed. Raises StoreError."""
+        then); ``with_dropped`` (a source with processing steps): which of the others its
+        steps dropped before. Called by the orchestrator once a feed is parsed. Raises
+        StoreError."""
 
     def apply_fetch(
         self,
@@ -293,6 +302,18 @@ class Store(Protocol):
     ) -> WriteCounts:
         """Write the items, the source's new state and the fetch-log row, and release the
         lease, in one transaction."""
+
+    # --- reprocessing (called by ``aggregator reprocess``) ------------------------------
+    def list_source_items(self, source_id: str) -> list[tuple[StoredItem, str]]:
+        """The items ``source_id`` stored first, each with the hash of the version it last
+        gave (``item_sources.content_sha256``), oldest first."""
+
+    def rewrite_items(
+        self, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> WriteCounts:
+        """Write UPDATED intents that reprocessing made of stored items, in one
+        transaction: each takes a new seq and its categories a new stamp, as a fetch's
+        updates do; no fetch is recorded and the source's state is left alone."""
 
     def write_turn(self) -> AbstractContextManager[None]:
         """Hold this process's turn to write: ``apply_fetch*`` inside it do not wait for

@@ -90,6 +90,8 @@ sources = Table(
     Column("last_warning", Text),  # what was odd about the last fetch that did not fail
     Column("interval_seconds", Integer),  # as configured: a shorter one applies at once
     Column("host", String(255)),  # of the URL fetched, for per-host politeness (0004)
+    # items the processing steps dropped in the last fetch that parsed the feed (0006)
+    Column("last_dropped_count", Integer, nullable=False, server_default="0"),
     Index("ix_sources_due", "enabled", "next_due_at"),
     Index("ix_sources_host", "host"),
 )
@@ -168,6 +170,7 @@ fetches = Table(
     Column("error", Text),
     Column("error_class", String(100)),
     Column("warning", Text),
+    Column("dropped_count", Integer, nullable=False, server_default="0"),  # (0006)
     Index("ix_fetches_source_started", "source_id", "started_at"),
     Index("ix_fetches_started", "started_at"),
 )
@@ -180,6 +183,20 @@ pruned_items = Table(
     Column("stable_id", String(255), primary_key=True),
     Column("pruned_at", UTCDateTime, nullable=False),
     Index("ix_pruned_items_pruned_at", "pruned_at"),
+)
+
+# Items a source's processing steps dropped (process/, 0006): not processed again while
+# the source gives them unchanged (content_sha256) to the same steps (steps_sha256).
+dropped_items = Table(
+    "dropped_items",
+    metadata,
+    Column("source_id", String(100), primary_key=True),
+    Column("stable_id", String(255), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("steps_sha256", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("dropped_at", UTCDateTime, nullable=False),
+    Index("ix_dropped_items_dropped_at", "dropped_at"),
 )
 
 # Periodic work done once per cluster: whoever moves next_run_at forward runs it (0004).

@@ -181,7 +181,17 @@ class ItemWriter:
         self.insert_fetch = d.sql(
             "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
             "bytes_received, new_count, updated_count, unchanged_count, item_count, error, "
-            f"error_class, warning) VALUES ({d.marks(13)})"
+            f"error_class, warning, dropped_count) VALUES ({d.marks(14)})"
+        )
+        # what processing steps dropped (process/): remembered per source
+        self.upsert_dropped = RowsInsert(
+            d,
+            "INSERT INTO dropped_items (source_id, stable_id, content_sha256, steps_sha256, "
+            "reason, dropped_at)",
+            6,
+            "ON CONFLICT (source_id, stable_id) DO UPDATE SET "
+            "content_sha256 = excluded.content_sha256, steps_sha256 = excluded.steps_sha256, "
+            "reason = excluded.reason, dropped_at = excluded.dropped_at",
         )
         # The lease is released only if it is still ours (it may have expired and moved).
         self.update_source_sql = d.sql(
@@ -192,6 +202,7 @@ class ItemWriter:
             "last_item_count = COALESCE(NULLIF(?, 0), last_item_count), "
             "pending_redirect_url = ?, pending_redirect_count = ?, gone_count = ?, "
             "last_warning = ?, host = COALESCE(?, host), "
+            "last_dropped_count = COALESCE(?, last_dropped_count), "
             "retired_at = CASE WHEN ? THEN COALESCE(retired_at, ?) ELSE NULL END, "
             "lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END, "
             "lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END "
@@ -217,6 +228,20 @@ class ItemWriter:
         """The ids among these that retention pruned."""
         head = "SELECT stable_id FROM pruned_items WHERE stable_id"
         return {row[0] for row in self._select_in(raw, head, stable_ids)}
+
+    def dropped_among(
+        self, raw: Raw, source_id: str, stable_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """The ids among these that ``source_id``'s steps dropped: (the item's hash, the
+        steps' fingerprint) of each."""
+        head = (
+            "SELECT stable_id, content_sha256, steps_sha256 FROM dropped_items "
+            "WHERE source_id = ? AND stable_id"
+        )
+        return {
+            stable_id: (content, steps)
+            for stable_id, content, steps in self._select_in(raw, head, stable_ids, (source_id,))
+        }
 
     def known_among(
         self, raw: Raw, source_id: str, stable_ids: Sequence[str]
@@ -261,8 +286,23 @@ class ItemWriter:
                 outcome.error,
                 outcome.error_class,
                 "; ".join(outcome.warnings) or None,
+                outcome.dropped_count,
             ),
         )
+        if outcome.dropped:
+            at = self.d.dt(outcome.started_at)
+            rows = {
+                d.stable_id: (
+                    outcome.source_id,
+                    d.stable_id,
+                    d.content_sha256,
+                    d.steps_sha256,
+                    d.reason,
+                    at,
+                )
+                for d in outcome.dropped
+            }
+            raw.insert(self.upsert_dropped, list(rows.values()))
 
     def update_source(
         self, raw: Raw, outcome: FetchOutcome, owner: str, state: SourceUpdate
@@ -289,6 +329,7 @@ class ItemWriter:
                 state.gone_count,
                 state.warning,
                 host_of(state.effective_url) if state.effective_url else None,
+                outcome.dropped_count if outcome.item_count is not None else None,
                 state.retired,
                 self.d.dt(outcome.started_at),
                 owner,

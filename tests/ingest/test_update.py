@@ -314,7 +314,7 @@ def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
     store.upgrade()
     ctx = make_context(settings, store)
     outcomes, _ = run_pass(ctx)
-    assert len(outcomes) == 3
+    assert len(outcomes) == 4  # the enabled samples
     assert all(o.kind is OutcomeKind.OK for o in outcomes), outcomes
     assert store.count_items() >= 20
     assert store.count_items("shanghaizhengquanbao") >= 1

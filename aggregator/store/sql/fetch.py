@@ -31,7 +31,9 @@ class FetchMixin(SqlStoreBase):
         with self._read_raw() as raw:
             return self.writer.known_among(raw, source_id, stable_ids)
 
-    def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
+    def find_fetch_knowledge(
+        self, source_id: str, stable_ids: Sequence[str], *, with_dropped: bool = False
+    ) -> FetchKnowledge:
         with self._read_raw() as raw:
             pruned = self.writer.pruned_among(raw, stable_ids)
             others = [stable_id for stable_id in stable_ids if stable_id not in pruned]
@@ -39,7 +41,8 @@ class FetchMixin(SqlStoreBase):
             registry = self._cached_registry()
             if registry is None:
                 registry = self._remember_registry(raw.all(CATEGORY_ROWS_SQL, ()))
-        return FetchKnowledge(frozenset(pruned), known, registry)
+            dropped = self.writer.dropped_among(raw, source_id, others) if with_dropped else {}
+        return FetchKnowledge(frozenset(pruned), known, registry, dropped)
 
     def apply_fetch(
         self,
@@ -76,6 +79,16 @@ class FetchMixin(SqlStoreBase):
                     )
                 raw.run("RELEASE SAVEPOINT fetch_write", ())
         return results
+
+    def rewrite_items(
+        self, source_id: str, intents: Sequence[ItemIntent], now: datetime
+    ) -> WriteCounts:
+        if not intents:
+            return WriteCounts(0, 0, 0)
+        with self._write() as conn:
+            raw = Raw(conn)
+            self._lock_seq_first(raw)
+            return self._write_items(conn, raw, source_id, intents, now)
 
     def _lock_seq_first(self, raw: Raw) -> None:
         """On PostgreSQL, lock the seq counter row before anything else an item write

@@ -12,6 +12,7 @@ from aggregator.errors import SourceNotFoundError
 from aggregator.store import PruneCounts
 from aggregator.store.schema import (
     categories,
+    dropped_items,
     fetches,
     item_categories,
     item_sources,
@@ -118,6 +119,10 @@ class HousekeepingMixin(SqlStoreBase):
             ).rowcount
             forgotten = conn.execute(
                 delete(pruned_items).where(pruned_items.c.pruned_at < tombstones_before)
+            ).rowcount
+            # a dropped item still listed after this long is processed once more
+            forgotten += conn.execute(
+                delete(dropped_items).where(dropped_items.c.dropped_at < tombstones_before)
             ).rowcount
         return PruneCounts(
             memberships=removed,

@@ -40,6 +40,7 @@ class ReadingMixin(SqlStoreBase):
                 consecutive_errors=row.consecutive_errors,
                 retired_at=row.retired_at,
                 last_warning=row.last_warning,
+                last_dropped_count=row.last_dropped_count,
             )
             for row in rows
         ]
@@ -69,6 +70,21 @@ class ReadingMixin(SqlStoreBase):
         with self._read() as conn:
             return stored_items(conn, conn.execute(query.limit(limit)).all())
 
+    def list_source_items(self, source_id: str) -> list[tuple[StoredItem, str]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(items).where(items.c.source_id == source_id).order_by(items.c.item_id)
+            ).all()
+            hashes = dict(
+                conn.execute(
+                    select(item_sources.c.item_id, item_sources.c.content_sha256).where(
+                        item_sources.c.source_id == source_id
+                    )
+                ).all()
+            )
+            found = stored_items(conn, rows)
+        return [(item, hashes[item.item_id]) for item in found if item.item_id in hashes]
+
     def list_fetches(self, source_id: str, limit: int = 20) -> list[FetchRecord]:
         with self._read() as conn:
             rows = conn.execute(
@@ -87,6 +103,7 @@ class ReadingMixin(SqlStoreBase):
                 row.updated_count,
                 row.unchanged_count,
                 row.error,
+                row.dropped_count,
             )
             for row in rows
         ]
