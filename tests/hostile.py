@@ -279,6 +279,20 @@ CASES: list[Case] = [
         match="total deadline",
     ),
     Case(
+        "slow-headers",
+        "a header line a byte at a time, every half second",
+        serve("/slow-headers", Route(drip=b"x", drip_seconds=0.5)),
+        error_class="FetchTimeoutError",
+        match="total deadline of 3s passed before the response headers arrived",
+    ),
+    Case(
+        "header-flood",
+        "a header every half second, never the end of them",
+        serve("/header-flood", Route(drip=b"X-More: 1\r\n", drip_seconds=0.5)),
+        error_class="FetchTimeoutError",
+        match="total deadline of 3s passed before the response headers arrived",
+    ),
+    Case(
         "no-answer",
         "accepts the connection and never answers",
         serve("/hang", Route(hang=True)),

@@ -4,8 +4,11 @@ A fetch returns ``Retrieved`` (a body plus its HTTP facts) or ``NotModified`` (a
 which is a value, not an error), or raises a ``FetchError`` subclass whose message is one
 line naming what happened. Limits that protect a worker:
 
-* connect and read timeouts per socket operation, plus a total deadline checked between
-  reads, so a server trickling one byte a second cannot hold a worker;
+* connect and read timeouts per socket operation, plus a total deadline over the whole
+  fetch (connect, TLS, every redirect, the response headers and the body): a watchdog
+  thread shuts down the sockets of a fetch whose deadline passed, whatever read it is
+  blocked in, so a server trickling one byte a second, in the headers or in the body,
+  cannot hold a worker;
 * a body cap on the *decompressed* size (a 10 KB gzip bomb is refused at the cap);
 * at most ``MAX_REDIRECTS`` redirects; a loop is an error, not a hang.
 
@@ -16,22 +19,27 @@ cannot get around it. Loopback, private, link-local (the cloud metadata address
 169.254.169.254), carrier-grade NAT, multicast and reserved ranges are refused.
 
 Reads use ``urllib3``'s ``read1``: it returns what has arrived instead of waiting to fill a
-buffer, which is what makes the deadline check between reads effective.
+buffer, so the body loop also checks the deadline between reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import heapq
 import ipaddress
+import itertools
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -48,6 +56,9 @@ from aggregator.errors import (
     HTTPStatusError,
 )
 from aggregator.model import FetchResult, HTTPFacts, NotModified, Retrieved
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 MAX_REDIRECTS = 10
 READ_CHUNK_BYTES = 64 * 1024
@@ -118,38 +129,178 @@ class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
         self.detail = detail
 
 
-def _guarded_pools(policy: AddressPolicy) -> dict[str, type[urllib3.HTTPConnectionPool]]:
-    """Connection pools whose connections check the peer address after connecting."""
+class _Watch:
+    """One fetch's total deadline: the sockets its connections use, shut down at once if
+    the deadline passes. A blocked read (of a TLS handshake, the headers or the body)
+    then returns, and the fetch fails as timed out instead of waiting for the server.
 
-    def checked(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
-        peer = ipaddress.ip_address(sock.getpeername()[0])
-        if not policy(peer):
-            sock.close()
-            raise ForbiddenAddressError(
-                connection,
-                f"{connection.host}:{connection.port} is at {peer}, not a public address, "
-                "and allow_private_networks is false",
-            )
+    Each socket is watched through a duplicate of its descriptor, ours to close: the
+    connection may close (and the number be reused) at any time, the duplicate stays the
+    same socket until ``finish``."""
+
+    __slots__ = ("_lock", "_sockets", "deadline", "expired", "finished")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self.finished = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> None:
+        try:
+            twin = socket.fromfd(sock.fileno(), sock.family, sock.type, sock.proto)
+        except OSError:
+            return  # closed already: nothing to cut
+        with self._lock:
+            if self.finished:
+                twin.close()
+                return
+            self._sockets.append(twin)
+            if self.expired:
+                _cut(twin)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.expired = True
+            for twin in self._sockets:
+                _cut(twin)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = True
+            for twin in self._sockets:
+                twin.close()
+            self._sockets.clear()
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer closed it already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread that expires each fetch's ``_Watch`` at its deadline. It starts with
+    the first HTTP fetch, not with the fetcher, so a pass can still fork before it
+    fetches (shards.can_fork wants one thread). Finished watches leave the heap when
+    their deadline comes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, deadline: float) -> _Watch:
+        watch = _Watch(deadline)
+        with self._wakeup:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (deadline, next(self._order), watch))
+            if self._heap[0][2] is watch:
+                self._wakeup.notify()
+        return watch
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while not self._closed:
+                if not self._heap:
+                    self._wakeup.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wakeup.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].expire()
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._heap.clear()
+            self._wakeup.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Fetching(threading.local):
+    """What the connections of the fetch running on this thread answer to (requests is
+    synchronous: a fetch, its redirects and its body all run on the calling thread)."""
+
+    watch: _Watch | None = None
+
+
+_fetching = _Fetching()
+
+
+def _watched_pools(
+    policy: AddressPolicy | None,
+) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """Connection pools whose sockets the running fetch's deadline watches (new ones when
+    they connect, pooled ones when they are taken again) and, given a ``policy``, whose
+    connections check the peer address after connecting."""
+
+    def admit(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
+        if policy is not None:
+            peer = ipaddress.ip_address(sock.getpeername()[0])
+            if not policy(peer):
+                sock.close()
+                raise ForbiddenAddressError(
+                    connection,
+                    f"{connection.host}:{connection.port} is at {peer}, not a public address, "
+                    "and allow_private_networks is false",
+                )
+        if _fetching.watch is not None:
+            _fetching.watch.add(sock)
+
+    def reuse(connection: BaseHTTPConnection) -> None:
+        sock: socket.socket | None = getattr(connection, "sock", None)
+        if sock is not None and _fetching.watch is not None:
+            _fetching.watch.add(sock)
 
     class HTTPConnection(urllib3.connection.HTTPConnection):
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
-            checked(self, sock)
+            admit(self, sock)
             return sock
 
     class HTTPSConnection(urllib3.connection.HTTPSConnection):
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
-            checked(self, sock)
+            admit(self, sock)
             return sock
 
     class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
         ConnectionCls = HTTPConnection
 
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+            connection = super()._get_conn(timeout)
+            reuse(connection)
+            return connection
+
     class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
         ConnectionCls = HTTPSConnection
 
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+            connection = super()._get_conn(timeout)
+            reuse(connection)
+            return connection
+
     return {"http": HTTPPool, "https": HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """Connections through a proxy from the environment are watched too."""
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _watched_pools(None)
+        return manager
 
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -195,9 +346,7 @@ class Fetcher:
                 "Accept-Encoding": "gzip, deflate",
             }
         )
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
-        )
+        adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         # A trusted environment (proxies, CA bundle, ~/.netrc) is read again on every
         # request: os.environ scans and netrc file checks on the hot path (3% of a warm
         # pass in a profile). A CA bundle is read once into the session; only proxies and
@@ -206,14 +355,17 @@ class Fetcher:
         if bundle:
             self.session.verify = bundle
         self.session.trust_env = needs_environment(os.environ, Path.home())
+        guard = None if allow_private_networks else address_policy
+        adapter.poolmanager.pool_classes_by_scheme = _watched_pools(guard)
         if not allow_private_networks:
-            adapter.poolmanager.pool_classes_by_scheme = _guarded_pools(address_policy)
             self.session.trust_env = False  # a proxy would hide the address we reach
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self.watchdog = _Watchdog()
 
     def close(self) -> None:
         self.session.close()
+        self.watchdog.close()
 
     def fetch(self, request: FetchRequest) -> FetchResult:
         started = time.monotonic()
@@ -222,12 +374,19 @@ class Fetcher:
         return self._fetch_http(request, started)
 
     def _fetch_http(self, request: FetchRequest, started: float) -> FetchResult:
+        watch = _fetching.watch = self.watchdog.watch(started + request.total_timeout_seconds)
+        try:
+            return self._get(request, started, watch)
+        finally:
+            _fetching.watch = None
+            watch.finish()
+
+    def _get(self, request: FetchRequest, started: float, watch: _Watch) -> FetchResult:
         headers = dict(request.headers)
         if request.etag:
             headers["If-None-Match"] = request.etag
         if request.last_modified:
             headers["If-Modified-Since"] = request.last_modified
-        deadline = started + request.total_timeout_seconds
         try:
             response = self.session.get(
                 request.url,
@@ -237,9 +396,13 @@ class Fetcher:
                 allow_redirects=True,
             )
         except requests.exceptions.RequestException as e:
+            if watch.expired:
+                raise _deadline_passed(request, "before the response headers arrived") from e
             raise _wrap(e, request) from e
         complete = False
         try:
+            if watch.expired:  # the headers were cut short: what arrived is not the answer
+                raise _deadline_passed(request, "before the response headers arrived")
             facts = _facts(response)
             if response.status_code == 304:
                 complete = True
@@ -248,7 +411,7 @@ class Fetcher:
                 raise HTTPStatusError(
                     response.status_code, response.reason or "", facts.retry_after
                 )
-            body = _read_capped(response, request, deadline)
+            body = _read_capped(response, request, watch)
             complete = True
             return Retrieved(body=body, http=facts, duration_seconds=time.monotonic() - started)
         finally:
@@ -261,7 +424,13 @@ class Fetcher:
                 response.close()
 
 
-def _read_capped(response: requests.Response, request: FetchRequest, deadline: float) -> bytes:
+def _deadline_passed(request: FetchRequest, when: str) -> FetchTimeoutError:
+    return FetchTimeoutError(
+        f"total deadline of {request.total_timeout_seconds:g}s passed {when} (server too slow)"
+    )
+
+
+def _read_capped(response: requests.Response, request: FetchRequest, watch: _Watch) -> bytes:
     declared = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
     if declared.isdigit() and not encoded and int(declared) > request.max_body_bytes:
@@ -272,13 +441,13 @@ def _read_capped(response: requests.Response, request: FetchRequest, deadline: f
     total = 0
     try:
         while True:
-            if time.monotonic() > deadline:
-                raise FetchTimeoutError(
-                    f"total deadline of {request.total_timeout_seconds:g}s passed after "
-                    f"{total} bytes (server too slow)"
-                )
+            # an end cut by the watchdog looks like the end of a body sent without a length
+            if watch.expired or time.monotonic() > watch.deadline:
+                raise _deadline_passed(request, f"after {total} bytes")
             chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
             if not chunk:
+                if watch.expired:
+                    raise _deadline_passed(request, f"after {total} bytes")
                 break
             total += len(chunk)
             if total > request.max_body_bytes:
@@ -286,6 +455,8 @@ def _read_capped(response: requests.Response, request: FetchRequest, deadline: f
                 raise BodyTooLargeError(f"{what} is over the cap of {request.max_body_bytes} bytes")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as e:
+        if watch.expired:
+            raise _deadline_passed(request, f"after {total} bytes") from e
         raise _wrap_read(e, request) from e
     return b"".join(chunks)
 

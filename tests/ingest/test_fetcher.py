@@ -97,6 +97,42 @@ def test_trickling_server_hits_the_total_deadline(
     assert time.monotonic() - started < 10  # generous: a hung read would take 20 s
 
 
+@pytest.mark.parametrize(
+    "drip",
+    [
+        pytest.param(b"x", id="one byte of a header line at a time"),
+        pytest.param(b"X-N: 1\r\n", id="one header at a time"),
+    ],
+)
+@pytest.mark.parametrize("pooled", [False, True], ids=["new connection", "pooled connection"])
+def test_trickled_headers_hit_the_total_deadline(
+    fetcher: Fetcher, feed_server: FeedServer, drip: bytes, pooled: bool
+) -> None:
+    """Each byte arrives well within the read timeout, so only the total deadline can
+    end the fetch; it covers the response headers, not just the body (issue 13), on a
+    new connection and on one the pool kept from a fetch before."""
+    feed_server.routes["/slow-headers"] = Route(drip=drip, drip_seconds=0.1)
+    if pooled:
+        feed_server.routes["/f"] = Route(BODY)
+        assert isinstance(fetcher.fetch(FetchRequest(feed_server.url("/f"))), Retrieved)
+    started = time.monotonic()
+    with pytest.raises(
+        FetchTimeoutError, match=r"total deadline of 1s passed before the response headers"
+    ):
+        fetcher.fetch(
+            FetchRequest(
+                feed_server.url("/slow-headers"), timeout_seconds=5, total_timeout_seconds=1
+            )
+        )
+    # generous: the server would go on dripping for a minute
+    assert time.monotonic() - started < 10
+    (request,) = feed_server.requests_to("/slow-headers")
+    deadline = time.monotonic() + 5
+    while not request.finished and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed connection at its next drip
+    assert request.finished, "the connection was left open"
+
+
 def test_silent_server_hits_the_read_timeout(fetcher: Fetcher) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
