@@ -32,6 +32,7 @@ def config(urls: dict[str, str]) -> Settings:
     )
     categories = "\n".join(f"  c-{name}: {{title: {name}}}" for name in urls)
     return parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 defaults:
   interval: 10m
   timeout_seconds: 1

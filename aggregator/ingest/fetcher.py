@@ -12,11 +12,17 @@ line naming what happened. Limits that protect a worker:
 * a body cap on the *decompressed* size (a 10 KB gzip bomb is refused at the cap);
 * at most ``MAX_REDIRECTS`` redirects; a loop is an error, not a hang.
 
-With ``allow_private_networks`` off, every connection (the source's and each redirect's)
-is checked *after* it is made, against the peer address the socket actually reached: a
-name that resolves to a public address for a check and to 127.0.0.1 for the connect
-cannot get around it. Loopback, private, link-local (the cloud metadata address
-169.254.169.254), carrier-grade NAT, multicast and reserved ranges are refused.
+Every connection (the source's and each redirect's) is checked *after* it is made,
+against the peer address the socket actually reached (``addresses.refusal`` with the
+request's ``allow_networks``): a name that resolves to a public address for a check and
+to 127.0.0.1 for the connect cannot get around it. Link-local and cloud metadata
+addresses are always refused; loopback, private and the other non-public ranges unless
+an allowed network covers them. A connection the pool kept is checked again when a
+fetch takes it, so one source's allowance never carries over to another's. Behind a
+proxy from the environment the socket reaches the proxy, which ops chose, so that
+connection is not checked; the target of each request and redirect is checked instead
+before it goes to the proxy (a literal address, or what its name resolves to here; a
+name that does not resolve here is left to the proxy).
 
 Reads use ``urllib3``'s ``read1``: it returns what has arrived instead of waiting to fill a
 buffer, so the body loop also checks the deadline between reads.
@@ -34,7 +40,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -47,7 +53,9 @@ import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
+from requests.utils import select_proxy
 
+from aggregator.addresses import Network, address_of, refusal
 from aggregator.errors import (
     BodyTooLargeError,
     ConnectError,
@@ -78,6 +86,8 @@ class FetchRequest:
     timeout_seconds: float = 20.0
     total_timeout_seconds: float = 60.0
     max_body_bytes: int = 10 * 1024 * 1024
+    # non-public networks this fetch may reach (addresses.refusal); none: public only
+    allow_networks: tuple[Network, ...] = ()
 
 
 def _max_age(cache_control: str | None) -> int | None:
@@ -111,21 +121,19 @@ def _facts(response: requests.Response) -> HTTPFacts:
     )
 
 
-AddressPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
-
-
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for globally routable unicast addresses only (IPv4-mapped IPv6 unwrapped)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
-    """The connection reached an address the policy refuses."""
+    """The connection reached an address the rule refuses."""
 
     def __init__(self, connection: urllib3.connection.HTTPConnection, detail: str) -> None:
         super().__init__(connection, detail)
+        self.detail = detail
+
+
+class ForbiddenTargetError(Exception):
+    """A request through a proxy names an address the rule refuses."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
         self.detail = detail
 
 
@@ -230,37 +238,41 @@ class _Watchdog:
 
 class _Fetching(threading.local):
     """What the connections of the fetch running on this thread answer to (requests is
-    synchronous: a fetch, its redirects and its body all run on the calling thread)."""
+    synchronous: a fetch, its redirects and its body all run on the calling thread).
+    Outside a fetch: public addresses only, no deadline."""
 
     watch: _Watch | None = None
+    allow_networks: tuple[Network, ...] = ()
 
 
 _fetching = _Fetching()
 
 
-def _watched_pools(
-    policy: AddressPolicy | None,
-) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+def _refusal(sock: socket.socket) -> str | None:
+    peer = ipaddress.ip_address(sock.getpeername()[0])
+    return refusal(peer, _fetching.allow_networks)
+
+
+def _watched_pools(checked: bool) -> dict[str, type[urllib3.HTTPConnectionPool]]:
     """Connection pools whose sockets the running fetch's deadline watches (new ones when
-    they connect, pooled ones when they are taken again) and, given a ``policy``, whose
-    connections check the peer address after connecting."""
+    they connect, pooled ones when they are taken again) and, when ``checked``, whose
+    connections must reach an address the running fetch may reach. (Unchecked: the
+    connections to a proxy from the environment.)"""
 
     def admit(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
-        if policy is not None:
-            peer = ipaddress.ip_address(sock.getpeername()[0])
-            if not policy(peer):
-                sock.close()
-                raise ForbiddenAddressError(
-                    connection,
-                    f"{connection.host}:{connection.port} is at {peer}, not a public address, "
-                    "and allow_private_networks is false",
-                )
+        if checked and (why := _refusal(sock)):
+            sock.close()
+            raise ForbiddenAddressError(connection, f"{connection.host}:{connection.port}: {why}")
         if _fetching.watch is not None:
             _fetching.watch.add(sock)
 
     def reuse(connection: BaseHTTPConnection) -> None:
         sock: socket.socket | None = getattr(connection, "sock", None)
-        if sock is not None and _fetching.watch is not None:
+        if sock is None:
+            return  # it connects (and is admitted) when used
+        if checked and _refusal(sock):
+            connection.close()  # kept for a fetch allowed more: this one connects anew
+        elif _fetching.watch is not None:
             _fetching.watch.add(sock)
 
     class HTTPConnection(urllib3.connection.HTTPConnection):
@@ -294,12 +306,44 @@ def _watched_pools(
     return {"http": HTTPPool, "https": HTTPSPool}
 
 
+def _proxied_target_refusal(url: str) -> str | None:
+    """Why a request through a proxy must not go to ``url``: its host is an address the
+    running fetch may not reach, or a name that resolves here to one. A name that does
+    not resolve here is the proxy's to resolve."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = address_of(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            found = socket.getaddrinfo(host, parts.port or 80, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if why := refusal(address, _fetching.allow_networks):
+            return f"{host}: {why}"
+    return None
+
+
 class _Adapter(requests.adapters.HTTPAdapter):
-    """Connections through a proxy from the environment are watched too."""
+    """Connections through a proxy from the environment are watched too, and what each
+    request asks the proxy for is checked first."""
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        proxies = kwargs.get("proxies") or (args[4] if len(args) > 4 else None)
+        if proxies and request.url and select_proxy(request.url, proxies):
+            why = _proxied_target_refusal(request.url)
+            if why:
+                raise requests.exceptions.ConnectionError(ForbiddenTargetError(why))
+        return super().send(request, *args, **kwargs)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _watched_pools(None)
+        manager.pool_classes_by_scheme = _watched_pools(checked=False)
         return manager
 
 
@@ -328,13 +372,7 @@ class Fetcher:
     Cookies are refused: one source's cookies must never reach another source's requests.
     """
 
-    def __init__(
-        self,
-        user_agent: str,
-        pool_size: int = 16,
-        allow_private_networks: bool = True,
-        address_policy: AddressPolicy = is_public_address,
-    ) -> None:
+    def __init__(self, user_agent: str, pool_size: int = 16) -> None:
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -355,10 +393,7 @@ class Fetcher:
         if bundle:
             self.session.verify = bundle
         self.session.trust_env = needs_environment(os.environ, Path.home())
-        guard = None if allow_private_networks else address_policy
-        adapter.poolmanager.pool_classes_by_scheme = _watched_pools(guard)
-        if not allow_private_networks:
-            self.session.trust_env = False  # a proxy would hide the address we reach
+        adapter.poolmanager.pool_classes_by_scheme = _watched_pools(checked=True)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.watchdog = _Watchdog()
@@ -375,10 +410,12 @@ class Fetcher:
 
     def _fetch_http(self, request: FetchRequest, started: float) -> FetchResult:
         watch = _fetching.watch = self.watchdog.watch(started + request.total_timeout_seconds)
+        _fetching.allow_networks = request.allow_networks
         try:
             return self._get(request, started, watch)
         finally:
             _fetching.watch = None
+            _fetching.allow_networks = ()
             watch.finish()
 
     def _get(self, request: FetchRequest, started: float, watch: _Watch) -> FetchResult:
@@ -489,8 +526,9 @@ def _wrap(error: requests.exceptions.RequestException, request: FetchRequest) ->
         reason = _SSL_REASON.search(text)
         return ConnectError(f"TLS failure: {reason.group(0) if reason else _short(text)} ({name})")
     if isinstance(error, requests.exceptions.ConnectionError):
-        reason = getattr(error.args[0], "reason", None) if error.args else None
-        if isinstance(reason, ForbiddenAddressError):
+        cause = error.args[0] if error.args else None
+        reason = getattr(cause, "reason", cause)
+        if isinstance(reason, ForbiddenAddressError | ForbiddenTargetError):
             return ConnectError(f"refused: {reason.detail} ({type(reason).__name__})")
         if "NameResolution" in text or "Name or service not known" in text:
             host = urlsplit(request.url).hostname

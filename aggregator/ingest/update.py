@@ -127,6 +127,7 @@ def _request(
         timeout_seconds=source.effective_timeout(defaults),
         total_timeout_seconds=defaults.total_timeout_seconds,
         max_body_bytes=defaults.max_body_bytes,
+        allow_networks=(*settings.allow_networks, *source.allow_networks),
     )
 
 

@@ -21,6 +21,7 @@ from tests.feedserver import FeedServer, Route
 
 CONFIG = """
 database: sqlite:///unused.db
+allow_networks: [127.0.0.0/8]
 timezone: Asia/Shanghai
 defaults: {{interval: 10m, workers: 4}}
 categories:
@@ -147,6 +148,7 @@ def test_item_from_another_source_under_another_guid_adds_membership_only(
     feed_server.routes["/a.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
     feed_server.routes["/b.rss"] = Route((FIXTURES / "seed-other-source.rss").read_bytes())
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻}}
   cnstock: {{title: 中国证券网}}
@@ -175,6 +177,7 @@ def test_fetch_failure_is_recorded_with_one_line_and_backs_off(
         b"<!DOCTYPE html><html><body>hi</body></html>", content_type="text/html"
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 defaults: {{interval: 10m}}
 categories: {{x: {{title: X}}}}
 sources:
@@ -200,6 +203,7 @@ sources:
 
 def json_api_config(server: FeedServer) -> Settings:
     return parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{}}
 sources:
   - id: api
@@ -331,6 +335,7 @@ def test_permanent_redirect_is_adopted_once_it_repeats_temporary_never(
         status=302, validators=False, headers={"Location": feed_server.url("/new.rss")}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{x: {{title: X}}}}
 sources:
   - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
@@ -362,6 +367,7 @@ def test_a_permanent_redirect_that_stops_is_forgotten(
         status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{x: {{title: X}}}}
 sources:
   - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
@@ -388,6 +394,7 @@ def test_retry_after_postpones_the_next_fetch(
         status=status, validators=False, headers={"Retry-After": "7200"}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 defaults: {{interval: 5m, jitter_fraction: 0}}
 categories: {{x: {{title: X}}}}
 sources:
@@ -398,3 +405,28 @@ sources:
     assert outcome.http_status == status
     assert outcome.next_due_at == now + timedelta(hours=2)
     assert store.list_source_status()[0].next_due_at == now + timedelta(hours=2)
+
+
+def test_private_addresses_are_refused_unless_the_config_allows_them(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    """With the default config a source (or its redirect) cannot reach 127.0.0.1, where
+    a database port listens (issue 13); a source's own allow_networks lets that source,
+    and only it, through."""
+    feed_server.routes["/feed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    url = feed_server.url("/feed.rss")
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: default, url: "{url}", category: x}}
+  - {{id: allowed, url: "{url}", category: x, allow_networks: [127.0.0.1]}}
+""")
+    outcomes, _ = run_pass(make_context(settings, store))
+    by_id = {o.source_id: o for o in outcomes}
+    assert by_id["default"].kind is OutcomeKind.ERROR
+    assert by_id["default"].error == (
+        f"default: ConnectError: refused: 127.0.0.1:{feed_server.port}: 127.0.0.1 is not a "
+        "public address, and no allow_networks entry covers it (ForbiddenAddressError)"
+    )
+    assert by_id["allowed"].kind is OutcomeKind.OK, by_id["allowed"].error
+    assert len(feed_server.requests_to("/feed.rss")) == 1
