@@ -3,12 +3,17 @@ Feed 1.0/1.1, and JSON list APIs through a configured field map.
 
 Pure: bytes in, values out. Encoding is settled here before any parser sees the bytes:
 
-1. a byte-order mark wins;
-2. then the charset the HTTP header or the XML declaration names, with GB2312 and GBK read
+1. a byte-order mark wins; without one, UTF-16 and UTF-32 are told by where the zero
+   bytes of the first characters fall (XML 1.0 Appendix F; RFC 8259 section 8.1);
+2. valid UTF-8 with multi-byte sequences is UTF-8, whatever the label says (a
+   mislabelled feed: "iso-8859-1" over UTF-8 Chinese);
+3. then the charset the HTTP header or the XML declaration names, with GB2312 and GBK read
    as GB18030 (their superset: publishers who declare gb2312 routinely use characters
    outside it, such as 镕), and Big5 as Big5-HKSCS;
-3. when the declared charset cannot decode the bytes (a mislabelled feed: "iso-8859-1"
-   over UTF-8 Chinese), UTF-8 is tried, then charset_normalizer's guess.
+4. when neither a declared charset nor UTF-8 decodes the bytes: UTF-8 all the same if
+   only a few sequences are broken, else GB18030 when they read as Chinese in it (our
+   sources are Chinese), else windows-1252; the feed then carries a warning naming the
+   charset used (the fetch log and ``aggregator sources`` show it).
 
 The text is then handed to feedparser as UTF-8 with the declaration rewritten, so no
 parser ever guesses differently from us.
@@ -25,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import ParseError
@@ -82,11 +87,84 @@ def _canonical(name: str) -> str | None:
     return _ALIASES.get(codec, _ALIASES.get(name.lower(), codec))
 
 
-def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]:
-    """Decode a body to text; returns (text, the encoding used)."""
+class Decoded(NamedTuple):
+    text: str
+    encoding: str  # the codec used
+    warning: str | None = None  # set when the charset was a fallback (step 4 above)
+
+
+# XML 1.0 Appendix F: the first character ("<", or JSON's "{", "[" or white space) is
+# ASCII, so the zero bytes around it tell the width and the byte order
+_WIDE = (
+    (re.compile(rb"\x00\x00\x00[\x01-\x7f]"), "utf-32-be"),
+    (re.compile(rb"[\x01-\x7f]\x00\x00\x00"), "utf-32-le"),
+    (re.compile(rb"\x00[\x01-\x7f]\x00[\x01-\x7f]"), "utf-16-be"),
+    (re.compile(rb"[\x01-\x7f]\x00[\x01-\x7f]\x00"), "utf-16-le"),
+)
+# a non-ASCII character right after a Latin letter: how Latin-1 text ("très",
+# "simulações") looks when read as GB18030, and how Chinese text rarely does
+_AFTER_LETTER = re.compile(r"[A-Za-z][^\x00-\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# UTF-8 with a few broken bytes (a byte lost in transit, a cut multi-byte character) is
+# still UTF-8: at most one bad sequence to this many good non-ASCII characters
+UTF8_GOOD_PER_BAD = 20
+
+
+def wide_encoding(body: bytes) -> str | None:
+    """UTF-16 or UTF-32 (with the byte order), by a byte-order mark or, without one, by
+    the zero bytes of the first character; None for anything ASCII-compatible."""
     for bom, name in _BOMS:
         if body.startswith(bom):
-            return body.decode(name, errors="replace"), name  # these codecs consume the BOM
+            return None if name == "utf-8-sig" else name
+    head = body[:4]
+    return next((name for pattern, name in _WIDE if pattern.fullmatch(head)), None)
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Whether GB18030's reading of a body is Chinese text, not Latin-1 accents read as
+    Chinese: "très" and "simulações" are valid GB18030 ("tr鑣", "simula珲es"), but there
+    every such character follows a Latin letter, where Chinese ones rarely do (A股)."""
+    total = len(_NON_ASCII.findall(text))
+    return total > 0 and 2 * len(_AFTER_LETTER.findall(text)) <= total
+
+
+def _fallback(body: bytes, declared: Sequence[str]) -> Decoded:
+    """Neither a declared charset nor UTF-8 decodes ``body``: UTF-8 all the same when only
+    a few bytes break it, else GB18030 when the bytes read as Chinese in it, else
+    windows-1252; with a warning naming what was used."""
+    names = list(dict.fromkeys(name.lower() for name in declared))
+    if not names:
+        what = "none declared, and the bytes are not UTF-8"
+    elif names == ["utf-8"]:
+        what = "the bytes are not UTF-8 as declared"
+    else:
+        what = f"the bytes are neither {' nor '.join(names)} as declared, nor UTF-8"
+    text = body.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - body.count(b"\xef\xbf\xbd")  # U+FFFD given as such
+    good = len(_NON_ASCII.findall(text)) - bad
+    if good >= UTF8_GOOD_PER_BAD * bad:
+        replaced = f"{bad} undecodable sequence{'s' if bad > 1 else ''} replaced"
+        return Decoded(text, "utf-8", f"charset: {what}; read as UTF-8, {replaced}")
+    try:
+        text = body.decode("gb18030")
+        if _reads_as_chinese(text):
+            return Decoded(text, "gb18030", f"charset: {what}; read as GB18030")
+    except UnicodeDecodeError:
+        pass
+    # the five bytes windows-1252 leaves undefined become U+FFFD (not the C1 controls
+    # browsers make of them, which no output may carry)
+    text = body.decode("cp1252", errors="replace")
+    return Decoded(text, "cp1252", f"charset: {what}; read as windows-1252")
+
+
+def decode_body(body: bytes, content_type: str | None = None) -> Decoded:
+    """Decode a body to text (see the module docstring for the order)."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return Decoded(body.decode(name, errors="replace"), name)  # the codec eats the BOM
+    wide = wide_encoding(body)
+    if wide is not None:
+        return Decoded(body.decode(wide, errors="replace"), wide)
     declared: list[str] = []
     if content_type and (found := _CHARSET.search(content_type)):
         declared.append(found.group(1))
@@ -97,7 +175,7 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
         # single-byte charset such as iso-8859-1 "decodes" any bytes into mojibake, and
         # real GBK text is practically never valid UTF-8 by accident.
         try:
-            return body.decode("utf-8"), "utf-8"
+            return Decoded(body.decode("utf-8"), "utf-8")
         except UnicodeDecodeError:
             pass
     for name in [*declared, "utf-8"]:
@@ -105,16 +183,10 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]
         if codec is None:
             continue
         try:
-            return body.decode(codec), codec
+            return Decoded(body.decode(codec), codec)
         except UnicodeDecodeError:
             continue
-    import charset_normalizer  # only for bodies no declared charset decodes
-
-    guess = charset_normalizer.from_bytes(body).best()
-    if guess is not None and guess.encoding:
-        codec = _canonical(guess.encoding) or "utf-8"
-        return body.decode(codec, errors="replace"), codec
-    return body.decode("utf-8", errors="replace"), "utf-8"
+    return _fallback(body, declared)
 
 
 _ROOT = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
@@ -452,15 +524,16 @@ def parse_xml(
         fast = parse_fast(body, rules.base_url, lambda raw: build_item(raw, rules, checked))
         if fast is not None:
             return replace(fast, title=plain_text(fast.title) or None)
-    text, encoding = decode_body(body, content_type)
+    text, encoding, charset_warning = decode_body(body, content_type)
     if not text.strip():
         raise ParseError("empty body")
     utf8 = _as_utf8_xml(_drop_forbidden_refs(text))
+    warnings = [charset_warning] if charset_warning else []
     # as_is and read as UTF-8: the fast path has just declined these very bytes
     if fast_allowed and not (as_is and encoding == "utf-8"):
         fast = parse_fast(utf8, rules.base_url, lambda raw: build_item(raw, rules))
         if fast is not None:
-            return replace(fast, title=plain_text(fast.title) or None)
+            return replace(fast, title=plain_text(fast.title) or None, warnings=tuple(warnings))
     import feedparser  # the reference parser, needed only off the fast path
 
     result = feedparser.parse(
@@ -484,7 +557,6 @@ def parse_xml(
             raise ParseError("an HTML page, not a feed")
         detail = f": {type(problem).__name__}: {problem}" if problem else ""
         raise ParseError(f"not a feed (no RSS or Atom root element){detail}")
-    warnings: list[str] = []
     if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
         root = _root_name(text)
         if root and not text.rstrip().endswith(f"</{root}>"):
@@ -505,10 +577,11 @@ def parse_xml(
 # --------------------------------------------------------------------------- JSON
 
 
-def _load_json(body: bytes, content_type: str | None) -> Any:
-    text, _ = decode_body(body, content_type)
+def _load_json(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """The JSON value, and the charset warning of its decoding, if any."""
+    text, _, warning = decode_body(body, content_type)
     try:
-        return json.loads(text)
+        return json.loads(text), warning
     except ValueError as e:
         raise ParseError(f"not valid JSON: {e}") from e
 
@@ -599,7 +672,7 @@ def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
 
 def parse_content_body(body: bytes, content_type: str | None, content_path: str) -> str | None:
     """The article body from a JSON API's per-item content response."""
-    value = lookup(_load_json(body, content_type), content_path)
+    value = lookup(_load_json(body, content_type)[0], content_path)
     return _clean(value) if isinstance(value, str) else None
 
 
@@ -617,17 +690,27 @@ def parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Pars
         raise ParseError(f"parser failed: {type(e).__name__}: {e}") from e
 
 
+def _warned(feed: ParsedFeed, warning: str | None) -> ParsedFeed:
+    return replace(feed, warnings=(warning, *feed.warnings)) if warning else feed
+
+
 def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
+    if wide_encoding(body) is not None:
+        # UTF-16 or UTF-32: what follows reads the bytes as ASCII-compatible (the first
+        # character, the declaration), so they become UTF-8 first, saying so
+        text = decode_body(body).text
+        body, content_type = _as_utf8_xml(text), None
     if not body.strip():
         raise ParseError("empty body")
     if rules.kind == "json":
-        return _parse_json_api(_load_json(body, content_type), rules)
+        data, warning = _load_json(body, content_type)
+        return _warned(_parse_json_api(data, rules), warning)
     head = body.lstrip()[:1]
     if rules.kind == "jsonfeed" or (rules.kind == "auto" and head in (b"{", b"[")):
-        data = _load_json(body, content_type)
+        data, warning = _load_json(body, content_type)
         if rules.kind == "auto" and not (
             isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", ""))
         ):
             raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
-        return _parse_json_feed(data, rules)
+        return _warned(_parse_json_feed(data, rules), warning)
     return parse_xml(body, content_type, rules)

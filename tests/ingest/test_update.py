@@ -430,3 +430,28 @@ sources:
     )
     assert by_id["allowed"].kind is OutcomeKind.OK, by_id["allowed"].error
     assert len(feed_server.requests_to("/feed.rss")) == 1
+
+
+def test_a_fallback_charset_is_recorded_on_the_fetch(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    """A Latin-1 feed that declares nothing is stored as windows-1252 (not as cp1257's
+    "simulaēões"), and the fetch log and the source's status say so (issue 13)."""
+    feed_server.routes["/latin.rss"] = Route(
+        "<rss version='2.0'><channel><title>t</title><item><title>simulações très</title>"
+        "<link>http://l.example/1</link></item></channel></rss>".encode("latin-1"),
+        content_type="application/rss+xml",
+    )
+    settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: latin, url: "{feed_server.url("/latin.rss")}", category: x}}
+""")
+    (outcome,), _ = run_pass(make_context(settings, store))
+    warning = "charset: none declared, and the bytes are not UTF-8; read as windows-1252"
+    assert outcome.kind is OutcomeKind.OK
+    assert outcome.warnings == (warning,)
+    assert [item.title for item in store.list_items(category="x", limit=5)] == ["simulações très"]
+    (status,) = store.list_source_status()
+    assert (status.health, status.last_warning) == ("warning", warning)
