@@ -586,25 +586,113 @@ def _load_json(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
         raise ParseError(f"not valid JSON: {e}") from e
 
 
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+class _JsonFields:
+    """A JSON Feed's fields, each of the type the spec gives it or made so: a number
+    where text belongs is read as its text, anything else is dropped; each such field
+    is noted, and the feed carries one warning about them. One bad field no longer
+    costs the whole feed (issue 13: ``{"id": "2", "title": 1000}``)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def text(self, record: Mapping[str, Any], key: str, where: str) -> str | None:
+        value = record.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            self.problems.append(f"{where}.{key}: a number, read as text")
+            return str(value)
+        self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
+        return None
+
+    def item_id(self, record: Mapping[str, Any], where: str) -> str | None:
+        value = record.get("id")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # the spec: a number given as the id is read as its text
+        return self.text(record, "id", where)
+
+    def date(self, record: Mapping[str, Any], key: str, where: str, zone: tzinfo) -> Any:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.problems.append(f"{where}.{key}: a number, read as epoch seconds")
+            else:
+                self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
+                value = None
+        return parse_date(value, zone)
+
+    def author(self, record: Mapping[str, Any], where: str) -> str | None:
+        """The first author's name: 1.1's ``authors`` list, else 1.0's ``author``."""
+        authors = record.get("authors")
+        if authors and not isinstance(authors, list):
+            self.problems.append(f"{where}.authors: {_json_kind(authors)}, dropped")
+            return None
+        if authors:
+            first, at = authors[0], f"{where}.authors[0]"
+        else:
+            first, at = record.get("author"), f"{where}.author"
+        if not first:
+            return None
+        if not isinstance(first, dict):
+            self.problems.append(f"{at}: {_json_kind(first)}, dropped")
+            return None
+        return plain_text(self.text(first, "name", at)) or None
+
+    def tags(self, record: Mapping[str, Any], where: str) -> tuple[str, ...]:
+        given = record.get("tags")
+        if given is None:
+            return ()
+        if not isinstance(given, list):
+            self.problems.append(f"{where}.tags: {_json_kind(given)}, dropped")
+            return ()
+        kept = [t for t in given if isinstance(t, str | int) and not isinstance(t, bool)]
+        if len(kept) < len(given):
+            self.problems.append(f"{where}.tags: {len(given) - len(kept)} not text, dropped")
+        return tuple(map(str, kept))
+
+    def warning(self) -> str | None:
+        if not self.problems:
+            return None
+        count = len(self.problems)
+        more = f" (+{count - 3} more)" if count > 3 else ""
+        return (
+            f"JSON Feed: {count} field{'s' if count > 1 else ''} of the wrong type: "
+            + "; ".join(self.problems[:3])
+            + more
+        )
+
+
 def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ParseError("not a JSON Feed (no items list)")
+    fields = _JsonFields()
     version = str(data.get("version", ""))
-    base = _clean(data.get("home_page_url")) or rules.base_url
+    base = _clean(fields.text(data, "home_page_url", "feed")) or rules.base_url
     items: list[ParsedItem] = []
-    for raw in data["items"]:
+    for index, raw in enumerate(data["items"]):
+        where = f"items[{index}]"
         if not isinstance(raw, dict):
+            fields.problems.append(f"{where}: {_json_kind(raw)}, not an item: skipped")
             continue
-        authors = raw.get("authors") or ([raw["author"]] if raw.get("author") else [])
-        author = (
-            plain_text(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None
+        author = fields.author(raw, where)
+        dated = fields.date(raw, "date_published", where, rules.source_tz)
+        updated = fields.date(raw, "date_modified", where, rules.source_tz)
+        text = _clean(fields.text(raw, "content_text", where))
+        content = _clean(fields.text(raw, "content_html", where)) or (
+            html.escape(text) if text else None
         )
-        dated = parse_date(raw.get("date_published"), rules.source_tz)
-        updated = parse_date(raw.get("date_modified"), rules.source_tz)
-        text = _clean(raw.get("content_text"))
-        content = _clean(raw.get("content_html")) or (html.escape(text) if text else None)
-        link = _web_link(_clean(raw.get("url")), base)
-        tags = tuple(str(t) for t in raw.get("tags") or [] if isinstance(t, str | int))
+        link = _web_link(_clean(fields.text(raw, "url", where)), base)
+        summary = fields.text(raw, "summary", where)
         category_name = None
         if rules.category_from == "author":
             category_name = author
@@ -613,22 +701,28 @@ def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
             category_name = plain_text(str(value)) or None if value is not None else None
         items.append(
             ParsedItem(
-                title=plain_text(raw.get("title")) or plain_text(raw.get("summary"))[:80],
+                title=plain_text(fields.text(raw, "title", where)) or plain_text(summary)[:80],
                 link=link,
-                guid=_clean(raw.get("id")),
-                summary=_clean(raw.get("summary")),
+                guid=_clean(fields.item_id(raw, where)),
+                summary=_clean(summary),
                 content=content,
-                author=author or None,
+                author=author,
                 published_at=dated[0] if dated else None,
                 published_offset_minutes=dated[1] if dated else None,
                 updated_at=updated[0] if updated else None,
                 category_name=category_name,
-                tags=tags,
+                tags=fields.tags(raw, where),
             )
         )
     kind = "jsonfeed11" if version.endswith("1.1") else "jsonfeed10"
+    title = plain_text(fields.text(data, "title", "feed")) or None
+    warning = fields.warning()
     return ParsedFeed(
-        title=plain_text(data.get("title")) or None, link=base, items=tuple(items), version=kind
+        title=title,
+        link=base,
+        items=tuple(items),
+        version=kind,
+        warnings=(warning,) if warning else (),
     )
 
 

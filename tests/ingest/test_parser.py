@@ -417,3 +417,87 @@ def test_the_quick_rss_date_read_agrees_with_email_utils(
     if quick is not None:  # None: email.utils reads it
         full = email.utils.parsedate_to_datetime(text)
         assert (quick, quick.utcoffset()) == (full, full.utcoffset())
+
+
+JSON_FEED = "https://jsonfeed.org/version/1.1"
+
+
+def test_a_json_feed_with_bad_fields_keeps_every_item() -> None:
+    """One field of the wrong type refused the whole feed with "parser failed:
+    TypeError" (issue 13). Now a number where text belongs is read as text, anything
+    else is dropped, every item is kept, and one warning lists what was wrong."""
+    data = {
+        "version": JSON_FEED,
+        "title": 7,
+        "items": [
+            {"id": "1", "title": "good", "url": "http://j.example/1"},
+            {"id": "2", "title": 1000},
+            {
+                "id": 3,
+                "title": ["x"],
+                "summary": "from the summary",
+                "url": {"a": 1},
+                "tags": "abc",
+                "authors": {"name": "x"},
+                "date_published": 1643095471,
+                "content_html": False,
+            },
+            "not an item",
+            {"id": "4", "title": "t4", "authors": [{"name": 5}], "tags": ["a", 1, None]},
+        ],
+    }
+    feed = parse_body(json.dumps(data).encode(), None, ParseRules())
+    assert feed.title == "7"
+    assert [(i.guid, i.title, i.link) for i in feed.items] == [
+        ("1", "good", "http://j.example/1"),
+        ("2", "1000", None),
+        ("3", "from the summary", None),
+        ("4", "t4", None),
+    ]
+    third, fourth = feed.items[2], feed.items[3]
+    assert (third.tags, third.author, third.content) == ((), None, None)
+    assert third.published_at == datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC)
+    assert (fourth.author, fourth.tags) == ("5", ("a", "1"))
+    assert feed.warnings == (
+        "JSON Feed: 11 fields of the wrong type: items[1].title: a number, read as text; "
+        "items[2].authors: an object, dropped; items[2].date_published: a number, read as "
+        "epoch seconds (+8 more)",
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+ITEM_KEYS = [
+    "id",
+    "url",
+    "title",
+    "summary",
+    "content_html",
+    "content_text",
+    "date_published",
+    "date_modified",
+    "authors",
+    "author",
+    "tags",
+    "image",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(ITEM_KEYS), JSON_VALUES, max_size=8) | JSON_VALUES,
+        max_size=5,
+    ),
+    JSON_VALUES,
+)
+def test_a_json_feed_keeps_every_item_whatever_its_fields_hold(
+    items: list[object], title: object
+) -> None:
+    data = {"version": JSON_FEED, "title": title, "items": items}
+    feed = parse_body(json.dumps(data).encode(), None, ParseRules(category_from="author"))
+    assert len(feed.items) == sum(isinstance(item, dict) for item in items)
+    assert all(isinstance(item.title, str) for item in feed.items)
