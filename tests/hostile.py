@@ -127,6 +127,16 @@ CASES: list[Case] = [
         match="AT&T",
     ),
     Case(
+        "after-root",
+        "a comment and a processing instruction after </rss>, in a feed read leniently",
+        serve(
+            "/after-root.xml",
+            Route(body("not-wellformed.xml") + b"\n<!-- cached 2022-01-25 -->\n<?cache hit?>\n"),
+        ),
+        3,
+        match="AT&T",
+    ),
+    Case(
         "html-page",
         "an HTML maintenance page instead of a feed",
         serve("/html", static("html-page.html", "text/html; charset=utf-8")),

@@ -204,6 +204,19 @@ def _root_name(text: str) -> str | None:
     return root.group(1) if root else None
 
 
+def _is_cut_short(text: str, root: str) -> bool:
+    """Whether the document stops before its root element's end tag. What may follow that
+    tag (comments, processing instructions, white space, or whatever a server appends,
+    such as a cache stamp) does not make a complete document a truncated one."""
+    closing = re.compile(rf"</{re.escape(root)}\s*>")
+    at = text.rfind(f"</{root}")
+    while at != -1:
+        if closing.match(text, at):
+            return False
+        at = text.rfind(f"</{root}", 0, at)
+    return True
+
+
 def _drop_forbidden_refs(text: str) -> str:
     """The text without character references to what XML 1.0 forbids (``&#1;``,
     ``&#xD800;``, ``&#xFFFE;``, out of range): a strict parser rejects the whole document
@@ -559,7 +572,7 @@ def parse_xml(
         raise ParseError(f"not a feed (no RSS or Atom root element){detail}")
     if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
         root = _root_name(text)
-        if root and not text.rstrip().endswith(f"</{root}>"):
+        if root and _is_cut_short(text, root):
             # Cut off (a proxy or the publisher gave up): the last item would be stored
             # half-written, so none is; the last good items stay, and the next poll retries.
             raise ParseError(f"truncated: the body ends before </{root}> ({len(body)} bytes)")

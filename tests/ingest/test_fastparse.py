@@ -101,6 +101,21 @@ def test_fast_path_matches_feedparser_on_edge_cases(body: str) -> None:
     assert fast.items == reference.items  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("body", [RSS_EDGE, ATOM_EDGE], ids=["rss", "atom"])
+@pytest.mark.parametrize(
+    "tail",
+    ["\n<!-- cache 2022-01-25 -->\n", "<?cache hit?>", "\n\t \r\n"],
+    ids=["comment", "processing instruction", "white space"],
+)
+def test_what_may_follow_the_root_element_leaves_both_paths_equal(body: str, tail: str) -> None:
+    """Comments, processing instructions and white space after the root element are
+    well-formed XML: the fast path takes the feed, and reads what feedparser reads."""
+    fast, reference, accepted = both((body + tail).encode())
+    assert accepted
+    assert fast.items == reference.items  # type: ignore[attr-defined]
+    assert fast.warnings == reference.warnings == ()  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "body",
     [

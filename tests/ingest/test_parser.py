@@ -501,3 +501,35 @@ def test_a_json_feed_keeps_every_item_whatever_its_fields_hold(
     feed = parse_body(json.dumps(data).encode(), None, ParseRules(category_from="author"))
     assert len(feed.items) == sum(isinstance(item, dict) for item in items)
     assert all(isinstance(item.title, str) for item in feed.items)
+
+
+AMPERSAND = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+    "<item><title>AT{amp}T</title><link>http://x.example/1</link></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("\n<!-- cache -->\n", id="comment"),
+        pytest.param("<?cache hit?>", id="processing instruction"),
+        pytest.param("\r\n\t \n", id="white space"),
+        pytest.param("<!-- a -->\n<?b c?>\n<!-- d -->", id="several"),
+        pytest.param("\n<div>served in 3 ms</div>\n", id="markup a template appended"),
+    ],
+)
+@pytest.mark.parametrize("amp", ["&amp;", "&"], ids=["well-formed", "bare ampersand"])
+def test_what_follows_the_root_element_does_not_make_a_feed_truncated(tail: str, amp: str) -> None:
+    """`</rss>` followed by `<!-- cache -->` was refused as truncated whenever the feed
+    was read leniently (issue 13): the check wanted the body to end with the end tag."""
+    feed = parse_body((AMPERSAND.format(amp=amp) + tail).encode(), None, ParseRules())
+    assert [item.link for item in feed.items] == ["http://x.example/1"]
+    assert feed.items[0].title.startswith("AT&T")
+
+
+@pytest.mark.parametrize("tail", ["", "\n<!-- cache -->\n"], ids=["bare", "comment after"])
+def test_a_body_cut_before_the_end_tag_is_still_truncated(tail: str) -> None:
+    cut = AMPERSAND.format(amp="&")[:-30] + tail
+    with pytest.raises(ParseError, match=r"^truncated: the body ends before </rss>"):
+        parse_body(cut.encode(), None, ParseRules())
