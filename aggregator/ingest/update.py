@@ -35,6 +35,7 @@ from aggregator.ingest.identity import identify
 from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
 from aggregator.model import (
     CategoryRef,
+    FeedHints,
     FetchOutcome,
     FetchResult,
     HTTPFacts,
@@ -138,6 +139,7 @@ def _due(
     errors: int,
     facts: HTTPFacts | None,
     retry_after: str | None = None,
+    feed: FeedHints | None = None,
 ) -> datetime:
     cron_next = None
     if source.cron:
@@ -156,6 +158,7 @@ def _due(
         retry_after=retry_after or (facts.retry_after if facts else None),
         cache_max_age_seconds=facts.cache_max_age_seconds if facts else None,
         expires=facts.expires if facts else None,
+        feed=feed,
     )
 
 
@@ -285,7 +288,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             kind=OutcomeKind.OK,
             started_at=started_at,
             duration_seconds=time.monotonic() - clock,
-            next_due_at=_due(source, settings, started_at, 0, facts),
+            next_due_at=_due(source, settings, started_at, 0, facts, feed=feed.hints),
             http_status=facts.status,
             bytes_received=len(result.body),
             unchanged_count=plan.unchanged_count,

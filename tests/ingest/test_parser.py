@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
 from aggregator.ingest.parser import ParseRules, _rfc822, decode_body, parse_body, parse_date
+from aggregator.model import FeedHints
 from tests.conftest import FIXTURES, load_seed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -533,3 +534,42 @@ def test_a_body_cut_before_the_end_tag_is_still_truncated(tail: str) -> None:
     cut = AMPERSAND.format(amp="&")[:-30] + tail
     with pytest.raises(ParseError, match=r"^truncated: the body ends before </rss>"):
         parse_body(cut.encode(), None, ParseRules())
+
+
+@pytest.mark.parametrize(
+    ("channel", "hints"),
+    [
+        pytest.param("", None, id="none"),
+        pytest.param("<ttl>60</ttl>", FeedHints(ttl_minutes=60), id="ttl"),
+        pytest.param("<ttl> 15 </ttl>", FeedHints(ttl_minutes=15), id="ttl with spaces"),
+        pytest.param("<ttl>soon</ttl>", None, id="ttl not a number"),
+        pytest.param(
+            "<skipHours><hour>0</hour><hour>1</hour><hour>24</hour><hour>25</hour></skipHours>",
+            FeedHints(skip_hours=frozenset({0, 1})),
+            id="skipHours (24 is midnight, 25 is nothing)",
+        ),
+        pytest.param(
+            "<skipDays><day>Saturday</day><day>sunday</day><day>Caturday</day></skipDays>",
+            FeedHints(skip_days=frozenset({5, 6})),
+            id="skipDays",
+        ),
+        pytest.param(
+            "<ttl>30</ttl><skipHours><hour>3</hour></skipHours><skipDays><day>Monday</day>"
+            "</skipDays>",
+            FeedHints(ttl_minutes=30, skip_hours=frozenset({3}), skip_days=frozenset({0})),
+            id="all three",
+        ),
+    ],
+)
+@pytest.mark.parametrize("amp", ["&amp;", "&"], ids=["fast path", "feedparser"])
+def test_rss_ttl_skip_hours_and_skip_days_are_read(
+    channel: str, hints: FeedHints | None, amp: str
+) -> None:
+    """<ttl> was ignored (issue 13); both paths read it, with skipHours and skipDays
+    (feedparser itself keeps only the last <hour>)."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>A{amp}B</title><link>http://h.example/1</link></item>{channel}"
+        "</channel></rss>"
+    )
+    assert parse_body(body.encode(), None, ParseRules()).hints == hints

@@ -455,3 +455,25 @@ sources:
     assert [item.title for item in store.list_items(category="x", limit=5)] == ["simulações très"]
     (status,) = store.list_source_status()
     assert (status.health, status.last_warning) == ("warning", warning)
+
+
+def test_the_feed_ttl_sets_the_next_fetch(store: SqlStore, feed_server: FeedServer) -> None:
+    """RSS <ttl> is honoured like Cache-Control (issue 13): 120 minutes, where the
+    interval is 10, and no Cache-Control header."""
+    feed_server.routes["/ttl.rss"] = Route(
+        b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        b"<ttl>120</ttl><item><title>a</title><link>http://t.example/1</link></item>"
+        b"</channel></rss>"
+    )
+    settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
+defaults: {{interval: 10m, jitter_fraction: 0}}
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: ttl, url: "{feed_server.url("/ttl.rss")}", category: x}}
+""")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    (outcome,), _ = run_pass(make_context(settings, store, now))
+    assert outcome.kind is OutcomeKind.OK
+    assert outcome.next_due_at == now + timedelta(minutes=120)
+    assert store.get_source_state("ttl").next_due_at == now + timedelta(minutes=120)
