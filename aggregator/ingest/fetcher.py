@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -249,8 +250,14 @@ _fetching = _Fetching()
 
 
 def _refusal(sock: socket.socket) -> str | None:
-    peer = ipaddress.ip_address(sock.getpeername()[0])
-    return refusal(peer, _fetching.allow_networks)
+    return _peer_refusal(sock.getpeername()[0], _fetching.allow_networks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_refusal(peer: str, allowed: tuple[Network, ...]) -> str | None:
+    """``refusal`` of a peer address as the socket gives it: the same few hosts and
+    allowances every fetch, and ``ipaddress`` takes microseconds over each."""
+    return refusal(ipaddress.ip_address(peer), allowed)
 
 
 def _watched_pools(checked: bool) -> dict[str, type[urllib3.HTTPConnectionPool]]:
