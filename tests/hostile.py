@@ -330,6 +330,20 @@ CASES: list[Case] = [
         error_class="ConnectError",
         match="redirect loop",
     ),
+    Case(
+        "redirect-to-metadata",
+        "302 to the cloud metadata service (169.254.169.254)",
+        serve(
+            "/to-metadata",
+            Route(
+                status=302,
+                validators=False,
+                headers={"Location": "http://169.254.169.254/latest/meta-data/"},
+            ),
+        ),
+        error_class="ConnectError",
+        match="refused: 169.254.169.254:80: 169.254.169.254 is link-local or a cloud metadata",
+    ),
     Case("moved-301", "301 to a working feed", redirect(301), 3, backoff="none"),
     Case("moved-308", "308 to a working feed", redirect(308), 3, backoff="none"),
     Case("moved-302", "302 to a working feed", redirect(302), 3, backoff="none"),

@@ -15,10 +15,11 @@ line naming what happened. Limits that protect a worker:
 Every connection (the source's and each redirect's) is checked *after* it is made,
 against the peer address the socket actually reached (``addresses.refusal`` with the
 request's ``allow_networks``): a name that resolves to a public address for a check and
-to 127.0.0.1 for the connect cannot get around it. Link-local and cloud metadata
-addresses are always refused; loopback, private and the other non-public ranges unless
-an allowed network covers them. A connection the pool kept is checked again when a
-fetch takes it, so one source's allowance never carries over to another's. Behind a
+to 127.0.0.1 for the connect cannot get around it; a literal address that is refused
+is not connected to at all. Link-local and cloud metadata addresses are always refused;
+loopback, private and the other non-public ranges unless an allowed network covers
+them. A connection the pool kept is checked again when a fetch takes it, so one
+source's allowance never carries over to another's. Behind a
 proxy from the environment the socket reaches the proxy, which ops chose, so that
 connection is not checked; the target of each request and redirect is checked instead
 before it goes to the proxy (a literal address, or what its name resolves to here; a
@@ -266,6 +267,14 @@ def _watched_pools(checked: bool) -> dict[str, type[urllib3.HTTPConnectionPool]]
     connections must reach an address the running fetch may reach. (Unchecked: the
     connections to a proxy from the environment.)"""
 
+    def before_connect(connection: urllib3.connection.HTTPConnection) -> None:
+        # A literal address that is refused is not even connected to: no SYN to the
+        # metadata service, and no "connection refused" against "refused" to tell
+        # which local ports are open. A name is checked once connected (below).
+        literal = address_of(connection.host) if checked else None
+        if literal is not None and (why := _peer_refusal(str(literal), _fetching.allow_networks)):
+            raise ForbiddenAddressError(connection, f"{connection.host}:{connection.port}: {why}")
+
     def admit(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
         if checked and (why := _refusal(sock)):
             sock.close()
@@ -284,12 +293,14 @@ def _watched_pools(checked: bool) -> dict[str, type[urllib3.HTTPConnectionPool]]
 
     class HTTPConnection(urllib3.connection.HTTPConnection):
         def _new_conn(self) -> socket.socket:
+            before_connect(self)
             sock = super()._new_conn()
             admit(self, sock)
             return sock
 
     class HTTPSConnection(urllib3.connection.HTTPSConnection):
         def _new_conn(self) -> socket.socket:
+            before_connect(self)
             sock = super()._new_conn()
             admit(self, sock)
             return sock
@@ -324,7 +335,7 @@ def _proxied_target_refusal(url: str) -> str | None:
         addresses = [literal]
     else:
         try:
-            found = socket.getaddrinfo(host, parts.port or 80, proto=socket.IPPROTO_TCP)
+            found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError):
             return None
         addresses = [ipaddress.ip_address(info[4][0]) for info in found]

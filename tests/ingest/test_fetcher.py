@@ -278,6 +278,37 @@ def test_redirect_to_a_refused_address_is_refused(feed_server: FeedServer) -> No
         assert inner.requests_to("/secret") == []
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("http://127.0.0.2:{closed}/", id="a closed local port"),
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="the metadata service"),
+        pytest.param("http://[::ffff:169.254.169.254]/", id="the same, IPv4-mapped"),
+    ],
+)
+def test_a_refused_literal_address_is_not_even_connected_to(
+    feed_server: FeedServer, target: str
+) -> None:
+    """A redirect to a literal address the rule refuses fails before connecting: no SYN
+    to the metadata service, and a closed local port reads as refused like an open one,
+    not as "connection refused" (which would tell an open port from a closed one)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.2", 0))
+    closed = probe.getsockname()[1]
+    probe.close()
+    location = target.format(closed=closed)
+    feed_server.routes["/f"] = Route(status=302, validators=False, headers={"Location": location})
+    client = Fetcher("aggregator-test/1")
+    only_first = (ipaddress.ip_network("127.0.0.1/32"),)
+    try:
+        with pytest.raises(ConnectError, match=r"^refused: .* is (not a public|link-local)"):
+            client.fetch(
+                FetchRequest(feed_server.url("/f"), allow_networks=only_first, timeout_seconds=2)
+            )
+    finally:
+        client.close()
+
+
 def test_a_pooled_connection_is_checked_again_for_each_fetch(feed_server: FeedServer) -> None:
     """One source allowed a private network; a connection it left in the pool does not
     carry that allowance to the next source's fetch of the same host."""
