@@ -1,28 +1,14 @@
 """Turning a body into a ``ParsedFeed``: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON
 Feed 1.0/1.1, and JSON list APIs through a configured field map.
 
-Pure: bytes in, values out. Encoding is settled here before any parser sees the bytes:
-
-1. a byte-order mark wins; without one, UTF-16 and UTF-32 are told by where the zero
-   bytes of the first characters fall (XML 1.0 Appendix F; RFC 8259 section 8.1);
-2. valid UTF-8 with multi-byte sequences is UTF-8, whatever the label says (a
-   mislabelled feed: "iso-8859-1" over UTF-8 Chinese);
-3. then the charset the HTTP header or the XML declaration names, with GB2312 and GBK read
-   as GB18030 (their superset: publishers who declare gb2312 routinely use characters
-   outside it, such as 镕), and Big5 as Big5-HKSCS;
-4. when neither a declared charset nor UTF-8 decodes the bytes: UTF-8 all the same if
-   only a few sequences are broken, else GB18030 when they read as Chinese in it (our
-   sources are Chinese), else windows-1252; the feed then carries a warning naming the
-   charset used (the fetch log and ``aggregator sources`` show it).
-
-The text is then handed to feedparser as UTF-8 with the declaration rewritten, so no
-parser ever guesses differently from us.
+Pure: bytes in, values out. Encoding is settled before any parser sees the bytes
+(encodings.py); the text is then handed to feedparser as UTF-8 with the declaration
+rewritten, so no parser ever guesses differently from us.
 """
 
 from __future__ import annotations
 
 import calendar
-import codecs
 import email.utils
 import html
 import json
@@ -30,37 +16,27 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import ParseError
+from aggregator.ingest.encodings import (
+    CHARSET_PARAMETER,
+    XML_ENCODING,
+    canonical,
+    decode_body,
+    wide_encoding,
+)
 from aggregator.ingest.fastparse import parse_fast
 from aggregator.model import FeedHints, ParsedFeed, ParsedItem
 from aggregator.text import xml_safe
 
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
-_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
 _MARKUP = re.compile(r"[<&]")
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 # Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
 # has no spaces between words, so they must vanish without a trace.
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>", re.I)
-_ALIASES = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "cp936": "gb18030",
-    "big5": "big5hkscs",
-    "cp950": "big5hkscs",
-}
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,119 +50,6 @@ class ParseRules:
     items_path: str | None = None
     fields: Mapping[str, str | None] | None = None
     date_format: str | None = None
-
-
-# --------------------------------------------------------------------------- encodings
-
-
-def _canonical(name: str) -> str | None:
-    try:
-        codec = codecs.lookup(name).name
-    except LookupError:
-        return None
-    return _ALIASES.get(codec, _ALIASES.get(name.lower(), codec))
-
-
-class Decoded(NamedTuple):
-    text: str
-    encoding: str  # the codec used
-    warning: str | None = None  # set when the charset was a fallback (step 4 above)
-
-
-# XML 1.0 Appendix F: the first character ("<", or JSON's "{", "[" or white space) is
-# ASCII, so the zero bytes around it tell the width and the byte order
-_WIDE = (
-    (re.compile(rb"\x00\x00\x00[\x01-\x7f]"), "utf-32-be"),
-    (re.compile(rb"[\x01-\x7f]\x00\x00\x00"), "utf-32-le"),
-    (re.compile(rb"\x00[\x01-\x7f]\x00[\x01-\x7f]"), "utf-16-be"),
-    (re.compile(rb"[\x01-\x7f]\x00[\x01-\x7f]\x00"), "utf-16-le"),
-)
-# a non-ASCII character right after a Latin letter: how Latin-1 text ("très",
-# "simulações") looks when read as GB18030, and how Chinese text rarely does
-_AFTER_LETTER = re.compile(r"[A-Za-z][^\x00-\x7f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# UTF-8 with a few broken bytes (a byte lost in transit, a cut multi-byte character) is
-# still UTF-8: at most one bad sequence to this many good non-ASCII characters
-UTF8_GOOD_PER_BAD = 20
-
-
-def wide_encoding(body: bytes) -> str | None:
-    """UTF-16 or UTF-32 (with the byte order), by a byte-order mark or, without one, by
-    the zero bytes of the first character; None for anything ASCII-compatible."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return None if name == "utf-8-sig" else name
-    head = body[:4]
-    return next((name for pattern, name in _WIDE if pattern.fullmatch(head)), None)
-
-
-def _reads_as_chinese(text: str) -> bool:
-    """Whether GB18030's reading of a body is Chinese text, not Latin-1 accents read as
-    Chinese: "très" and "simulações" are valid GB18030 ("tr鑣", "simula珲es"), but there
-    every such character follows a Latin letter, where Chinese ones rarely do (A股)."""
-    total = len(_NON_ASCII.findall(text))
-    return total > 0 and 2 * len(_AFTER_LETTER.findall(text)) <= total
-
-
-def _fallback(body: bytes, declared: Sequence[str]) -> Decoded:
-    """Neither a declared charset nor UTF-8 decodes ``body``: UTF-8 all the same when only
-    a few bytes break it, else GB18030 when the bytes read as Chinese in it, else
-    windows-1252; with a warning naming what was used."""
-    names = list(dict.fromkeys(name.lower() for name in declared))
-    if not names:
-        what = "none declared, and the bytes are not UTF-8"
-    elif names == ["utf-8"]:
-        what = "the bytes are not UTF-8 as declared"
-    else:
-        what = f"the bytes are neither {' nor '.join(names)} as declared, nor UTF-8"
-    text = body.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd") - body.count(b"\xef\xbf\xbd")  # U+FFFD given as such
-    good = len(_NON_ASCII.findall(text)) - bad
-    if good >= UTF8_GOOD_PER_BAD * bad:
-        replaced = f"{bad} undecodable sequence{'s' if bad > 1 else ''} replaced"
-        return Decoded(text, "utf-8", f"charset: {what}; read as UTF-8, {replaced}")
-    try:
-        text = body.decode("gb18030")
-        if _reads_as_chinese(text):
-            return Decoded(text, "gb18030", f"charset: {what}; read as GB18030")
-    except UnicodeDecodeError:
-        pass
-    # the five bytes windows-1252 leaves undefined become U+FFFD (not the C1 controls
-    # browsers make of them, which no output may carry)
-    text = body.decode("cp1252", errors="replace")
-    return Decoded(text, "cp1252", f"charset: {what}; read as windows-1252")
-
-
-def decode_body(body: bytes, content_type: str | None = None) -> Decoded:
-    """Decode a body to text (see the module docstring for the order)."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return Decoded(body.decode(name, errors="replace"), name)  # the codec eats the BOM
-    wide = wide_encoding(body)
-    if wide is not None:
-        return Decoded(body.decode(wide, errors="replace"), wide)
-    declared: list[str] = []
-    if content_type and (found := _CHARSET.search(content_type)):
-        declared.append(found.group(1))
-    if found_decl := _XML_DECL.match(body[:512]):
-        declared.append(found_decl.group(1).decode("ascii"))
-    if not body.isascii():
-        # Valid UTF-8 with multi-byte sequences is UTF-8, whatever the label says: a
-        # single-byte charset such as iso-8859-1 "decodes" any bytes into mojibake, and
-        # real GBK text is practically never valid UTF-8 by accident.
-        try:
-            return Decoded(body.decode("utf-8"), "utf-8")
-        except UnicodeDecodeError:
-            pass
-    for name in [*declared, "utf-8"]:
-        codec = _canonical(name)
-        if codec is None:
-            continue
-        try:
-            return Decoded(body.decode(codec), codec)
-        except UnicodeDecodeError:
-            continue
-    return _fallback(body, declared)
 
 
 _ROOT = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
@@ -246,11 +109,11 @@ def _is_utf8_as_is(body: bytes, content_type: str | None) -> bool:
     feed goes the long way."""
     if not body.startswith(b"<") or (b"#" in body and b"&#" in body):
         return False  # (most feeds have no "#" at all, found at memchr speed)
-    labelled = _CHARSET.search(content_type) if content_type else None
-    if labelled and _canonical(labelled.group(1)) != "utf-8":
+    labelled = CHARSET_PARAMETER.search(content_type) if content_type else None
+    if labelled and canonical(labelled.group(1)) != "utf-8":
         return False
-    if body.startswith(b"<?xml") and (declared := _XML_DECL.match(body[:512])):
-        return _canonical(declared.group(1).decode("ascii")) == "utf-8"
+    if body.startswith(b"<?xml") and (declared := XML_ENCODING.match(body[:512])):
+        return canonical(declared.group(1).decode("ascii")) == "utf-8"
     return True
 
 

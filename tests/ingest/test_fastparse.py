@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fastparse import parse_fast
 from aggregator.ingest.parser import (
     ParseRules,
@@ -17,7 +18,6 @@ from aggregator.ingest.parser import (
     _drop_forbidden_refs,
     _is_utf8_as_is,
     build_item,
-    decode_body,
     parse_xml,
 )
 from tests.conftest import FIXTURES, ROOT
