@@ -24,13 +24,14 @@ with ``raise ... from e`` so callers only ever catch these::
 
 Notes:
 
-* Two exceptions are defined elsewhere on purpose and never leave the module that
+* Three exceptions are defined elsewhere on purpose and never leave the module that
   raises them, so they are not in the tree: ``ingest.fastparse.Declined`` signals that
   a feed is outside the fast path and is caught in ``parse_fast`` (feedparser then reads
   the feed); ``ingest.fetcher.ForbiddenAddressError`` is a urllib3 ``NewConnectionError``
   so urllib3 and requests handle a refused peer address as a failed connect, and the
   fetcher turns the ``requests.ConnectionError`` carrying it into a ``ConnectError``
-  ("refused: ...").
+  ("refused: ..."); ``ingest.fetcher.ForbiddenTargetError`` does the same for a proxied
+  request whose target is refused before the proxy is asked.
 * Built-in exceptions are raised only for a caller's mistake, not for a condition to
   handle: ``KeyError`` from ``Settings.source`` for an id not in the config (callers
   check ids first), ``ValueError`` from the config's field validators (pydantic collects

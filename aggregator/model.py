@@ -101,12 +101,23 @@ class ParsedItem:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedHints:
+    """What an RSS channel asks of the programs polling it (RSS 2.0: ``ttl``,
+    ``skipHours``, ``skipDays``), for freshness.py. Hours and days are in UTC (GMT)."""
+
+    ttl_minutes: int | None = None  # cache the channel this long before fetching again
+    skip_hours: frozenset[int] = frozenset()  # 0-23: do not fetch within these hours
+    skip_days: frozenset[int] = frozenset()  # 0 (Monday) to 6 (Sunday)
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedFeed:
     title: str | None
     link: str | None
     items: tuple[ParsedItem, ...]
     version: str  # "rss20", "atom10", "jsonfeed11", "json-api", ...
     warnings: tuple[str, ...] = ()
+    hints: FeedHints | None = None  # ttl, skipHours, skipDays, when the feed gives any
 
 
 @dataclass(frozen=True, slots=True)

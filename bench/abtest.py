@@ -89,6 +89,13 @@ class Side:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(self.snapshot)}
 
+    @property
+    def knows_allow_networks(self) -> bool:
+        """Whether this commit reads ``allow_networks`` (before it, a fetch reached
+        127.0.0.1 by default, and the key was unknown)."""
+        code = self.snapshot / "aggregator"
+        return any("allow_networks" in p.read_text("utf-8") for p in code.rglob("*.py"))
+
 
 @dataclass
 class Run:
@@ -205,7 +212,14 @@ def bench_ingest(args: argparse.Namespace, a: Side, b: Side, results: Results) -
             for side in pair_order(pair, a, b):
                 db = args.out / f"ingest-{side.label}.db"
                 config = args.out / f"ingest-{side.label}.yaml"
-                corpus.write_config(config, info, server.port, db, workers=args.threads)
+                corpus.write_config(
+                    config,
+                    info,
+                    server.port,
+                    db,
+                    workers=args.threads,
+                    allow_networks=side.knows_allow_networks,
+                )
                 remove_sqlite(db)
                 for phase in ("cold", "warm"):
                     cmd = aggregator_cmd("--config", str(config), "--log-level", "WARNING")

@@ -257,12 +257,23 @@ def feed_urls(info: CorpusInfo, port: int) -> list[str]:
 
 
 def write_config(
-    path: Path, info: CorpusInfo, port: int, database: Path, workers: int = 16
+    path: Path,
+    info: CorpusInfo,
+    port: int,
+    database: Path,
+    workers: int = 16,
+    allow_networks: bool = True,
 ) -> None:
-    """Write an aggregator config YAML listing every feed as an HTTP source."""
+    """Write an aggregator config YAML listing every feed as an HTTP source. The corpus
+    is served on 127.0.0.1, which a fetch reaches only when allowed; ``allow_networks``
+    False writes the allowance as commits before that key read it (bench/abtest.py)."""
+    allowance = "allow_networks: [127.0.0.0/8]"
+    if not allow_networks:
+        allowance = "allow_private_networks: true"
     lines = [
         f"database: {json.dumps('sqlite:///' + str(database.resolve()))}",
         "timezone: Asia/Shanghai",
+        allowance,
         "defaults:",
         "  interval: 30m",
         "  timeout_seconds: 20",

@@ -63,6 +63,7 @@ def run_corpus() -> list[dict[str, Any]]:
         urls = {case.name: case.setup(server) for case in CASES}
         lines = "\n".join(f'  - {{id: {n}, url: "{u}", category: misc}}' for n, u in urls.items())
         settings = parse_settings(
+            "allow_networks: [127.0.0.0/8]\n"
             "defaults: {interval: 10m, timeout_seconds: 1, total_timeout_seconds: 3, "
             f"workers: 12}}\ncategories: {{misc: {{title: 杂项}}}}\nsources:\n{lines}\n"
         )

@@ -98,6 +98,7 @@ def write_config(
         "auto_migrate: false  # `aggregator db upgrade` ran once",
         "timezone: Asia/Shanghai",
         "site_url: http://bench.example",
+        "allow_networks: [127.0.0.0/8]  # the feeds are served on 127.0.0.1",
         "housekeeping:",
         "  every: 7d  # runs once, at the first start",
         "defaults:",

@@ -33,6 +33,11 @@ class Route:
     cut_after_bytes: int | None = None
     reset: bool = False
     hang: bool = False  # read the request, then never answer
+    # misbehaviour in the headers: after the status line, send ``drip`` again and again,
+    # one every ``drip_seconds``, never ending the headers (b"x": one byte at a time of a
+    # header line; b"X-N: 1\r\n": one header at a time)
+    drip: bytes = b""
+    drip_seconds: float = 0.0
     precompressed: str | None = None  # body is already encoded so (a gzip bomb)
     last_modified: str = field(default_factory=lambda: formatdate(1643095471, usegmt=True))
 
@@ -113,6 +118,9 @@ class FeedServer:
             return
         if route.delay_seconds:
             time.sleep(route.delay_seconds)
+        if route.drip:
+            self._drip(handler, route)
+            return
         body = route.body
         handler.send_response(status)
         for name, value in route.headers.items():
@@ -153,6 +161,20 @@ class FeedServer:
                     time.sleep(route.trickle_seconds_per_byte)
             else:
                 handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _drip(self, handler: BaseHTTPRequestHandler, route: Route) -> None:
+        handler.close_connection = True
+        try:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            handler.wfile.flush()
+            # until the client gives up (a broken pipe), or a minute at most
+            for _ in range(int(60 / max(route.drip_seconds, 0.01))):
+                if self.stopping.wait(route.drip_seconds):
+                    return
+                handler.wfile.write(route.drip)
+                handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
 

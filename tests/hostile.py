@@ -127,6 +127,16 @@ CASES: list[Case] = [
         match="AT&T",
     ),
     Case(
+        "after-root",
+        "a comment and a processing instruction after </rss>, in a feed read leniently",
+        serve(
+            "/after-root.xml",
+            Route(body("not-wellformed.xml") + b"\n<!-- cached 2022-01-25 -->\n<?cache hit?>\n"),
+        ),
+        3,
+        match="AT&T",
+    ),
+    Case(
         "html-page",
         "an HTML maintenance page instead of a feed",
         serve("/html", static("html-page.html", "text/html; charset=utf-8")),
@@ -279,6 +289,20 @@ CASES: list[Case] = [
         match="total deadline",
     ),
     Case(
+        "slow-headers",
+        "a header line a byte at a time, every half second",
+        serve("/slow-headers", Route(drip=b"x", drip_seconds=0.5)),
+        error_class="FetchTimeoutError",
+        match="total deadline of 3s passed before the response headers arrived",
+    ),
+    Case(
+        "header-flood",
+        "a header every half second, never the end of them",
+        serve("/header-flood", Route(drip=b"X-More: 1\r\n", drip_seconds=0.5)),
+        error_class="FetchTimeoutError",
+        match="total deadline of 3s passed before the response headers arrived",
+    ),
+    Case(
         "no-answer",
         "accepts the connection and never answers",
         serve("/hang", Route(hang=True)),
@@ -305,6 +329,20 @@ CASES: list[Case] = [
         redirect_loop,
         error_class="ConnectError",
         match="redirect loop",
+    ),
+    Case(
+        "redirect-to-metadata",
+        "302 to the cloud metadata service (169.254.169.254)",
+        serve(
+            "/to-metadata",
+            Route(
+                status=302,
+                validators=False,
+                headers={"Location": "http://169.254.169.254/latest/meta-data/"},
+            ),
+        ),
+        error_class="ConnectError",
+        match="refused: 169.254.169.254:80: 169.254.169.254 is link-local or a cloud metadata",
     ),
     Case("moved-301", "301 to a working feed", redirect(301), 3, backoff="none"),
     Case("moved-308", "308 to a working feed", redirect(308), 3, backoff="none"),

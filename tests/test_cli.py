@@ -37,6 +37,7 @@ def config(tmp_path: Path, feed_server: FeedServer) -> Path:
     path.write_text(
         f"""
 database: sqlite:///{tmp_path / "db.sqlite"}
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
 sources:

@@ -70,6 +70,7 @@ def write_config(path: Path, server: FeedServer, count: int, housekeeping: str =
     path.write_text(
         f"""
 retention: 1d
+allow_networks: [127.0.0.0/8]
 housekeeping: {{every: {housekeeping}}}
 defaults: {{interval: {INTERVAL}s, jitter_fraction: 0, lease: {LEASE}s, workers: 8}}
 categories:

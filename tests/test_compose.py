@@ -682,6 +682,7 @@ def expected_titles(feeds: Mapping[str, str]) -> dict[str, list[str]]:
 
 def config_for(server: FeedServer, feeds: Mapping[str, str], title: str) -> str:
     lines = [
+        "allow_networks: [127.0.0.0/8]",
         f"defaults: {{interval: {INTERVAL}s, jitter_fraction: 0, workers: 2, "
         "timeout_seconds: 5, total_timeout_seconds: 10}",
         f"categories: {{news: {{title: {title}}}}}",

@@ -113,6 +113,7 @@ def write_config(path: Path, server: FeedServer, corpus: Corpus, database_url: s
     lines = [
         f"database: {json.dumps(database_url)}",
         "timezone: Asia/Shanghai",
+        "allow_networks: [127.0.0.0/8]",
         "defaults: {interval: 30m, timeout_seconds: 10, total_timeout_seconds: 20, workers: 8}",
         "categories: {}",
         "sources:",

@@ -28,6 +28,10 @@ INTERNAL: dict[str, str] = {
         "a urllib3 NewConnectionError for urllib3's connect handling; the fetcher wraps the "
         "requests.ConnectionError that carries it into ConnectError"
     ),
+    "aggregator.ingest.fetcher.ForbiddenTargetError": (
+        "raised inside the fetcher's adapter as the reason of a requests.ConnectionError "
+        "(a proxied request naming a refused address); _wrap turns it into ConnectError"
+    ),
 }
 # Modules that cannot be imported on their own; their source is checked instead.
 NOT_IMPORTABLE: dict[str, str] = {

@@ -163,6 +163,7 @@ XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 
 CONFIG = """
 site_url: {site}
+allow_networks: [127.0.0.0/8]
 categories:
   xss-rss: {{title: XSS RSS}}
   xss-atom: {{title: XSS Atom}}

@@ -12,9 +12,8 @@ its bytes change, the file is read and validated in full:
   applies at once), then the new config becomes current. A subscriber that fails (the
   database is down) leaves the file to be tried again at the next check.
 
-Keys read only at start (``database``, ``server``, ``defaults.workers``,
-``allow_private_networks``, ``auto_migrate``) keep their old value until a restart; the
-log says so when they change.
+Keys read only at start (``database``, ``server``, ``defaults.workers``, ``auto_migrate``)
+keep their old value until a restart; the log says so when they change.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from aggregator.errors import AggregatorError, ConfigError
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 5.0
-RESTART_ONLY = ("database", "server", "allow_private_networks", "auto_migrate")
+RESTART_ONLY = ("database", "server", "auto_migrate")
 
 
 class ReloadResult(enum.Enum):

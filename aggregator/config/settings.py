@@ -12,6 +12,7 @@ Every key is documented in docs/configuration.md (a test keeps the two in step) 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from aggregator.addresses import PRIVATE_NETWORKS, Network, parse_network
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
 from aggregator.config.steps import StepConfig
 from aggregator.config.yaml_errors import describe_yaml_error
@@ -52,6 +54,14 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "5m"]}),
 ]
+# a network a fetch may reach although it is not public (addresses.py)
+AllowedNetwork = Annotated[
+    Network,
+    BeforeValidator(parse_network),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["127.0.0.0/8", "::1/128", "10.1.2.3"]}),
+]
+log = logging.getLogger(__name__)
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -151,6 +161,8 @@ class Source(_Frozen):
     enabled: bool = True
     id_from: Literal["infocode", "guid", "link", "hash"] | IdFrom = "infocode"
     timezone: str | None = None  # for dates the source gives without an offset
+    # non-public networks this source may reach, besides the top-level allow_networks
+    allow_networks: tuple[AllowedNetwork, ...] = ()
     # JSON API sources (type: json)
     items_path: str | None = None
     fields: JsonFields | None = None
@@ -243,9 +255,9 @@ class Settings(_Frozen):
     timezone: str = "Asia/Shanghai"
     site_url: str | None = None
     auto_migrate: bool = True
-    # False: refuse sources and redirects that reach loopback, private, link-local or
-    # metadata addresses (checked on the connected socket; see fetcher.py)
-    allow_private_networks: bool = True
+    # non-public networks every source may reach (loopback, private...); link-local and
+    # cloud metadata addresses never (addresses.py; checked on the connected socket)
+    allow_networks: tuple[AllowedNetwork, ...] = ()
     # items older than this (by publication time) are pruned and never stored again;
     # unset: kept forever. Per category: categories.<slug>.retention
     retention: Duration | None = None
@@ -406,6 +418,40 @@ def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
                 )
 
 
+def _read_deprecated(data: dict[str, Any], problems: _Problems) -> None:
+    """``allow_private_networks`` (before issue 13) read as ``allow_networks``, with one
+    deprecation line in the log. True let a fetch reach any address; it now reads as the
+    loopback and private ranges (``addresses.PRIVATE_NETWORKS``), never link-local or
+    metadata addresses. False refused what the default refuses now."""
+    if "allow_private_networks" not in data:
+        return
+    value = data.pop("allow_private_networks")
+    loc: tuple[str | int, ...] = ("allow_private_networks",)
+    if not isinstance(value, bool):
+        problems.add(loc, "must be true or false (deprecated: use allow_networks)")
+        return
+    if "allow_networks" in data:
+        problems.add(loc, "deprecated and replaced by allow_networks: give only allow_networks")
+        return
+    where = f"{problems.filename}:{problems.lines.get(loc, 0)}"
+    if not value:
+        log.warning(
+            "%s: allow_private_networks is deprecated: false is now the default (public "
+            "addresses only); remove the key",
+            where,
+        )
+        return
+    networks = [str(network) for network in PRIVATE_NETWORKS]
+    data["allow_networks"] = networks
+    log.warning(
+        "%s: allow_private_networks is deprecated: read as allow_networks: [%s] "
+        "(link-local and cloud metadata addresses are no longer allowed); write that "
+        "instead (see docs/configuration.md)",
+        where,
+        ", ".join(f'"{network}"' for network in networks),
+    )
+
+
 def _cross_check(data: Mapping[str, Any], problems: _Problems) -> None:
     """Checks that span keys: duplicate ids, unknown categories, incomplete JSON sources."""
     categories = data.get("categories") or {}
@@ -480,6 +526,7 @@ def parse_settings(text: str, filename: str = "<config>", base_dir: Path | None 
         raise ConfigError([f"{filename}:1: (top level): must be a mapping of keys"])
     problems = _Problems(filename, lines)
     _resolve_file_urls(data, base_dir or Path.cwd())
+    _read_deprecated(data, problems)
     _cross_check(data, problems)
     settings: Settings | None = None
     try:

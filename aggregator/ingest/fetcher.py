@@ -4,34 +4,50 @@ A fetch returns ``Retrieved`` (a body plus its HTTP facts) or ``NotModified`` (a
 which is a value, not an error), or raises a ``FetchError`` subclass whose message is one
 line naming what happened. Limits that protect a worker:
 
-* connect and read timeouts per socket operation, plus a total deadline checked between
-  reads, so a server trickling one byte a second cannot hold a worker;
+* connect and read timeouts per socket operation, plus a total deadline over the whole
+  fetch (connect, TLS, every redirect, the response headers and the body): a watchdog
+  thread shuts down the sockets of a fetch whose deadline passed, whatever read it is
+  blocked in, so a server trickling one byte a second, in the headers or in the body,
+  cannot hold a worker;
 * a body cap on the *decompressed* size (a 10 KB gzip bomb is refused at the cap);
 * at most ``MAX_REDIRECTS`` redirects; a loop is an error, not a hang.
 
-With ``allow_private_networks`` off, every connection (the source's and each redirect's)
-is checked *after* it is made, against the peer address the socket actually reached: a
-name that resolves to a public address for a check and to 127.0.0.1 for the connect
-cannot get around it. Loopback, private, link-local (the cloud metadata address
-169.254.169.254), carrier-grade NAT, multicast and reserved ranges are refused.
+Every connection (the source's and each redirect's) is checked *after* it is made,
+against the peer address the socket actually reached (``addresses.refusal`` with the
+request's ``allow_networks``): a name that resolves to a public address for a check and
+to 127.0.0.1 for the connect cannot get around it; a literal address that is refused
+is not connected to at all. Link-local and cloud metadata addresses are always refused;
+loopback, private and the other non-public ranges unless an allowed network covers
+them. A connection the pool kept is checked again when a fetch takes it, so one
+source's allowance never carries over to another's. Behind a
+proxy from the environment the socket reaches the proxy, which ops chose, so that
+connection is not checked; the target of each request and redirect is checked instead
+before it goes to the proxy (a literal address, or what its name resolves to here; a
+name that does not resolve here is left to the proxy).
 
 Reads use ``urllib3``'s ``read1``: it returns what has arrived instead of waiting to fill a
-buffer, which is what makes the deadline check between reads effective.
+buffer, so the body loop also checks the deadline between reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import functools
+import heapq
 import ipaddress
+import itertools
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -39,7 +55,9 @@ import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
+from requests.utils import select_proxy
 
+from aggregator.addresses import Network, address_of, refusal
 from aggregator.errors import (
     BodyTooLargeError,
     ConnectError,
@@ -48,6 +66,9 @@ from aggregator.errors import (
     HTTPStatusError,
 )
 from aggregator.model import FetchResult, HTTPFacts, NotModified, Retrieved
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 MAX_REDIRECTS = 10
 READ_CHUNK_BYTES = 64 * 1024
@@ -67,6 +88,8 @@ class FetchRequest:
     timeout_seconds: float = 20.0
     total_timeout_seconds: float = 60.0
     max_body_bytes: int = 10 * 1024 * 1024
+    # non-public networks this fetch may reach (addresses.refusal); none: public only
+    allow_networks: tuple[Network, ...] = ()
 
 
 def _max_age(cache_control: str | None) -> int | None:
@@ -100,18 +123,8 @@ def _facts(response: requests.Response) -> HTTPFacts:
     )
 
 
-AddressPolicy = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
-
-
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for globally routable unicast addresses only (IPv4-mapped IPv6 unwrapped)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
-    """The connection reached an address the policy refuses.
+    """The connection reached an address the rule refuses.
 
     Internal: it is a urllib3 ``NewConnectionError`` so urllib3 and requests treat it as
     a failed connect (no request is sent). It never leaves this module: ``_fetch_http``
@@ -124,38 +137,241 @@ class ForbiddenAddressError(urllib3.exceptions.NewConnectionError):
         self.detail = detail
 
 
-def _guarded_pools(policy: AddressPolicy) -> dict[str, type[urllib3.HTTPConnectionPool]]:
-    """Connection pools whose connections check the peer address after connecting."""
+class ForbiddenTargetError(Exception):
+    """A request through a proxy names an address the rule refuses.
 
-    def checked(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
-        peer = ipaddress.ip_address(sock.getpeername()[0])
-        if not policy(peer):
+    Internal, like ``ForbiddenAddressError``: raised in the adapter as the reason of a
+    ``requests.ConnectionError``, which ``_wrap`` turns into a ``ConnectError``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class _Watch:
+    """One fetch's total deadline: the sockets its connections use, shut down at once if
+    the deadline passes. A blocked read (of a TLS handshake, the headers or the body)
+    then returns, and the fetch fails as timed out instead of waiting for the server.
+
+    Each socket is watched through a duplicate of its descriptor, ours to close: the
+    connection may close (and the number be reused) at any time, the duplicate stays the
+    same socket until ``finish``."""
+
+    __slots__ = ("_lock", "_sockets", "deadline", "expired", "finished")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self.finished = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> None:
+        try:
+            twin = socket.fromfd(sock.fileno(), sock.family, sock.type, sock.proto)
+        except OSError:
+            return  # closed already: nothing to cut
+        with self._lock:
+            if self.finished:
+                twin.close()
+                return
+            self._sockets.append(twin)
+            if self.expired:
+                _cut(twin)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.expired = True
+            for twin in self._sockets:
+                _cut(twin)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = True
+            for twin in self._sockets:
+                twin.close()
+            self._sockets.clear()
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer closed it already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread that expires each fetch's ``_Watch`` at its deadline. It starts with
+    the first HTTP fetch, not with the fetcher, so a pass can still fork before it
+    fetches (shards.can_fork wants one thread). Finished watches leave the heap when
+    their deadline comes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, deadline: float) -> _Watch:
+        watch = _Watch(deadline)
+        with self._wakeup:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (deadline, next(self._order), watch))
+            if self._heap[0][2] is watch:
+                self._wakeup.notify()
+        return watch
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while not self._closed:
+                if not self._heap:
+                    self._wakeup.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wakeup.wait(wait)
+                    continue
+                heapq.heappop(self._heap)[2].expire()
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._heap.clear()
+            self._wakeup.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Fetching(threading.local):
+    """What the connections of the fetch running on this thread answer to (requests is
+    synchronous: a fetch, its redirects and its body all run on the calling thread).
+    Outside a fetch: public addresses only, no deadline."""
+
+    watch: _Watch | None = None
+    allow_networks: tuple[Network, ...] = ()
+
+
+_fetching = _Fetching()
+
+
+def _refusal(sock: socket.socket) -> str | None:
+    return _peer_refusal(sock.getpeername()[0], _fetching.allow_networks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_refusal(peer: str, allowed: tuple[Network, ...]) -> str | None:
+    """``refusal`` of a peer address as the socket gives it: the same few hosts and
+    allowances every fetch, and ``ipaddress`` takes microseconds over each."""
+    return refusal(ipaddress.ip_address(peer), allowed)
+
+
+def _watched_pools(checked: bool) -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """Connection pools whose sockets the running fetch's deadline watches (new ones when
+    they connect, pooled ones when they are taken again) and, when ``checked``, whose
+    connections must reach an address the running fetch may reach. (Unchecked: the
+    connections to a proxy from the environment.)"""
+
+    def before_connect(connection: urllib3.connection.HTTPConnection) -> None:
+        # A literal address that is refused is not even connected to: no SYN to the
+        # metadata service, and no "connection refused" against "refused" to tell
+        # which local ports are open. A name is checked once connected (below).
+        literal = address_of(connection.host) if checked else None
+        if literal is not None and (why := _peer_refusal(str(literal), _fetching.allow_networks)):
+            raise ForbiddenAddressError(connection, f"{connection.host}:{connection.port}: {why}")
+
+    def admit(connection: urllib3.connection.HTTPConnection, sock: socket.socket) -> None:
+        if checked and (why := _refusal(sock)):
             sock.close()
-            raise ForbiddenAddressError(
-                connection,
-                f"{connection.host}:{connection.port} is at {peer}, not a public address, "
-                "and allow_private_networks is false",
-            )
+            raise ForbiddenAddressError(connection, f"{connection.host}:{connection.port}: {why}")
+        if _fetching.watch is not None:
+            _fetching.watch.add(sock)
+
+    def reuse(connection: BaseHTTPConnection) -> None:
+        sock: socket.socket | None = getattr(connection, "sock", None)
+        if sock is None:
+            return  # it connects (and is admitted) when used
+        if checked and _refusal(sock):
+            connection.close()  # kept for a fetch allowed more: this one connects anew
+        elif _fetching.watch is not None:
+            _fetching.watch.add(sock)
 
     class HTTPConnection(urllib3.connection.HTTPConnection):
         def _new_conn(self) -> socket.socket:
+            before_connect(self)
             sock = super()._new_conn()
-            checked(self, sock)
+            admit(self, sock)
             return sock
 
     class HTTPSConnection(urllib3.connection.HTTPSConnection):
         def _new_conn(self) -> socket.socket:
+            before_connect(self)
             sock = super()._new_conn()
-            checked(self, sock)
+            admit(self, sock)
             return sock
 
     class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
         ConnectionCls = HTTPConnection
 
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+            connection = super()._get_conn(timeout)
+            reuse(connection)
+            return connection
+
     class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
         ConnectionCls = HTTPSConnection
 
+        def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+            connection = super()._get_conn(timeout)
+            reuse(connection)
+            return connection
+
     return {"http": HTTPPool, "https": HTTPSPool}
+
+
+def _proxied_target_refusal(url: str) -> str | None:
+    """Why a request through a proxy must not go to ``url``: its host is an address the
+    running fetch may not reach, or a name that resolves here to one. A name that does
+    not resolve here is the proxy's to resolve."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = address_of(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if why := refusal(address, _fetching.allow_networks):
+            return f"{host}: {why}"
+    return None
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """Connections through a proxy from the environment are watched too, and what each
+    request asks the proxy for is checked first."""
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        proxies = kwargs.get("proxies") or (args[4] if len(args) > 4 else None)
+        if proxies and request.url and select_proxy(request.url, proxies):
+            why = _proxied_target_refusal(request.url)
+            if why:
+                raise requests.exceptions.ConnectionError(ForbiddenTargetError(why))
+        return super().send(request, *args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _watched_pools(checked=False)
+        return manager
 
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -183,13 +399,7 @@ class Fetcher:
     Cookies are refused: one source's cookies must never reach another source's requests.
     """
 
-    def __init__(
-        self,
-        user_agent: str,
-        pool_size: int = 16,
-        allow_private_networks: bool = True,
-        address_policy: AddressPolicy = is_public_address,
-    ) -> None:
+    def __init__(self, user_agent: str, pool_size: int = 16) -> None:
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -201,9 +411,7 @@ class Fetcher:
                 "Accept-Encoding": "gzip, deflate",
             }
         )
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
-        )
+        adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         # A trusted environment (proxies, CA bundle, ~/.netrc) is read again on every
         # request: os.environ scans and netrc file checks on the hot path (3% of a warm
         # pass in a profile). A CA bundle is read once into the session; only proxies and
@@ -212,14 +420,14 @@ class Fetcher:
         if bundle:
             self.session.verify = bundle
         self.session.trust_env = needs_environment(os.environ, Path.home())
-        if not allow_private_networks:
-            adapter.poolmanager.pool_classes_by_scheme = _guarded_pools(address_policy)
-            self.session.trust_env = False  # a proxy would hide the address we reach
+        adapter.poolmanager.pool_classes_by_scheme = _watched_pools(checked=True)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self.watchdog = _Watchdog()
 
     def close(self) -> None:
         self.session.close()
+        self.watchdog.close()
 
     def fetch(self, request: FetchRequest) -> FetchResult:
         started = time.monotonic()
@@ -228,12 +436,21 @@ class Fetcher:
         return self._fetch_http(request, started)
 
     def _fetch_http(self, request: FetchRequest, started: float) -> FetchResult:
+        watch = _fetching.watch = self.watchdog.watch(started + request.total_timeout_seconds)
+        _fetching.allow_networks = request.allow_networks
+        try:
+            return self._get(request, started, watch)
+        finally:
+            _fetching.watch = None
+            _fetching.allow_networks = ()
+            watch.finish()
+
+    def _get(self, request: FetchRequest, started: float, watch: _Watch) -> FetchResult:
         headers = dict(request.headers)
         if request.etag:
             headers["If-None-Match"] = request.etag
         if request.last_modified:
             headers["If-Modified-Since"] = request.last_modified
-        deadline = started + request.total_timeout_seconds
         try:
             response = self.session.get(
                 request.url,
@@ -243,9 +460,13 @@ class Fetcher:
                 allow_redirects=True,
             )
         except requests.exceptions.RequestException as e:
+            if watch.expired:
+                raise _deadline_passed(request, "before the response headers arrived") from e
             raise _wrap(e, request) from e
         complete = False
         try:
+            if watch.expired:  # the headers were cut short: what arrived is not the answer
+                raise _deadline_passed(request, "before the response headers arrived")
             facts = _facts(response)
             if response.status_code == 304:
                 complete = True
@@ -254,7 +475,7 @@ class Fetcher:
                 raise HTTPStatusError(
                     response.status_code, response.reason or "", facts.retry_after
                 )
-            body = _read_capped(response, request, deadline)
+            body = _read_capped(response, request, watch)
             complete = True
             return Retrieved(body=body, http=facts, duration_seconds=time.monotonic() - started)
         finally:
@@ -267,7 +488,13 @@ class Fetcher:
                 response.close()
 
 
-def _read_capped(response: requests.Response, request: FetchRequest, deadline: float) -> bytes:
+def _deadline_passed(request: FetchRequest, when: str) -> FetchTimeoutError:
+    return FetchTimeoutError(
+        f"total deadline of {request.total_timeout_seconds:g}s passed {when} (server too slow)"
+    )
+
+
+def _read_capped(response: requests.Response, request: FetchRequest, watch: _Watch) -> bytes:
     declared = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
     if declared.isdigit() and not encoded and int(declared) > request.max_body_bytes:
@@ -278,13 +505,13 @@ def _read_capped(response: requests.Response, request: FetchRequest, deadline: f
     total = 0
     try:
         while True:
-            if time.monotonic() > deadline:
-                raise FetchTimeoutError(
-                    f"total deadline of {request.total_timeout_seconds:g}s passed after "
-                    f"{total} bytes (server too slow)"
-                )
+            # an end cut by the watchdog looks like the end of a body sent without a length
+            if watch.expired or time.monotonic() > watch.deadline:
+                raise _deadline_passed(request, f"after {total} bytes")
             chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
             if not chunk:
+                if watch.expired:
+                    raise _deadline_passed(request, f"after {total} bytes")
                 break
             total += len(chunk)
             if total > request.max_body_bytes:
@@ -292,6 +519,8 @@ def _read_capped(response: requests.Response, request: FetchRequest, deadline: f
                 raise BodyTooLargeError(f"{what} is over the cap of {request.max_body_bytes} bytes")
             chunks.append(chunk)
     except (urllib3.exceptions.HTTPError, OSError) as e:
+        if watch.expired:
+            raise _deadline_passed(request, f"after {total} bytes") from e
         raise _wrap_read(e, request) from e
     return b"".join(chunks)
 
@@ -324,8 +553,9 @@ def _wrap(error: requests.exceptions.RequestException, request: FetchRequest) ->
         reason = _SSL_REASON.search(text)
         return ConnectError(f"TLS failure: {reason.group(0) if reason else _short(text)} ({name})")
     if isinstance(error, requests.exceptions.ConnectionError):
-        reason = getattr(error.args[0], "reason", None) if error.args else None
-        if isinstance(reason, ForbiddenAddressError):
+        cause = error.args[0] if error.args else None
+        reason = getattr(cause, "reason", cause)
+        if isinstance(reason, ForbiddenAddressError | ForbiddenTargetError):
             return ConnectError(f"refused: {reason.detail} ({type(reason).__name__})")
         if "NameResolution" in text or "Name or service not known" in text:
             host = urlsplit(request.url).hostname

@@ -1,12 +1,15 @@
 """When a source is next due: one pure function over the interval, its jitter, the
-server's hints and the error backoff, clamped.
+server's and the feed's hints and the error backoff, clamped.
 
     next = now + interval (or the cron schedule's next time)
-    later of that and the server's Cache-Control max-age / Expires (up to max_backoff)
+    later of that and the latest of the server's Cache-Control max-age / Expires and
+        the feed's RSS <ttl> (up to max_backoff, or the interval if longer)
     on errors: now + interval * 2**(errors-1), capped at max_backoff
     later of that and Retry-After (429/503, seconds or an HTTP date; up to 24 h)
     plus a fixed per-source jitter in [0, jitter_fraction * interval), so sources
     configured alike do not all fire in the same second
+    moved out of the feed's <skipHours> and <skipDays> (UTC) to the same minute of
+        the next hour not skipped
 
 Model: ``next_update_after`` in lemon24/reader. Also the start-up spread: sources that
 fell due while the service was down are spread over a window instead of all firing at once.
@@ -18,6 +21,8 @@ import email.utils
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+
+from aggregator.model import FeedHints
 
 MAX_RETRY_AFTER = timedelta(hours=24)
 MIN_DELAY = timedelta(seconds=1)
@@ -57,6 +62,7 @@ def next_fetch_after(
     retry_after: str | None = None,
     cache_max_age_seconds: int | None = None,
     expires: str | None = None,
+    feed: FeedHints | None = None,
 ) -> datetime:
     due = cron_next if cron_next is not None else now + interval
     cap = max(max_backoff, interval)
@@ -65,6 +71,10 @@ def next_fetch_after(
         hint = now + timedelta(seconds=cache_max_age_seconds)
     elif expires:
         hint = parse_retry_after(expires, now)
+    if feed is not None and feed.ttl_minutes:
+        # RSS 2.0 <ttl>: minutes the channel may be cached; a hint like max-age
+        ttl = now + timedelta(minutes=feed.ttl_minutes)
+        hint = ttl if hint is None else max(hint, ttl)
     if hint is not None:
         due = max(due, min(hint, now + cap))
     if consecutive_errors > 0:
@@ -76,7 +86,24 @@ def next_fetch_after(
         due = max(due, min(server_says, now + MAX_RETRY_AFTER))
     if cron_next is None and jitter_fraction > 0:
         due += interval * jitter_fraction * stable_fraction(source_key)
+    if feed is not None:
+        due = outside_skipped(due, feed.skip_hours, feed.skip_days)
     return max(due, now + MIN_DELAY)
+
+
+def outside_skipped(due: datetime, hours: frozenset[int], days: frozenset[int]) -> datetime:
+    """``due``, or the same minute of the first later hour that is in none of the skipped
+    hours and days (UTC, as RSS 2.0 gives them), keeping the source's place within the
+    hour (its jitter). A feed that skips every hour or every day asks the impossible and
+    is not followed."""
+    if (not hours and not days) or len(hours) >= 24 or len(days) >= 7:
+        return due
+    moment = due.astimezone(UTC)
+    for _ in range(24 * 7):
+        if moment.hour not in hours and moment.weekday() not in days:
+            return moment
+        moment += timedelta(hours=1)
+    return due
 
 
 def spread_overdue(

@@ -1,23 +1,14 @@
 """Turning a body into a ``ParsedFeed``: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON
 Feed 1.0/1.1, and JSON list APIs through a configured field map.
 
-Pure: bytes in, values out. Encoding is settled here before any parser sees the bytes:
-
-1. a byte-order mark wins;
-2. then the charset the HTTP header or the XML declaration names, with GB2312 and GBK read
-   as GB18030 (their superset: publishers who declare gb2312 routinely use characters
-   outside it, such as 镕), and Big5 as Big5-HKSCS;
-3. when the declared charset cannot decode the bytes (a mislabelled feed: "iso-8859-1"
-   over UTF-8 Chinese), UTF-8 is tried, then charset_normalizer's guess.
-
-The text is then handed to feedparser as UTF-8 with the declaration rewritten, so no
-parser ever guesses differently from us.
+Pure: bytes in, values out. Encoding is settled before any parser sees the bytes
+(encodings.py); the text is then handed to feedparser as UTF-8 with the declaration
+rewritten, so no parser ever guesses differently from us.
 """
 
 from __future__ import annotations
 
 import calendar
-import codecs
 import email.utils
 import html
 import json
@@ -29,33 +20,23 @@ from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import ParseError
+from aggregator.ingest.encodings import (
+    CHARSET_PARAMETER,
+    XML_ENCODING,
+    canonical,
+    decode_body,
+    wide_encoding,
+)
 from aggregator.ingest.fastparse import parse_fast
-from aggregator.model import ParsedFeed, ParsedItem
+from aggregator.model import FeedHints, ParsedFeed, ParsedItem
 from aggregator.text import xml_safe
 
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
-_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]+)", re.I)
 _TAG = re.compile(r"<[^>]*>")
 _MARKUP = re.compile(r"[<&]")
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 # Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
 # has no spaces between words, so they must vanish without a trace.
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>", re.I)
-_ALIASES = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "cp936": "gb18030",
-    "big5": "big5hkscs",
-    "cp950": "big5hkscs",
-}
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,52 +52,6 @@ class ParseRules:
     date_format: str | None = None
 
 
-# --------------------------------------------------------------------------- encodings
-
-
-def _canonical(name: str) -> str | None:
-    try:
-        codec = codecs.lookup(name).name
-    except LookupError:
-        return None
-    return _ALIASES.get(codec, _ALIASES.get(name.lower(), codec))
-
-
-def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str]:
-    """Decode a body to text; returns (text, the encoding used)."""
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return body.decode(name, errors="replace"), name  # these codecs consume the BOM
-    declared: list[str] = []
-    if content_type and (found := _CHARSET.search(content_type)):
-        declared.append(found.group(1))
-    if found_decl := _XML_DECL.match(body[:512]):
-        declared.append(found_decl.group(1).decode("ascii"))
-    if not body.isascii():
-        # Valid UTF-8 with multi-byte sequences is UTF-8, whatever the label says: a
-        # single-byte charset such as iso-8859-1 "decodes" any bytes into mojibake, and
-        # real GBK text is practically never valid UTF-8 by accident.
-        try:
-            return body.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            pass
-    for name in [*declared, "utf-8"]:
-        codec = _canonical(name)
-        if codec is None:
-            continue
-        try:
-            return body.decode(codec), codec
-        except UnicodeDecodeError:
-            continue
-    import charset_normalizer  # only for bodies no declared charset decodes
-
-    guess = charset_normalizer.from_bytes(body).best()
-    if guess is not None and guess.encoding:
-        codec = _canonical(guess.encoding) or "utf-8"
-        return body.decode(codec, errors="replace"), codec
-    return body.decode("utf-8", errors="replace"), "utf-8"
-
-
 _ROOT = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
 _PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.S | re.I)
 
@@ -130,6 +65,19 @@ def _root_name(text: str) -> str | None:
         position = found.end()
     root = _ROOT.match(text, position)
     return root.group(1) if root else None
+
+
+def _is_cut_short(text: str, root: str) -> bool:
+    """Whether the document stops before its root element's end tag. What may follow that
+    tag (comments, processing instructions, white space, or whatever a server appends,
+    such as a cache stamp) does not make a complete document a truncated one."""
+    closing = re.compile(rf"</{re.escape(root)}\s*>")
+    at = text.rfind(f"</{root}")
+    while at != -1:
+        if closing.match(text, at):
+            return False
+        at = text.rfind(f"</{root}", 0, at)
+    return True
 
 
 def _drop_forbidden_refs(text: str) -> str:
@@ -161,11 +109,11 @@ def _is_utf8_as_is(body: bytes, content_type: str | None) -> bool:
     feed goes the long way."""
     if not body.startswith(b"<") or (b"#" in body and b"&#" in body):
         return False  # (most feeds have no "#" at all, found at memchr speed)
-    labelled = _CHARSET.search(content_type) if content_type else None
-    if labelled and _canonical(labelled.group(1)) != "utf-8":
+    labelled = CHARSET_PARAMETER.search(content_type) if content_type else None
+    if labelled and canonical(labelled.group(1)) != "utf-8":
         return False
-    if body.startswith(b"<?xml") and (declared := _XML_DECL.match(body[:512])):
-        return _canonical(declared.group(1).decode("ascii")) == "utf-8"
+    if body.startswith(b"<?xml") and (declared := XML_ENCODING.match(body[:512])):
+        return canonical(declared.group(1).decode("ascii")) == "utf-8"
     return True
 
 
@@ -434,6 +382,45 @@ def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_TTL = re.compile(rb"<ttl>\s*(\d{1,9})\s*</ttl>")
+_SKIP_HOURS = re.compile(rb"<skipHours>(.*?)</skipHours>", re.S)
+_SKIP_DAYS = re.compile(rb"<skipDays>(.*?)</skipDays>", re.S)
+_HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>")
+_DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>")
+_DAYS = {
+    name.encode(): number
+    for number, name in enumerate(
+        ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    )
+}
+
+
+def feed_hints(xml: bytes) -> FeedHints | None:
+    """An RSS channel's ``ttl``, ``skipHours`` and ``skipDays`` (RSS 2.0), read from the
+    UTF-8 bytes either parser read (feedparser keeps only the last <hour>, and one
+    reading for both paths keeps them equal). Hours are 0-23 (24, which RSS 0.91 used,
+    is midnight); None when the feed gives none."""
+    if b"<ttl>" not in xml and b"<skip" not in xml:  # most feeds: two memchr-speed scans
+        return None
+    ttl = _TTL.search(xml)
+    hours = _SKIP_HOURS.search(xml)
+    days = _SKIP_DAYS.search(xml)
+    hints = FeedHints(
+        ttl_minutes=int(ttl.group(1)) if ttl else None,
+        skip_hours=frozenset(
+            int(hour) % 24 for hour in _HOUR.findall(hours.group(1)) if int(hour) <= 24
+        )
+        if hours
+        else frozenset(),
+        skip_days=frozenset(
+            _DAYS[day.lower()] for day in _DAY.findall(days.group(1)) if day.lower() in _DAYS
+        )
+        if days
+        else frozenset(),
+    )
+    return hints if hints != FeedHints() else None
+
+
 # category_from values the fast path can answer (a dotted path needs feedparser's entry)
 FAST_CATEGORY_FIELDS = (None, "author", "source", "tags", "category")
 
@@ -451,16 +438,18 @@ def parse_xml(
         checked = b"\x7f" not in body and _NONCHARACTER_UTF8.search(body) is None
         fast = parse_fast(body, rules.base_url, lambda raw: build_item(raw, rules, checked))
         if fast is not None:
-            return replace(fast, title=plain_text(fast.title) or None)
-    text, encoding = decode_body(body, content_type)
+            return replace(fast, title=plain_text(fast.title) or None, hints=feed_hints(body))
+    text, encoding, charset_warning = decode_body(body, content_type)
     if not text.strip():
         raise ParseError("empty body")
     utf8 = _as_utf8_xml(_drop_forbidden_refs(text))
+    warnings = [charset_warning] if charset_warning else []
     # as_is and read as UTF-8: the fast path has just declined these very bytes
     if fast_allowed and not (as_is and encoding == "utf-8"):
         fast = parse_fast(utf8, rules.base_url, lambda raw: build_item(raw, rules))
         if fast is not None:
-            return replace(fast, title=plain_text(fast.title) or None)
+            title = plain_text(fast.title) or None
+            return replace(fast, title=title, warnings=tuple(warnings), hints=feed_hints(utf8))
     import feedparser  # the reference parser, needed only off the fast path
 
     result = feedparser.parse(
@@ -484,10 +473,9 @@ def parse_xml(
             raise ParseError("an HTML page, not a feed")
         detail = f": {type(problem).__name__}: {problem}" if problem else ""
         raise ParseError(f"not a feed (no RSS or Atom root element){detail}")
-    warnings: list[str] = []
     if result.get("bozo") and (problem := result.get("bozo_exception")) is not None:
         root = _root_name(text)
-        if root and not text.rstrip().endswith(f"</{root}>"):
+        if root and _is_cut_short(text, root):
             # Cut off (a proxy or the publisher gave up): the last item would be stored
             # half-written, so none is; the last good items stay, and the next poll retries.
             raise ParseError(f"truncated: the body ends before </{root}> ({len(body)} bytes)")
@@ -499,39 +487,129 @@ def parse_xml(
         items=items,
         version=version or "unknown",
         warnings=tuple(warnings),
+        hints=feed_hints(utf8),
     )
 
 
 # --------------------------------------------------------------------------- JSON
 
 
-def _load_json(body: bytes, content_type: str | None) -> Any:
-    text, _ = decode_body(body, content_type)
+def _load_json(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """The JSON value, and the charset warning of its decoding, if any."""
+    text, _, warning = decode_body(body, content_type)
     try:
-        return json.loads(text)
+        return json.loads(text), warning
     except ValueError as e:
         raise ParseError(f"not valid JSON: {e}") from e
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+class _JsonFields:
+    """A JSON Feed's fields, each of the type the spec gives it or made so: a number
+    where text belongs is read as its text, anything else is dropped; each such field
+    is noted, and the feed carries one warning about them. One bad field no longer
+    costs the whole feed (issue 13: ``{"id": "2", "title": 1000}``)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def text(self, record: Mapping[str, Any], key: str, where: str) -> str | None:
+        value = record.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            self.problems.append(f"{where}.{key}: a number, read as text")
+            return str(value)
+        self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
+        return None
+
+    def item_id(self, record: Mapping[str, Any], where: str) -> str | None:
+        value = record.get("id")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # the spec: a number given as the id is read as its text
+        return self.text(record, "id", where)
+
+    def date(self, record: Mapping[str, Any], key: str, where: str, zone: tzinfo) -> Any:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.problems.append(f"{where}.{key}: a number, read as epoch seconds")
+            else:
+                self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
+                value = None
+        return parse_date(value, zone)
+
+    def author(self, record: Mapping[str, Any], where: str) -> str | None:
+        """The first author's name: 1.1's ``authors`` list, else 1.0's ``author``."""
+        authors = record.get("authors")
+        if authors and not isinstance(authors, list):
+            self.problems.append(f"{where}.authors: {_json_kind(authors)}, dropped")
+            return None
+        if authors:
+            first, at = authors[0], f"{where}.authors[0]"
+        else:
+            first, at = record.get("author"), f"{where}.author"
+        if not first:
+            return None
+        if not isinstance(first, dict):
+            self.problems.append(f"{at}: {_json_kind(first)}, dropped")
+            return None
+        return plain_text(self.text(first, "name", at)) or None
+
+    def tags(self, record: Mapping[str, Any], where: str) -> tuple[str, ...]:
+        given = record.get("tags")
+        if given is None:
+            return ()
+        if not isinstance(given, list):
+            self.problems.append(f"{where}.tags: {_json_kind(given)}, dropped")
+            return ()
+        kept = [t for t in given if isinstance(t, str | int) and not isinstance(t, bool)]
+        if len(kept) < len(given):
+            self.problems.append(f"{where}.tags: {len(given) - len(kept)} not text, dropped")
+        return tuple(map(str, kept))
+
+    def warning(self) -> str | None:
+        if not self.problems:
+            return None
+        count = len(self.problems)
+        more = f" (+{count - 3} more)" if count > 3 else ""
+        return (
+            f"JSON Feed: {count} field{'s' if count > 1 else ''} of the wrong type: "
+            + "; ".join(self.problems[:3])
+            + more
+        )
 
 
 def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ParseError("not a JSON Feed (no items list)")
+    fields = _JsonFields()
     version = str(data.get("version", ""))
-    base = _clean(data.get("home_page_url")) or rules.base_url
+    base = _clean(fields.text(data, "home_page_url", "feed")) or rules.base_url
     items: list[ParsedItem] = []
-    for raw in data["items"]:
+    for index, raw in enumerate(data["items"]):
+        where = f"items[{index}]"
         if not isinstance(raw, dict):
+            fields.problems.append(f"{where}: {_json_kind(raw)}, not an item: skipped")
             continue
-        authors = raw.get("authors") or ([raw["author"]] if raw.get("author") else [])
-        author = (
-            plain_text(authors[0].get("name")) if authors and isinstance(authors[0], dict) else None
+        author = fields.author(raw, where)
+        dated = fields.date(raw, "date_published", where, rules.source_tz)
+        updated = fields.date(raw, "date_modified", where, rules.source_tz)
+        text = _clean(fields.text(raw, "content_text", where))
+        content = _clean(fields.text(raw, "content_html", where)) or (
+            html.escape(text) if text else None
         )
-        dated = parse_date(raw.get("date_published"), rules.source_tz)
-        updated = parse_date(raw.get("date_modified"), rules.source_tz)
-        text = _clean(raw.get("content_text"))
-        content = _clean(raw.get("content_html")) or (html.escape(text) if text else None)
-        link = _web_link(_clean(raw.get("url")), base)
-        tags = tuple(str(t) for t in raw.get("tags") or [] if isinstance(t, str | int))
+        link = _web_link(_clean(fields.text(raw, "url", where)), base)
+        summary = fields.text(raw, "summary", where)
         category_name = None
         if rules.category_from == "author":
             category_name = author
@@ -540,22 +618,28 @@ def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
             category_name = plain_text(str(value)) or None if value is not None else None
         items.append(
             ParsedItem(
-                title=plain_text(raw.get("title")) or plain_text(raw.get("summary"))[:80],
+                title=plain_text(fields.text(raw, "title", where)) or plain_text(summary)[:80],
                 link=link,
-                guid=_clean(raw.get("id")),
-                summary=_clean(raw.get("summary")),
+                guid=_clean(fields.item_id(raw, where)),
+                summary=_clean(summary),
                 content=content,
-                author=author or None,
+                author=author,
                 published_at=dated[0] if dated else None,
                 published_offset_minutes=dated[1] if dated else None,
                 updated_at=updated[0] if updated else None,
                 category_name=category_name,
-                tags=tags,
+                tags=fields.tags(raw, where),
             )
         )
     kind = "jsonfeed11" if version.endswith("1.1") else "jsonfeed10"
+    title = plain_text(fields.text(data, "title", "feed")) or None
+    warning = fields.warning()
     return ParsedFeed(
-        title=plain_text(data.get("title")) or None, link=base, items=tuple(items), version=kind
+        title=title,
+        link=base,
+        items=tuple(items),
+        version=kind,
+        warnings=(warning,) if warning else (),
     )
 
 
@@ -599,7 +683,7 @@ def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
 
 def parse_content_body(body: bytes, content_type: str | None, content_path: str) -> str | None:
     """The article body from a JSON API's per-item content response."""
-    value = lookup(_load_json(body, content_type), content_path)
+    value = lookup(_load_json(body, content_type)[0], content_path)
     return _clean(value) if isinstance(value, str) else None
 
 
@@ -617,17 +701,27 @@ def parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Pars
         raise ParseError(f"parser failed: {type(e).__name__}: {e}") from e
 
 
+def _warned(feed: ParsedFeed, warning: str | None) -> ParsedFeed:
+    return replace(feed, warnings=(warning, *feed.warnings)) if warning else feed
+
+
 def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> ParsedFeed:
+    if wide_encoding(body) is not None:
+        # UTF-16 or UTF-32: what follows reads the bytes as ASCII-compatible (the first
+        # character, the declaration), so they become UTF-8 first, saying so
+        text = decode_body(body).text
+        body, content_type = _as_utf8_xml(text), None
     if not body.strip():
         raise ParseError("empty body")
     if rules.kind == "json":
-        return _parse_json_api(_load_json(body, content_type), rules)
+        data, warning = _load_json(body, content_type)
+        return _warned(_parse_json_api(data, rules), warning)
     head = body.lstrip()[:1]
     if rules.kind == "jsonfeed" or (rules.kind == "auto" and head in (b"{", b"[")):
-        data = _load_json(body, content_type)
+        data, warning = _load_json(body, content_type)
         if rules.kind == "auto" and not (
             isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", ""))
         ):
             raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
-        return _parse_json_feed(data, rules)
+        return _warned(_parse_json_feed(data, rules), warning)
     return parse_xml(body, content_type, rules)

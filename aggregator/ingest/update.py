@@ -17,13 +17,15 @@ from zoneinfo import ZoneInfo
 from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
 from aggregator.ingest.decide import CategoryRule, ItemsPlan, content_sha256, plan_items
+from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
 from aggregator.ingest.freshness import next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
-from aggregator.ingest.parser import ParseRules, decode_body, parse_body, parse_content_body
+from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
 from aggregator.model import (
     CategoryRef,
+    FeedHints,
     FetchOutcome,
     FetchResult,
     HTTPFacts,
@@ -117,6 +119,7 @@ def _request(
         timeout_seconds=source.effective_timeout(defaults),
         total_timeout_seconds=defaults.total_timeout_seconds,
         max_body_bytes=defaults.max_body_bytes,
+        allow_networks=(*settings.allow_networks, *source.allow_networks),
     )
 
 
@@ -127,6 +130,7 @@ def _due(
     errors: int,
     facts: HTTPFacts | None,
     retry_after: str | None = None,
+    feed: FeedHints | None = None,
 ) -> datetime:
     cron_next = None
     if source.cron:
@@ -145,6 +149,7 @@ def _due(
         retry_after=retry_after or (facts.retry_after if facts else None),
         cache_max_age_seconds=facts.cache_max_age_seconds if facts else None,
         expires=facts.expires if facts else None,
+        feed=feed,
     )
 
 
@@ -187,7 +192,7 @@ def page_fetch(ctx: Context, source: Source) -> PageFetch:
         result = ctx.fetcher.fetch(_request(source, ctx.settings, url, None))
         if isinstance(result, NotModified):
             raise FetchError("304 for a page fetched without validators")
-        text, _ = decode_body(result.body, result.http.content_type)
+        text = decode_body(result.body, result.http.content_type).text
         return FetchedPage(result.http.final_url, text)
 
     return fetch_page
@@ -400,7 +405,9 @@ class _Attempt:
             kind=OutcomeKind.OK,
             started_at=self.started_at,
             duration_seconds=time.monotonic() - self.clock,
-            next_due_at=_due(self.source, self.ctx.settings, self.started_at, 0, facts),
+            next_due_at=_due(
+                self.source, self.ctx.settings, self.started_at, 0, facts, feed=feed.hints
+            ),
             http_status=facts.status,
             bytes_received=self.bytes_received,
             unchanged_count=plan.unchanged_count,

@@ -19,6 +19,7 @@ an interrupted one writes nothing), and release the leases.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -37,6 +38,7 @@ from aggregator.ingest.update import Context, update_source
 from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, SourceState
 from aggregator.runtime.housekeeping import run_housekeeping_if_due
 from aggregator.runtime.owners import dead_local_owners, is_pid_alive, this_machine
+from aggregator.runtime.politeness import HostTurns, PoliteCursor
 from aggregator.runtime.service import close_context, open_context
 from aggregator.runtime.shards import Cursor, LocalCursor, ShardContexts, can_fork, run_shards
 from aggregator.store import HostLimits, SourcePlan, SourceUpdate, WriteCounts
@@ -340,9 +342,11 @@ def _fetch_claimed(
     cursor: Cursor,
     workers: int,
     on_outcome: Callable[[FetchOutcome], None] | None = None,
+    turns: HostTurns | None = None,
 ) -> list[FetchOutcome]:
     """Fetch the sources ``cursor`` hands out, ``workers`` at a time, writing through a
     group committer. ``on_outcome`` is called from the fetch threads, one at a time.
+    With ``turns``, a source waits for its host's turn (politeness.py).
 
     There are WAITING_THREADS_PER_SLOT times as many threads as slots: a thread waiting
     for its write to commit gives its slot to one that fetches and parses meanwhile, so
@@ -357,14 +361,20 @@ def _fetch_claimed(
     slots = threading.Semaphore(workers)
     committer = GroupCommitter(ctx.store)
     worker_ctx = replace(ctx, sink=_SlotYieldingSink(committer, slots))
+    polite = PoliteCursor(cursor, turns, slots) if turns is not None else None
+    take = polite.take if polite is not None else cursor.take
 
     def work() -> None:
         while True:
             with slots:
-                state = cursor.take()
+                state = take()
                 if state is None:
                     return
-                outcome = _safe_update(worker_ctx, by_id[state.source_id], state)
+                try:
+                    outcome = _safe_update(worker_ctx, by_id[state.source_id], state)
+                finally:
+                    if polite is not None:
+                        polite.finish(state)
             if outcome is None:
                 continue
             with lock:
@@ -449,6 +459,8 @@ def run_pass(
     skipped = sorted(set(ids) - {state.source_id for state in claimed})
     held = [state.source_id for state in claimed]  # finished ones are released: no-ops
     workers = ctx.settings.defaults.workers
+    # per_host holds for a pass as for the dispatcher's claims (made before any fork)
+    turns = HostTurns.for_pass(claimed, host_limits(ctx.settings))
     shard = processes > 1 and len(claimed) >= SHARD_MIN_SOURCES
     if shard and not can_fork():
         log.info("pass of %d sources in one process: cannot fork here", len(claimed))
@@ -464,7 +476,7 @@ def run_pass(
                 claimed,
                 processes,
                 per_process,
-                _fetch_claimed,
+                functools.partial(_fetch_claimed, turns=turns),
                 on_outcome,
                 keeper,
                 ShardContexts(open_context, close_context),
@@ -473,6 +485,7 @@ def run_pass(
     keeper = LeaseKeeper(ctx, lambda: lease, lambda: held).start()
     try:
         with _collector_for_a_pass():
-            return _fetch_claimed(ctx, LocalCursor(claimed), workers, on_outcome), skipped
+            outcomes = _fetch_claimed(ctx, LocalCursor(claimed), workers, on_outcome, turns)
+            return outcomes, skipped
     finally:
         keeper.stop()

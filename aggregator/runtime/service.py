@@ -22,11 +22,7 @@ def open_context(settings: Settings, migrate: bool | None = None) -> Context:
     store = SqlStore(settings.database, pool_size=workers + 2)
     if settings.auto_migrate if migrate is None else migrate:
         store.upgrade()
-    fetcher = Fetcher(
-        settings.defaults.user_agent,
-        pool_size=max(workers, 4),
-        allow_private_networks=settings.allow_private_networks,
-    )
+    fetcher = Fetcher(settings.defaults.user_agent, pool_size=max(workers, 4))
     return Context(settings=settings, store=store, fetcher=fetcher, owner=new_owner_id())
 
 

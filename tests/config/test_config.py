@@ -4,13 +4,16 @@ Schema, file: URLs and environment overrides."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from aggregator.addresses import PRIVATE_NETWORKS
 from aggregator.config.durations import parse_duration
 from aggregator.config.settings import json_schema, load_settings, parse_settings
 from aggregator.errors import ConfigError
@@ -191,6 +194,32 @@ BROKEN = [
     ),
     ("not a mapping", "- a\n- b\n", ["c.yaml:1: (top level): must be a mapping of keys"]),
     (
+        "a network with host bits",
+        "allow_networks: [10.0.0.1/8]\n" + HEAD + GOOD_SOURCE,
+        [
+            "c.yaml:1: allow_networks[0]: bad network '10.0.0.1/8': host bits set "
+            "(did you mean 10.0.0.0/8?)"
+        ],
+    ),
+    (
+        "the metadata address allowed for a source",
+        HEAD + "  - id: a\n    url: http://x/f\n    category: news\n"
+        "    allow_networks: [10.0.0.0/8, 169.254.169.254]\n",
+        [
+            "c.yaml:7: sources[0].allow_networks[1]: 169.254.169.254/32 is link-local or a "
+            "cloud metadata address, which cannot be allowed (a redirect there is how a feed "
+            "URL reads cloud credentials)"
+        ],
+    ),
+    (
+        "the deprecated key beside its replacement",
+        "allow_private_networks: true\nallow_networks: [10.0.0.0/8]\n" + HEAD + GOOD_SOURCE,
+        [
+            "c.yaml:1: allow_private_networks: deprecated and replaced by allow_networks: "
+            "give only allow_networks"
+        ],
+    ),
+    (
         "several problems, all reported in file order",
         "timezon: x\n" + HEAD + "  - {id: a, url: 'ftp://x', category: nope}\n",
         [
@@ -308,3 +337,50 @@ def test_defaults_and_inheritance() -> None:
 )
 def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_allowed_networks_globally_and_per_source() -> None:
+    settings = parse_settings(
+        'allow_networks: [127.0.0.0/8, "::1", 10.1.2.3]\n'
+        + HEAD
+        + GOOD_SOURCE
+        + "  - {id: b, url: 'http://y/f', category: news, allow_networks: [192.168.0.0/16]}\n"
+    )
+    assert settings.allow_networks == (
+        ip_network("127.0.0.0/8"),
+        ip_network("::1/128"),
+        ip_network("10.1.2.3/32"),
+    )
+    assert settings.sources[0].allow_networks == ()
+    assert settings.sources[1].allow_networks == (ip_network("192.168.0.0/16"),)
+    assert settings.model_dump(mode="json")["allow_networks"] == [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.1.2.3/32",
+    ]
+    assert parse_settings(HEAD + GOOD_SOURCE).allow_networks == ()  # public only by default
+
+
+@pytest.mark.parametrize(
+    ("value", "networks", "logged"),
+    [
+        pytest.param(
+            "true", PRIVATE_NETWORKS, 'read as allow_networks: ["127.0.0.0/8", "::1/128"', id="true"
+        ),
+        pytest.param("false", (), "false is now the default", id="false"),
+    ],
+)
+def test_the_deprecated_allow_private_networks_still_loads(
+    caplog: pytest.LogCaptureFixture, value: str, networks: object, logged: str
+) -> None:
+    """A config from before issue 13 loads, read in the new terms, with one line saying
+    so (and where)."""
+    with caplog.at_level(logging.WARNING, logger="aggregator.config.settings"):
+        settings = parse_settings(
+            f"timezone: Asia/Shanghai\nallow_private_networks: {value}\n" + HEAD + GOOD_SOURCE,
+            "c.yaml",
+        )
+    assert settings.allow_networks == networks
+    (record,) = caplog.records
+    assert record.getMessage().startswith("c.yaml:2: allow_private_networks is deprecated: ")
+    assert logged in record.getMessage()

@@ -34,6 +34,7 @@ TOKEN = "s3cret-admin-token-0123"
 
 CONFIG = """
 server: {{admin_token: {token}}}
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: {title}, name: 上海证券报}}
 sources:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fastparse import parse_fast
 from aggregator.ingest.parser import (
     ParseRules,
@@ -17,7 +18,6 @@ from aggregator.ingest.parser import (
     _drop_forbidden_refs,
     _is_utf8_as_is,
     build_item,
-    decode_body,
     parse_xml,
 )
 from tests.conftest import FIXTURES, ROOT
@@ -73,7 +73,7 @@ ATOM_EDGE = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def both(body: bytes, rules: ParseRules = RULES) -> tuple[object, object, bool]:
-    text, _ = decode_body(body)
+    text = decode_body(body).text
     accepted = (
         parse_fast(_as_utf8_xml(text), rules.base_url, lambda raw: build_item(raw, rules))
         is not None
@@ -99,6 +99,21 @@ def test_fast_path_matches_feedparser_on_edge_cases(body: str) -> None:
     fast, reference, accepted = both(body.encode())
     assert accepted
     assert fast.items == reference.items  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("body", [RSS_EDGE, ATOM_EDGE], ids=["rss", "atom"])
+@pytest.mark.parametrize(
+    "tail",
+    ["\n<!-- cache 2022-01-25 -->\n", "<?cache hit?>", "\n\t \r\n"],
+    ids=["comment", "processing instruction", "white space"],
+)
+def test_what_may_follow_the_root_element_leaves_both_paths_equal(body: str, tail: str) -> None:
+    """Comments, processing instructions and white space after the root element are
+    well-formed XML: the fast path takes the feed, and reads what feedparser reads."""
+    fast, reference, accepted = both((body + tail).encode())
+    assert accepted
+    assert fast.items == reference.items  # type: ignore[attr-defined]
+    assert fast.warnings == reference.warnings == ()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +171,7 @@ def test_bytes_parsed_as_they_are_are_what_decoding_would_give(path: Path) -> No
     body = path.read_bytes()
     for content_type in (None, "application/rss+xml; charset=utf-8"):
         if _is_utf8_as_is(body, content_type):
-            text, encoding = decode_body(body, content_type)
+            text, encoding, _ = decode_body(body, content_type)
             converted = _as_utf8_xml(_drop_forbidden_refs(text))
             assert encoding == "utf-8"
             assert _after_declaration(converted) == _after_declaration(body)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,18 @@ from aggregator.ingest.fetcher import (
     Fetcher,
     FetchRequest,
     ca_bundle,
-    is_public_address,
     needs_environment,
 )
 from aggregator.model import NotModified, Retrieved
 from tests.feedserver import FeedServer, Route, serving
 
 BODY = "<rss version='2.0'><channel><title>中文</title></channel></rss>".encode()
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+def local(url: str, **options: Any) -> FetchRequest:
+    """A request to the test servers on 127.0.0.1, which only an allowance reaches."""
+    return FetchRequest(url, allow_networks=LOOPBACK, **options)
 
 
 @pytest.fixture
@@ -40,7 +46,7 @@ def fetcher() -> Iterator[Fetcher]:
 
 def test_plain_get_carries_facts_and_user_agent(fetcher: Fetcher, feed_server: FeedServer) -> None:
     feed_server.routes["/f"] = Route(BODY, headers={"Cache-Control": "public, max-age=600"})
-    result = fetcher.fetch(FetchRequest(feed_server.url("/f")))
+    result = fetcher.fetch(local(feed_server.url("/f")))
     assert isinstance(result, Retrieved)
     assert result.body == BODY
     assert result.http.status == 200
@@ -55,7 +61,7 @@ def test_plain_get_carries_facts_and_user_agent(fetcher: Fetcher, feed_server: F
 def test_conditional_get_gives_not_modified(fetcher: Fetcher, feed_server: FeedServer) -> None:
     route = feed_server.routes["/f"] = Route(BODY)
     result = fetcher.fetch(
-        FetchRequest(feed_server.url("/f"), etag=route.etag, last_modified=route.last_modified)
+        local(feed_server.url("/f"), etag=route.etag, last_modified=route.last_modified)
     )
     assert isinstance(result, NotModified)
     assert result.http.status == 304
@@ -66,7 +72,7 @@ def test_compressed_bodies_are_decoded(
     fetcher: Fetcher, feed_server: FeedServer, encoding: str
 ) -> None:
     feed_server.routes["/f"] = Route(BODY * 100, encoding=encoding)
-    result = fetcher.fetch(FetchRequest(feed_server.url("/f")))
+    result = fetcher.fetch(local(feed_server.url("/f")))
     assert isinstance(result, Retrieved)
     assert result.body == BODY * 100
 
@@ -74,7 +80,7 @@ def test_compressed_bodies_are_decoded(
 def test_body_cap(fetcher: Fetcher, feed_server: FeedServer) -> None:
     feed_server.routes["/big"] = Route(b"x" * 5000)
     with pytest.raises(BodyTooLargeError, match="5000 bytes is over the cap of 1000 bytes"):
-        fetcher.fetch(FetchRequest(feed_server.url("/big"), max_body_bytes=1000))
+        fetcher.fetch(local(feed_server.url("/big"), max_body_bytes=1000))
 
 
 def test_cap_applies_after_decompression(fetcher: Fetcher, feed_server: FeedServer) -> None:
@@ -82,7 +88,7 @@ def test_cap_applies_after_decompression(fetcher: Fetcher, feed_server: FeedServ
     feed_server.routes["/bomb"] = Route(bomb, encoding="gzip")
     assert len(gzip.compress(bomb)) < 100_000  # small on the wire
     with pytest.raises(BodyTooLargeError, match="decompressed body is over the cap"):
-        fetcher.fetch(FetchRequest(feed_server.url("/bomb"), max_body_bytes=1024 * 1024))
+        fetcher.fetch(local(feed_server.url("/bomb"), max_body_bytes=1024 * 1024))
 
 
 def test_trickling_server_hits_the_total_deadline(
@@ -91,10 +97,42 @@ def test_trickling_server_hits_the_total_deadline(
     feed_server.routes["/slow"] = Route(b"x" * 100, trickle_seconds_per_byte=0.2)
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match="total deadline of 1s passed"):
-        fetcher.fetch(
-            FetchRequest(feed_server.url("/slow"), timeout_seconds=5, total_timeout_seconds=1)
-        )
+        fetcher.fetch(local(feed_server.url("/slow"), timeout_seconds=5, total_timeout_seconds=1))
     assert time.monotonic() - started < 10  # generous: a hung read would take 20 s
+
+
+@pytest.mark.parametrize(
+    "drip",
+    [
+        pytest.param(b"x", id="one byte of a header line at a time"),
+        pytest.param(b"X-N: 1\r\n", id="one header at a time"),
+    ],
+)
+@pytest.mark.parametrize("pooled", [False, True], ids=["new connection", "pooled connection"])
+def test_trickled_headers_hit_the_total_deadline(
+    fetcher: Fetcher, feed_server: FeedServer, drip: bytes, pooled: bool
+) -> None:
+    """Each byte arrives well within the read timeout, so only the total deadline can
+    end the fetch; it covers the response headers, not just the body (issue 13), on a
+    new connection and on one the pool kept from a fetch before."""
+    feed_server.routes["/slow-headers"] = Route(drip=drip, drip_seconds=0.1)
+    if pooled:
+        feed_server.routes["/f"] = Route(BODY)
+        assert isinstance(fetcher.fetch(local(feed_server.url("/f"))), Retrieved)
+    started = time.monotonic()
+    with pytest.raises(
+        FetchTimeoutError, match=r"total deadline of 1s passed before the response headers"
+    ):
+        fetcher.fetch(
+            local(feed_server.url("/slow-headers"), timeout_seconds=5, total_timeout_seconds=1)
+        )
+    # generous: the server would go on dripping for a minute
+    assert time.monotonic() - started < 10
+    (request,) = feed_server.requests_to("/slow-headers")
+    deadline = time.monotonic() + 5
+    while not request.finished and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed connection at its next drip
+    assert request.finished, "the connection was left open"
 
 
 def test_silent_server_hits_the_read_timeout(fetcher: Fetcher) -> None:
@@ -107,7 +145,7 @@ def test_silent_server_hits_the_read_timeout(fetcher: Fetcher) -> None:
     thread.start()
     try:
         with pytest.raises(FetchTimeoutError, match=r"read timeout after 0\.5s"):
-            fetcher.fetch(FetchRequest(f"http://127.0.0.1:{port}/", timeout_seconds=0.5))
+            fetcher.fetch(local(f"http://127.0.0.1:{port}/", timeout_seconds=0.5))
     finally:
         for conn in accepted:
             conn.close()
@@ -120,7 +158,7 @@ def test_refused_connection(fetcher: Fetcher) -> None:
     port = probe.getsockname()[1]
     probe.close()
     with pytest.raises(ConnectError, match="connection refused"):
-        fetcher.fetch(FetchRequest(f"http://127.0.0.1:{port}/feed"))
+        fetcher.fetch(local(f"http://127.0.0.1:{port}/feed"))
 
 
 def test_error_statuses_carry_status_and_retry_after(
@@ -130,7 +168,7 @@ def test_error_statuses_carry_status_and_retry_after(
         status=503, headers={"Retry-After": "120"}, validators=False
     )
     with pytest.raises(HTTPStatusError) as caught:
-        fetcher.fetch(FetchRequest(feed_server.url("/busy")))
+        fetcher.fetch(local(feed_server.url("/busy")))
     assert caught.value.status == 503
     assert caught.value.retry_after == "120"
     assert str(caught.value) == "HTTP 503 Service Unavailable"
@@ -146,9 +184,9 @@ def test_permanent_redirect_is_reported_temporary_is_not(
     feed_server.routes["/temp"] = Route(
         status=302, validators=False, headers={"Location": feed_server.url("/new")}
     )
-    moved = fetcher.fetch(FetchRequest(feed_server.url("/moved")))
+    moved = fetcher.fetch(local(feed_server.url("/moved")))
     assert moved.http.permanent_redirect_url == feed_server.url("/new")
-    temp = fetcher.fetch(FetchRequest(feed_server.url("/temp")))
+    temp = fetcher.fetch(local(feed_server.url("/temp")))
     assert temp.http.permanent_redirect_url is None
     assert temp.http.final_url == feed_server.url("/new")
 
@@ -161,14 +199,14 @@ def test_redirect_loop_is_an_error(fetcher: Fetcher, feed_server: FeedServer) ->
         status=302, validators=False, headers={"Location": feed_server.url("/a")}
     )
     with pytest.raises(ConnectError, match="redirect loop"):
-        fetcher.fetch(FetchRequest(feed_server.url("/a")))
+        fetcher.fetch(local(feed_server.url("/a")))
 
 
 def test_cookies_do_not_leak_between_sources(fetcher: Fetcher, feed_server: FeedServer) -> None:
     feed_server.routes["/set"] = Route(BODY, headers={"Set-Cookie": "session=secret; Path=/"})
     feed_server.routes["/other"] = Route(BODY)
-    fetcher.fetch(FetchRequest(feed_server.url("/set")))
-    fetcher.fetch(FetchRequest(feed_server.url("/other")))
+    fetcher.fetch(local(feed_server.url("/set")))
+    fetcher.fetch(local(feed_server.url("/other")))
     assert "Cookie" not in feed_server.requests_to("/other")[0].headers
 
 
@@ -191,70 +229,99 @@ def test_unresolvable_host(fetcher: Fetcher) -> None:
         fetcher.fetch(FetchRequest("http://no-such-host.invalid/feed", timeout_seconds=3))
 
 
-@pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("8.8.8.8", True),
-        ("1.1.1.1", True),
-        ("2001:4860:4860::8888", True),
-        ("127.0.0.1", False),
-        ("127.8.9.10", False),
-        ("10.1.2.3", False),
-        ("172.16.0.1", False),
-        ("192.168.1.1", False),
-        ("169.254.169.254", False),  # the cloud metadata service
-        ("100.64.0.1", False),  # carrier-grade NAT
-        ("0.0.0.0", False),
-        ("224.0.0.1", False),
-        ("::1", False),
-        ("fe80::1", False),
-        ("fd00:ec2::254", False),  # the IPv6 metadata service
-        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
-        ("::ffff:8.8.8.8", True),
-    ],
-)
-def test_public_address_policy(address: str, public: bool) -> None:
-    assert is_public_address(ipaddress.ip_address(address)) is public
-
-
-def test_private_networks_are_allowed_by_default(feed_server: FeedServer) -> None:
+def test_loopback_is_refused_by_default(feed_server: FeedServer) -> None:
+    """With no allowance (the default config), the test server on 127.0.0.1 is out of
+    reach, as a local database port is (issue 13)."""
     feed_server.routes["/f"] = Route(BODY)
     client = Fetcher("aggregator-test/1")
-    assert isinstance(client.fetch(FetchRequest(feed_server.url("/f"))), Retrieved)
-    client.close()
+    try:
+        with pytest.raises(
+            ConnectError,
+            match=r"refused: 127\.0\.0\.1:\d+: 127\.0\.0\.1 is not a public address, and "
+            r"no allow_networks entry covers it \(ForbiddenAddressError\)",
+        ):
+            client.fetch(FetchRequest(feed_server.url("/f")))
+    finally:
+        client.close()
+    assert feed_server.requests_to("/f") == []
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_private_address_refused_when_not_allowed(feed_server: FeedServer, host: str) -> None:
     """A literal address and a name resolving to loopback are both refused, at connect
-    time, before a byte of the request is sent."""
+    time, before a byte of the request is sent; an allowance of another network does
+    not cover it."""
     feed_server.routes["/f"] = Route(BODY)
-    client = Fetcher("aggregator-test/1", allow_private_networks=False)
+    client = Fetcher("aggregator-test/1")
     url = f"http://{host}:{feed_server.port}/f"
-    with pytest.raises(ConnectError, match=r"127\.0\.0\.1, not a public address"):
-        client.fetch(FetchRequest(url))
+    other = (ipaddress.ip_network("10.0.0.0/8"),)
+    with pytest.raises(ConnectError, match=r"127\.0\.0\.1 is not a public address"):
+        client.fetch(FetchRequest(url, allow_networks=other))
     client.close()
     assert feed_server.requests_to("/f") == []
 
 
 def test_redirect_to_a_refused_address_is_refused(feed_server: FeedServer) -> None:
     """The check runs on every connection, so a redirect cannot reach a refused address.
-    Here the policy refuses 127.0.0.2 only, so the first server can be reached."""
+    Here 127.0.0.1 is allowed and 127.0.0.2 is not, so the first server can be reached."""
     with serving("127.0.0.2") as inner:
         inner.routes["/secret"] = Route(BODY)
         feed_server.routes["/f"] = Route(
             status=302, validators=False, headers={"Location": inner.url("/secret")}
         )
-        client = Fetcher(
-            "aggregator-test/1",
-            allow_private_networks=False,
-            address_policy=lambda address: str(address) != "127.0.0.2",
-        )
-        with pytest.raises(ConnectError, match=r"127\.0\.0\.2, not a public address"):
-            client.fetch(FetchRequest(feed_server.url("/f")))
+        client = Fetcher("aggregator-test/1")
+        only_first = (ipaddress.ip_network("127.0.0.1/32"),)
+        with pytest.raises(ConnectError, match=r"127\.0\.0\.2 is not a public address"):
+            client.fetch(FetchRequest(feed_server.url("/f"), allow_networks=only_first))
         client.close()
         assert len(feed_server.requests_to("/f")) == 1
         assert inner.requests_to("/secret") == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("http://127.0.0.2:{closed}/", id="a closed local port"),
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="the metadata service"),
+        pytest.param("http://[::ffff:169.254.169.254]/", id="the same, IPv4-mapped"),
+    ],
+)
+def test_a_refused_literal_address_is_not_even_connected_to(
+    feed_server: FeedServer, target: str
+) -> None:
+    """A redirect to a literal address the rule refuses fails before connecting: no SYN
+    to the metadata service, and a closed local port reads as refused like an open one,
+    not as "connection refused" (which would tell an open port from a closed one)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.2", 0))
+    closed = probe.getsockname()[1]
+    probe.close()
+    location = target.format(closed=closed)
+    feed_server.routes["/f"] = Route(status=302, validators=False, headers={"Location": location})
+    client = Fetcher("aggregator-test/1")
+    only_first = (ipaddress.ip_network("127.0.0.1/32"),)
+    try:
+        with pytest.raises(ConnectError, match=r"^refused: .* is (not a public|link-local)"):
+            client.fetch(
+                FetchRequest(feed_server.url("/f"), allow_networks=only_first, timeout_seconds=2)
+            )
+    finally:
+        client.close()
+
+
+def test_a_pooled_connection_is_checked_again_for_each_fetch(feed_server: FeedServer) -> None:
+    """One source allowed a private network; a connection it left in the pool does not
+    carry that allowance to the next source's fetch of the same host."""
+    feed_server.routes["/f"] = Route(BODY)
+    client = Fetcher("aggregator-test/1")
+    try:
+        assert isinstance(client.fetch(local(feed_server.url("/f"))), Retrieved)
+        with pytest.raises(ConnectError, match=r"127\.0\.0\.1 is not a public address"):
+            client.fetch(FetchRequest(feed_server.url("/f")))
+        assert isinstance(client.fetch(local(feed_server.url("/f"))), Retrieved)
+    finally:
+        client.close()
+    assert len(feed_server.requests_to("/f")) == 2
 
 
 @pytest.mark.parametrize(
@@ -311,20 +378,55 @@ def test_ca_bundle_is_read_once_into_the_session(
         client.close()
 
 
-def test_a_configured_proxy_is_used(
-    monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer
-) -> None:
-    """The feed server plays a forward proxy: the request line carries the absolute URL."""
-    target = "http://feeds.example.invalid/news.xml"
-    feed_server.routes[target] = Route(BODY)
+@pytest.fixture
+def proxied(monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer) -> Iterator[Fetcher]:
+    """A fetcher whose environment names the feed server as its forward proxy (the
+    request line then carries the absolute URL)."""
     monkeypatch.setenv("HTTP_PROXY", feed_server.url(""))
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     client = Fetcher("aggregator-test/1")
-    try:
-        result = client.fetch(FetchRequest(target))
-    finally:
-        client.close()
+    yield client
+    client.close()
+
+
+def test_a_configured_proxy_is_used(proxied: Fetcher, feed_server: FeedServer) -> None:
+    """The proxy, which ops configured, is reached though it is on loopback; the
+    target's name does not resolve here, so it is the proxy's to resolve."""
+    target = "http://feeds.example.invalid/news.xml"
+    feed_server.routes[target] = Route(BODY)
+    result = proxied.fetch(FetchRequest(target))
     assert isinstance(result, Retrieved)
     assert result.body == BODY
     assert len(feed_server.requests_to(target)) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "refused"),
+    [
+        pytest.param("http://169.254.169.254/latest/meta-data/", "link-local", id="metadata"),
+        pytest.param("http://[::ffff:169.254.169.254]/", "link-local", id="metadata mapped"),
+        pytest.param("http://127.0.0.1:5432/", "not a public address", id="loopback"),
+        pytest.param("http://localhost:5432/", "not a public address", id="loopback name"),
+    ],
+)
+def test_a_proxy_is_not_asked_for_a_refused_address(
+    proxied: Fetcher, feed_server: FeedServer, target: str, refused: str
+) -> None:
+    """Behind a proxy the socket reaches the proxy, so the target is checked before the
+    request goes to it: the proxy is never asked for the metadata service or loopback."""
+    with pytest.raises(ConnectError, match=f"refused: .*{refused}.*ForbiddenTargetError"):
+        proxied.fetch(FetchRequest(target))
+    assert feed_server.requests == []
+
+
+def test_a_proxied_redirect_to_a_refused_address_is_refused(
+    proxied: Fetcher, feed_server: FeedServer
+) -> None:
+    target = "http://feeds.example.invalid/news.xml"
+    feed_server.routes[target] = Route(
+        status=302, validators=False, headers={"Location": "http://169.254.169.254/"}
+    )
+    with pytest.raises(ConnectError, match=r"169\.254\.169\.254 is link-local"):
+        proxied.fetch(FetchRequest(target))
+    assert [r.path for r in feed_server.requests] == [target]

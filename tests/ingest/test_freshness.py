@@ -11,13 +11,17 @@ from hypothesis import strategies as st
 
 from aggregator.ingest.freshness import (
     next_fetch_after,
+    outside_skipped,
     parse_retry_after,
     spread_overdue,
     stable_fraction,
 )
+from aggregator.model import FeedHints
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday, midnight
 M = timedelta(minutes=1)
+H = timedelta(hours=1)
+THURSDAY, FRIDAY = 3, 4
 
 CASES = [
     ("plain interval", {}, NOW + 10 * M),
@@ -34,6 +38,55 @@ CASES = [
     ("garbage Retry-After ignored", {"retry_after": "soon"}, NOW + 10 * M),
     ("cron next time", {"cron_next": NOW + 3 * M}, NOW + 3 * M),
     ("never in the past", {"cron_next": NOW - M}, NOW + timedelta(seconds=1)),
+    ("RSS ttl longer than the interval", {"feed": FeedHints(ttl_minutes=60)}, NOW + 60 * M),
+    ("ttl shorter never speeds up", {"feed": FeedHints(ttl_minutes=5)}, NOW + 10 * M),
+    ("ttl capped at max_backoff", {"feed": FeedHints(ttl_minutes=10**6)}, NOW + 360 * M),
+    (
+        "ttl and max-age: the later",
+        {"feed": FeedHints(ttl_minutes=30), "cache_max_age_seconds": 3600},
+        NOW + 60 * M,
+    ),
+    (
+        "ttl and max-age: the later, the ttl",
+        {"feed": FeedHints(ttl_minutes=90), "cache_max_age_seconds": 3600},
+        NOW + 90 * M,
+    ),
+    ("ttl 0 is no hint", {"feed": FeedHints(ttl_minutes=0)}, NOW + 10 * M),
+    (
+        "skipHours: the same minute of the next hour not skipped",
+        {"feed": FeedHints(skip_hours=frozenset({0, 1}))},
+        NOW + 2 * H + 10 * M,
+    ),
+    (
+        "skipHours elsewhere: nothing moves",
+        {"feed": FeedHints(skip_hours=frozenset({5}))},
+        NOW + 10 * M,
+    ),
+    (
+        "skipDays: the next day",
+        {"feed": FeedHints(skip_days=frozenset({THURSDAY}))},
+        NOW + 24 * H + 10 * M,
+    ),
+    (
+        "skipDays and skipHours together",
+        {"feed": FeedHints(skip_days=frozenset({THURSDAY}), skip_hours=frozenset({0, 1, 2}))},
+        NOW + 27 * H + 10 * M,
+    ),
+    (
+        "every hour skipped: not followed",
+        {"feed": FeedHints(skip_hours=frozenset(range(24)))},
+        NOW + 10 * M,
+    ),
+    (
+        "a ttl, then out of the skipped hours",
+        {"feed": FeedHints(ttl_minutes=50, skip_hours=frozenset({0}))},
+        NOW + H + 50 * M,
+    ),
+    (
+        "skipHours apply to a cron time too",
+        {"cron_next": NOW + 3 * M, "feed": FeedHints(skip_hours=frozenset({0}))},
+        NOW + H + 3 * M,
+    ),
 ]
 
 
@@ -81,3 +134,26 @@ def test_due_is_always_in_the_future_and_bounded(errors: int, interval_s: int) -
         now=NOW, interval=interval, source_key="k", consecutive_errors=errors, jitter_fraction=0.1
     )
     assert NOW < due <= NOW + max(interval, timedelta(hours=6)) * 1.1 + timedelta(hours=24)
+
+
+HOURS = st.frozensets(st.integers(0, 23), max_size=23)
+DAYS = st.frozensets(st.integers(0, 6), max_size=6)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    HOURS,
+    DAYS,
+)
+def test_outside_skipped_lands_in_an_hour_and_day_not_skipped(
+    due: datetime, hours: frozenset[int], days: frozenset[int]
+) -> None:
+    moved = outside_skipped(due, hours, days)
+    assert moved.hour not in hours
+    assert moved.weekday() not in days
+    assert due <= moved < due + timedelta(days=7)
+    assert (moved - due) % H == timedelta(0)  # the same minute: the jitter is kept
+    if due.hour not in hours and due.weekday() not in days:
+        assert moved == due

@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.ingest.parser import ParseRules, _rfc822, decode_body, parse_body, parse_date
+from aggregator.ingest.parser import ParseRules, _rfc822, parse_body, parse_date
+from aggregator.model import FeedHints
 from tests.conftest import FIXTURES, load_seed
+from tests.ingest.test_encodings import LATIN
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GOLDEN = sorted(
@@ -75,22 +77,44 @@ def test_seed_body_survives_parsing_byte_for_byte() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "encoding"),
-    [
-        ("<?xml version='1.0' encoding='gb2312'?><a>镕</a>".encode("gb18030"), None, "gb18030"),
-        ("<?xml version='1.0' encoding='GBK'?><a>中</a>".encode("gb18030"), None, "gb18030"),
-        ("<a>中</a>".encode("gb18030"), "text/xml; charset=gb2312", "gb18030"),
-        ("<?xml version='1.0' encoding='big5'?><a>證券</a>".encode("big5"), None, "big5hkscs"),
-        ("<?xml version='1.0' encoding='iso-8859-1'?><a>中文</a>".encode(), None, "utf-8"),
-        (b"\xef\xbb\xbf<a>x</a>", None, "utf-8-sig"),
-    ],
-    ids=["gb2312 read as gb18030", "gbk", "header charset", "big5", "mislabelled latin-1", "bom"],
+    "codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32"]
 )
-def test_decode_body(body: bytes, content_type: str | None, encoding: str) -> None:
-    text, used = decode_body(body, content_type)
-    assert used == encoding
-    assert "<a>" in text
-    assert "\ufffd" not in text
+def test_wide_bodies_without_or_with_a_byte_order_mark_parse(codec: str) -> None:
+    """A BOM-less UTF-16 or UTF-32 feed whose text is ASCII was read as UTF-8 and
+    refused as not a feed (issue 13)."""
+    rss = (
+        f'<?xml version="1.0" encoding="{codec.upper()}"?><rss version="2.0"><channel>'
+        "<title>wide</title><item><title>One</title><link>http://w.example/1</link></item>"
+        "</channel></rss>"
+    )
+    feed = parse_body(rss.encode(codec), "application/rss+xml", ParseRules())
+    assert [item.title for item in feed.items] == ["One"]
+    assert feed.warnings == ()
+    json_feed = (
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "j", '
+        '"items": [{"id": "1", "title": "One"}]}'
+    )
+    feed = parse_body(json_feed.encode(codec), "application/feed+json", ParseRules())
+    assert [item.title for item in feed.items] == ["One"]
+
+
+@pytest.mark.parametrize("allow_fast", [True, False], ids=["fast path", "feedparser"])
+def test_a_fallback_charset_is_a_warning_of_the_feed(allow_fast: bool) -> None:
+    from aggregator.ingest.parser import parse_xml
+
+    body = LATIN.format("très").encode("latin-1")
+    feed = parse_xml(body, None, ParseRules(), allow_fast=allow_fast)
+    assert [item.title for item in feed.items] == ["très"]
+    assert feed.warnings == (
+        "charset: none declared, and the bytes are not UTF-8; read as windows-1252",
+    )
+    api = parse_body(
+        '{"record": [{"id": "1", "title": "très"}]}'.encode("latin-1"),
+        None,
+        ParseRules(kind="json", items_path="record", fields={"id": "id", "title": "title"}),
+    )
+    assert [item.title for item in api.items] == ["très"]
+    assert api.warnings[0].endswith("read as windows-1252")
 
 
 @pytest.mark.parametrize(
@@ -240,3 +264,158 @@ def test_the_quick_rss_date_read_agrees_with_email_utils(
     if quick is not None:  # None: email.utils reads it
         full = email.utils.parsedate_to_datetime(text)
         assert (quick, quick.utcoffset()) == (full, full.utcoffset())
+
+
+JSON_FEED = "https://jsonfeed.org/version/1.1"
+
+
+def test_a_json_feed_with_bad_fields_keeps_every_item() -> None:
+    """One field of the wrong type refused the whole feed with "parser failed:
+    TypeError" (issue 13). Now a number where text belongs is read as text, anything
+    else is dropped, every item is kept, and one warning lists what was wrong."""
+    data = {
+        "version": JSON_FEED,
+        "title": 7,
+        "items": [
+            {"id": "1", "title": "good", "url": "http://j.example/1"},
+            {"id": "2", "title": 1000},
+            {
+                "id": 3,
+                "title": ["x"],
+                "summary": "from the summary",
+                "url": {"a": 1},
+                "tags": "abc",
+                "authors": {"name": "x"},
+                "date_published": 1643095471,
+                "content_html": False,
+            },
+            "not an item",
+            {"id": "4", "title": "t4", "authors": [{"name": 5}], "tags": ["a", 1, None]},
+        ],
+    }
+    feed = parse_body(json.dumps(data).encode(), None, ParseRules())
+    assert feed.title == "7"
+    assert [(i.guid, i.title, i.link) for i in feed.items] == [
+        ("1", "good", "http://j.example/1"),
+        ("2", "1000", None),
+        ("3", "from the summary", None),
+        ("4", "t4", None),
+    ]
+    third, fourth = feed.items[2], feed.items[3]
+    assert (third.tags, third.author, third.content) == ((), None, None)
+    assert third.published_at == datetime(2022, 1, 25, 7, 24, 31, tzinfo=UTC)
+    assert (fourth.author, fourth.tags) == ("5", ("a", "1"))
+    assert feed.warnings == (
+        "JSON Feed: 11 fields of the wrong type: items[1].title: a number, read as text; "
+        "items[2].authors: an object, dropped; items[2].date_published: a number, read as "
+        "epoch seconds (+8 more)",
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+ITEM_KEYS = [
+    "id",
+    "url",
+    "title",
+    "summary",
+    "content_html",
+    "content_text",
+    "date_published",
+    "date_modified",
+    "authors",
+    "author",
+    "tags",
+    "image",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(ITEM_KEYS), JSON_VALUES, max_size=8) | JSON_VALUES,
+        max_size=5,
+    ),
+    JSON_VALUES,
+)
+def test_a_json_feed_keeps_every_item_whatever_its_fields_hold(
+    items: list[object], title: object
+) -> None:
+    data = {"version": JSON_FEED, "title": title, "items": items}
+    feed = parse_body(json.dumps(data).encode(), None, ParseRules(category_from="author"))
+    assert len(feed.items) == sum(isinstance(item, dict) for item in items)
+    assert all(isinstance(item.title, str) for item in feed.items)
+
+
+AMPERSAND = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+    "<item><title>AT{amp}T</title><link>http://x.example/1</link></item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param("\n<!-- cache -->\n", id="comment"),
+        pytest.param("<?cache hit?>", id="processing instruction"),
+        pytest.param("\r\n\t \n", id="white space"),
+        pytest.param("<!-- a -->\n<?b c?>\n<!-- d -->", id="several"),
+        pytest.param("\n<div>served in 3 ms</div>\n", id="markup a template appended"),
+    ],
+)
+@pytest.mark.parametrize("amp", ["&amp;", "&"], ids=["well-formed", "bare ampersand"])
+def test_what_follows_the_root_element_does_not_make_a_feed_truncated(tail: str, amp: str) -> None:
+    """`</rss>` followed by `<!-- cache -->` was refused as truncated whenever the feed
+    was read leniently (issue 13): the check wanted the body to end with the end tag."""
+    feed = parse_body((AMPERSAND.format(amp=amp) + tail).encode(), None, ParseRules())
+    assert [item.link for item in feed.items] == ["http://x.example/1"]
+    assert feed.items[0].title.startswith("AT&T")
+
+
+@pytest.mark.parametrize("tail", ["", "\n<!-- cache -->\n"], ids=["bare", "comment after"])
+def test_a_body_cut_before_the_end_tag_is_still_truncated(tail: str) -> None:
+    cut = AMPERSAND.format(amp="&")[:-30] + tail
+    with pytest.raises(ParseError, match=r"^truncated: the body ends before </rss>"):
+        parse_body(cut.encode(), None, ParseRules())
+
+
+@pytest.mark.parametrize(
+    ("channel", "hints"),
+    [
+        pytest.param("", None, id="none"),
+        pytest.param("<ttl>60</ttl>", FeedHints(ttl_minutes=60), id="ttl"),
+        pytest.param("<ttl> 15 </ttl>", FeedHints(ttl_minutes=15), id="ttl with spaces"),
+        pytest.param("<ttl>soon</ttl>", None, id="ttl not a number"),
+        pytest.param(
+            "<skipHours><hour>0</hour><hour>1</hour><hour>24</hour><hour>25</hour></skipHours>",
+            FeedHints(skip_hours=frozenset({0, 1})),
+            id="skipHours (24 is midnight, 25 is nothing)",
+        ),
+        pytest.param(
+            "<skipDays><day>Saturday</day><day>sunday</day><day>Caturday</day></skipDays>",
+            FeedHints(skip_days=frozenset({5, 6})),
+            id="skipDays",
+        ),
+        pytest.param(
+            "<ttl>30</ttl><skipHours><hour>3</hour></skipHours><skipDays><day>Monday</day>"
+            "</skipDays>",
+            FeedHints(ttl_minutes=30, skip_hours=frozenset({3}), skip_days=frozenset({0})),
+            id="all three",
+        ),
+    ],
+)
+@pytest.mark.parametrize("amp", ["&amp;", "&"], ids=["fast path", "feedparser"])
+def test_rss_ttl_skip_hours_and_skip_days_are_read(
+    channel: str, hints: FeedHints | None, amp: str
+) -> None:
+    """<ttl> was ignored (issue 13); both paths read it, with skipHours and skipDays
+    (feedparser itself keeps only the last <hour>)."""
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>A{amp}B</title><link>http://h.example/1</link></item>{channel}"
+        "</channel></rss>"
+    )
+    assert parse_body(body.encode(), None, ParseRules()).hints == hints

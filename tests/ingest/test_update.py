@@ -25,6 +25,7 @@ from tests.feedserver import FeedServer, Route
 
 CONFIG = """
 database: sqlite:///unused.db
+allow_networks: [127.0.0.0/8]
 timezone: Asia/Shanghai
 defaults: {{interval: 10m, workers: 4}}
 categories:
@@ -151,6 +152,7 @@ def test_item_from_another_source_under_another_guid_adds_membership_only(
     feed_server.routes["/a.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
     feed_server.routes["/b.rss"] = Route((FIXTURES / "seed-other-source.rss").read_bytes())
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻}}
   cnstock: {{title: 中国证券网}}
@@ -179,6 +181,7 @@ def test_fetch_failure_is_recorded_with_one_line_and_backs_off(
         b"<!DOCTYPE html><html><body>hi</body></html>", content_type="text/html"
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 defaults: {{interval: 10m}}
 categories: {{x: {{title: X}}}}
 sources:
@@ -204,6 +207,7 @@ sources:
 
 def json_api_config(server: FeedServer) -> Settings:
     return parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{}}
 sources:
   - id: api
@@ -335,6 +339,7 @@ def test_permanent_redirect_is_adopted_once_it_repeats_temporary_never(
         status=302, validators=False, headers={"Location": feed_server.url("/new.rss")}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{x: {{title: X}}}}
 sources:
   - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
@@ -366,6 +371,7 @@ def test_a_permanent_redirect_that_stops_is_forgotten(
         status=301, validators=False, headers={"Location": feed_server.url("/new.rss")}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories: {{x: {{title: X}}}}
 sources:
   - {{id: moved, url: "{feed_server.url("/old.rss")}", category: x}}
@@ -392,6 +398,7 @@ def test_retry_after_postpones_the_next_fetch(
         status=status, validators=False, headers={"Retry-After": "7200"}
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 defaults: {{interval: 5m, jitter_fraction: 0}}
 categories: {{x: {{title: X}}}}
 sources:
@@ -581,3 +588,75 @@ def test_feed_warnings(
         warnings=parser_warnings,
     )
     assert feed_warnings(feed, last_item_count) == expected
+
+
+def test_private_addresses_are_refused_unless_the_config_allows_them(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    """With the default config a source (or its redirect) cannot reach 127.0.0.1, where
+    a database port listens (issue 13); a source's own allow_networks lets that source,
+    and only it, through."""
+    feed_server.routes["/feed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    url = feed_server.url("/feed.rss")
+    settings = parse_settings(f"""
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: default, url: "{url}", category: x}}
+  - {{id: allowed, url: "{url}", category: x, allow_networks: [127.0.0.1]}}
+""")
+    outcomes, _ = run_pass(make_context(settings, store))
+    by_id = {o.source_id: o for o in outcomes}
+    assert by_id["default"].kind is OutcomeKind.ERROR
+    assert by_id["default"].error == (
+        f"default: ConnectError: refused: 127.0.0.1:{feed_server.port}: 127.0.0.1 is not a "
+        "public address, and no allow_networks entry covers it (ForbiddenAddressError)"
+    )
+    assert by_id["allowed"].kind is OutcomeKind.OK, by_id["allowed"].error
+    assert len(feed_server.requests_to("/feed.rss")) == 1
+
+
+def test_a_fallback_charset_is_recorded_on_the_fetch(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    """A Latin-1 feed that declares nothing is stored as windows-1252 (not as cp1257's
+    "simulaēões"), and the fetch log and the source's status say so (issue 13)."""
+    feed_server.routes["/latin.rss"] = Route(
+        "<rss version='2.0'><channel><title>t</title><item><title>simulações très</title>"
+        "<link>http://l.example/1</link></item></channel></rss>".encode("latin-1"),
+        content_type="application/rss+xml",
+    )
+    settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: latin, url: "{feed_server.url("/latin.rss")}", category: x}}
+""")
+    (outcome,), _ = run_pass(make_context(settings, store))
+    warning = "charset: none declared, and the bytes are not UTF-8; read as windows-1252"
+    assert outcome.kind is OutcomeKind.OK
+    assert outcome.warnings == (warning,)
+    assert [item.title for item in store.list_items(category="x", limit=5)] == ["simulações très"]
+    (status,) = store.list_source_status()
+    assert (status.health, status.last_warning) == ("warning", warning)
+
+
+def test_the_feed_ttl_sets_the_next_fetch(store: SqlStore, feed_server: FeedServer) -> None:
+    """RSS <ttl> is honoured like Cache-Control (issue 13): 120 minutes, where the
+    interval is 10, and no Cache-Control header."""
+    feed_server.routes["/ttl.rss"] = Route(
+        b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        b"<ttl>120</ttl><item><title>a</title><link>http://t.example/1</link></item>"
+        b"</channel></rss>"
+    )
+    settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
+defaults: {{interval: 10m, jitter_fraction: 0}}
+categories: {{x: {{title: X}}}}
+sources:
+  - {{id: ttl, url: "{feed_server.url("/ttl.rss")}", category: x}}
+""")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    (outcome,), _ = run_pass(make_context(settings, store, now))
+    assert outcome.kind is OutcomeKind.OK
+    assert outcome.next_due_at == now + timedelta(minutes=120)
+    assert store.get_source_state("ttl").next_due_at == now + timedelta(minutes=120)

@@ -38,6 +38,7 @@ def rss(items: Sequence[tuple[str, str, str, str]], title: str = "测试") -> by
 def settings_for(server: FeedServer, steps: str, path: str = "/feed.xml") -> Settings:
     return parse_settings(
         f"""
+allow_networks: [127.0.0.0/8]
 categories:
   news: {{title: 新闻}}
 sources:

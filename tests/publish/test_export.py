@@ -48,6 +48,7 @@ def ingested(tmp_path: Path, feed_server: FeedServer) -> Path:
     config.write_text(
         f"""
 database: sqlite:///{tmp_path / "db.sqlite"}
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
   misc: {{title: 其他}}

@@ -20,6 +20,7 @@ def publisher(store: SqlStore, feed_server: FeedServer) -> Publisher:
     feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
     feed_server.routes["/rss20.xml"] = Route((FIXTURES / "rss20.xml").read_bytes())
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 site_url: http://news.example
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, description: 上证报, name: 上海证券报}}

@@ -41,6 +41,7 @@ def feed(ages: dict[str, timedelta]) -> bytes:
 
 def settings_for(server: FeedServer, retention: str = "3d", short: str = "1d") -> Settings:
     return parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 retention: {retention}
 housekeeping: {{every: 1h, fetch_log_days: 7}}
 categories:

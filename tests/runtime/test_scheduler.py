@@ -51,6 +51,7 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
 def config_text(server: FeedServer, count: int, interval: str, db: str) -> str:
     lines = [
         f"database: {db}",
+        "allow_networks: [127.0.0.0/8]",
         "defaults: {workers: 4, total_timeout_seconds: 2, "
         "timeout_seconds: 2, jitter_fraction: 0.1}",
         "categories: {news: {title: 新闻}}",

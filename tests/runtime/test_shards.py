@@ -44,6 +44,7 @@ def _serve_corpus(server: FeedServer, config: Path, database_url: str) -> set[st
     return every distinct stable id."""
     lines = [
         f'database: "{database_url}"',
+        "allow_networks: [127.0.0.0/8]",
         "defaults: {interval: 30m, workers: 8}",
         "categories: {}",
         "sources:",

@@ -69,6 +69,7 @@ def site(tmp_path: Path, feed_server: FeedServer) -> Iterator[str]:
         f"<description>d</description>{more}</channel></rss>".encode()
     )
     settings = parse_settings(f"""
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
   risky: {{title: 风险测试}}

@@ -129,7 +129,7 @@ def test_an_item_page_changes_when_a_newer_item_arrives_beside_it(
 
     feed_server.routes["/f.xml"] = Route(feed(1))
     settings = parse_settings(
-        "categories:\n  news: {title: 新闻}\n"
+        "allow_networks: [127.0.0.0/8]\ncategories:\n  news: {title: 新闻}\n"
         f'sources:\n  - {{id: f, url: "{feed_server.url("/f.xml")}", category: news}}\n'
     )
     run_pass(make_context(settings, store))

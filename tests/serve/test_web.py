@@ -43,6 +43,7 @@ HOSTILE = """<?xml version="1.0" encoding="utf-8"?>
 
 CONFIG = """
 site_url: http://news.example
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, description: 上证报, name: 上海证券报}}
 sources:

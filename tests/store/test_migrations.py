@@ -284,6 +284,7 @@ def test_a_0_1_0_database_upgrades_keeping_every_row(release_store: SqlStore) ->
 
 FETCH_CONFIG = """
 database: sqlite:///unused.db
+allow_networks: [127.0.0.0/8]
 timezone: Asia/Shanghai
 defaults: {{interval: 10m, workers: 2}}
 categories:
