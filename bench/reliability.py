@@ -36,8 +36,9 @@ from aggregator.config.settings import parse_settings  # noqa: E402
 from aggregator.errors import ParseError  # noqa: E402
 from aggregator.ingest.decide import CategoryRule, plan_items  # noqa: E402
 from aggregator.ingest.fetcher import Fetcher  # noqa: E402
+from aggregator.ingest.fields import ParseRules  # noqa: E402
 from aggregator.ingest.identity import identify  # noqa: E402
-from aggregator.ingest.parser import ParseRules, parse_body  # noqa: E402
+from aggregator.ingest.parser import parse_body  # noqa: E402
 from aggregator.ingest.update import Context  # noqa: E402
 from aggregator.model import (  # noqa: E402
     CategoryRef,

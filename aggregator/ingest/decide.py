@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from json.encoder import encode_basestring as _json_string
 
-from aggregator.ingest.parser import plain_text
+from aggregator.ingest.fields import plain_text
 from aggregator.model import CategoryRef, IntentKind, ItemIntent, KnownItem, ParsedItem
 from aggregator.sanitize import sanitize_html
 from aggregator.slug import CategoryRegistry

@@ -9,15 +9,11 @@ rewritten, so no parser ever guesses differently from us.
 from __future__ import annotations
 
 import calendar
-import email.utils
-import html
-import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import ParseError
 from aggregator.ingest.encodings import (
@@ -28,29 +24,23 @@ from aggregator.ingest.encodings import (
     wide_encoding,
 )
 from aggregator.ingest.fastparse import parse_fast
+from aggregator.ingest.fields import (
+    CHAR_REF,
+    ParseRules,
+    clean,
+    lookup,
+    offset_minutes,
+    parse_date,
+    plain_text,
+    web_link,
+)
+from aggregator.ingest.jsonparse import (
+    load_json,
+    parse_json_api,
+    parse_json_feed,
+)
 from aggregator.model import FeedHints, ParsedFeed, ParsedItem
 from aggregator.text import xml_safe
-
-_TAG = re.compile(r"<[^>]*>")
-_MARKUP = re.compile(r"[<&]")
-_CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
-# Block-level tags separate words; inline ones (<b>, <span>) sit inside them, and Chinese
-# has no spaces between words, so they must vanish without a trace.
-_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquote)\b[^>]*>", re.I)
-
-
-@dataclass(frozen=True, slots=True)
-class ParseRules:
-    """What the source config says about reading its bodies."""
-
-    kind: str = "auto"  # auto | rss | atom | jsonfeed | json
-    base_url: str | None = None
-    source_tz: tzinfo = UTC  # for dates given without an offset
-    category_from: str | None = None
-    items_path: str | None = None
-    fields: Mapping[str, str | None] | None = None
-    date_format: str | None = None
-
 
 _ROOT = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
 _PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)", re.S | re.I)
@@ -93,7 +83,7 @@ def _drop_forbidden_refs(text: str) -> str:
         code = int(digits or "0", 16 if found.group(1) else 10)
         return found.group(0) if code <= 0x10FFFF and xml_safe(chr(code)) else ""
 
-    return _CHAR_REF.sub(keep, text) if "&#" in text else text
+    return CHAR_REF.sub(keep, text) if "&#" in text else text
 
 
 # U+FDD0..U+FDEF in UTF-8: noncharacters XML allows and text.xml_safe removes (as DEL)
@@ -127,160 +117,6 @@ def _as_utf8_xml(text: str) -> bytes:
     return stripped.encode("utf-8")
 
 
-# --------------------------------------------------------------------------- dates
-
-
-def parse_date(
-    raw: object, source_tz: tzinfo = UTC, date_format: str | None = None
-) -> tuple[datetime, int] | None:
-    """A date string to (aware UTC datetime, the original UTC offset in minutes).
-
-    RFC 822 (RSS), RFC 3339/ISO 8601 (Atom, JSON Feed) and a configured strptime format;
-    a date without an offset is read in ``source_tz``. None when unreadable.
-    """
-    if raw is None:
-        return None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        if raw > 1e11:  # milliseconds since the epoch, as JSON APIs often give
-            raw = raw / 1000
-        try:
-            moment = datetime.fromtimestamp(raw, tz=UTC)
-            return moment, _offset_minutes(moment.astimezone(source_tz))
-        except (OverflowError, OSError, ValueError):  # NaN, or beyond years 1 to 9999
-            return None
-    text = str(raw).strip()
-    if not text:
-        return None
-    parsed: datetime | None = None
-    if date_format:
-        try:
-            parsed = datetime.strptime(text, date_format)
-        except ValueError:
-            parsed = None
-    if parsed is None and not text[0].isalpha():  # ISO 8601 never starts with a letter
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        parsed = _rfc822(text)
-    if parsed is None:
-        try:
-            parsed = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            parsed = None
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=source_tz)
-    try:
-        return parsed.astimezone(UTC), _offset_minutes(parsed)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
-        return None
-
-
-_RFC822 = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) "
-    # a year from 1000 on: email.utils reads "0062" as 2062
-    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([12]\d{3}) "
-    r"(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})"
-)
-_MONTHS = {
-    name: n
-    for n, name in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
-        start=1,
-    )
-}
-_OFFSETS: dict[int, tzinfo] = {}
-
-
-def _rfc822(text: str) -> datetime | None:
-    """The usual RSS date (``Fri, 28 Jun 2024 17:59:55 +0800``) read by one regex: what
-    email.utils reads from it, in a third of the time. None for any other shape."""
-    found = _RFC822.fullmatch(text)
-    if found is None:
-        return None
-    day, month, year, hour, minute, second, sign, off_h, off_m = found.groups()
-    offset = (int(off_h) * 60 + int(off_m)) * (-1 if sign == "-" else 1)
-    if sign == "-" and not offset:
-        return None  # -0000: "zone unknown" (RFC 5322), which email.utils leaves naive
-    zone = _OFFSETS.get(offset)
-    if zone is None:
-        zone = _OFFSETS.setdefault(offset, timezone(timedelta(minutes=offset)))
-    try:
-        return datetime(
-            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone
-        )
-    except ValueError:  # 31 Feb, 24:00: email.utils decides
-        return None
-
-
-def _offset_minutes(moment: datetime) -> int:
-    offset = moment.utcoffset()
-    return int(offset.total_seconds() // 60) if offset is not None else 0
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def plain_text(value: str | None, checked: bool = False) -> str:
-    """Markup removed, entities decoded, whitespace folded: titles are plain text.
-    ``checked``: ``value`` is known to hold no character XML forbids (decoded entities
-    are filtered all the same)."""
-    if not value:
-        return ""
-    # most titles hold neither markup nor entities: skip the three passes over them
-    text = value
-    if _MARKUP.search(value):
-        text = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(" ", value)))
-    if not (checked and text is value):
-        text = xml_safe(text)
-    return " ".join(text.split())
-
-
-def _clean(value: object, checked: bool = False) -> str | None:
-    """A field's text, stripped, without characters XML forbids (``checked``: known to
-    hold none); None when empty."""
-    if value is None:
-        return None
-    text = (str(value) if checked else xml_safe(str(value))).strip()
-    return text or None
-
-
-def _web_link(link: str | None, base: str | None = None) -> str | None:
-    """An item's link, resolved against ``base``: http and https only. A guid standing
-    in for a link ("urn:..", "12345") links nowhere, and a ``javascript:`` or ``data:``
-    link must never reach a reader."""
-    if link is None:
-        return None
-    try:
-        link = urljoin(base, link) if base else link
-        if "[" in link or not link.isascii():  # what urlsplit can refuse; skip it otherwise
-            urlsplit(link)
-    except ValueError:  # "http://[x" (an unclosed IPv6 host) is no link at all
-        return None
-    return link if link.lower().startswith(("http://", "https://")) else None
-
-
-def lookup(record: Any, path: str | None) -> Any:
-    """A dotted path (``data.list``, ``authors.0.name``) into nested dicts and lists."""
-    if not path:
-        return None
-    current = record
-    for part in path.split("."):
-        if isinstance(current, Mapping):
-            current = current.get(part)
-        elif isinstance(current, Sequence) and not isinstance(current, str) and part.isdigit():
-            index = int(part)
-            current = current[index] if index < len(current) else None
-        else:
-            return None
-        if current is None:
-            return None
-    return current
-
-
 # --------------------------------------------------------------------------- XML feeds
 
 
@@ -299,9 +135,9 @@ def _category_name(
         tags = raw["tags"]
         return str(tags[0]) if tags else None
     if field == "source":
-        return _clean(raw["source"], checked)
+        return clean(raw["source"], checked)
     if field == "author":
-        return _clean(author, checked=True)  # plain_text made it XML-safe already
+        return clean(author, checked=True)  # plain_text made it XML-safe already
     value = lookup(raw.get("entry"), field)  # a dotted path: feedparser path only
     return plain_text(str(value)) or None if value is not None else None
 
@@ -310,8 +146,8 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules, checked: bool = False)
     """One entry from either XML path's raw fields (title, link, guid, summary, content,
     author, dates, tags, source), normalised the same way for both. ``checked``: the
     document is known to hold no character XML forbids, so its texts skip that filter."""
-    content = _clean(raw["content"], checked)
-    summary = _clean(raw["summary"], checked)
+    content = clean(raw["content"], checked)
+    summary = clean(raw["summary"], checked)
     if summary is not None and summary == content:
         summary = None
     dates: Mapping[str, Any] = raw["dates"]
@@ -324,7 +160,7 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules, checked: bool = False)
     if dated is None and raw.get("parsed_date") is not None:
         try:
             moment = datetime.fromtimestamp(calendar.timegm(raw["parsed_date"]), tz=UTC)
-            dated = moment, _offset_minutes(moment.astimezone(rules.source_tz))
+            dated = moment, offset_minutes(moment.astimezone(rules.source_tz))
         except (OverflowError, ValueError):  # feedparser read a year outside 1 to 9999
             dated = None
     updated_text = dates.get("updated")
@@ -332,11 +168,11 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules, checked: bool = False)
     same = dated is not None and updated_text == dated_from
     updated = dated if same else parse_date(updated_text, rules.source_tz)
     author = plain_text(raw["author"], checked) or None
-    link = _web_link(_clean(raw["link"], checked))
+    link = web_link(clean(raw["link"], checked))
     return ParsedItem(
         title=plain_text(raw["title"], checked),
         link=link,
-        guid=_clean(raw["guid"], checked),
+        guid=clean(raw["guid"], checked),
         summary=summary,
         content=content,
         author=author,
@@ -376,7 +212,7 @@ def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
         "author": _author(entry),
         "dates": {k: _raw(entry, k) for k in ("published", "updated", "created", "dc_date")},
         "parsed_date": parsed_date,
-        "tags": [t for t in (_clean(tag.get("term")) for tag in entry.get("tags") or []) if t],
+        "tags": [t for t in (clean(tag.get("term")) for tag in entry.get("tags") or []) if t],
         "source": lookup(entry, "source.title"),
         "entry": entry,
     }
@@ -483,208 +319,12 @@ def parse_xml(
     items = tuple(build_item(_feedparser_raw(entry), rules) for entry in entries)
     return ParsedFeed(
         title=plain_text(feed_meta.get("title")) or None,
-        link=_clean(feed_meta.get("link")),
+        link=clean(feed_meta.get("link")),
         items=items,
         version=version or "unknown",
         warnings=tuple(warnings),
         hints=feed_hints(utf8),
     )
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def _load_json(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
-    """The JSON value, and the charset warning of its decoding, if any."""
-    text, _, warning = decode_body(body, content_type)
-    try:
-        return json.loads(text), warning
-    except ValueError as e:
-        raise ParseError(f"not valid JSON: {e}") from e
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, dict):
-        return "an object"
-    return "a list" if isinstance(value, list) else type(value).__name__
-
-
-class _JsonFields:
-    """A JSON Feed's fields, each of the type the spec gives it or made so: a number
-    where text belongs is read as its text, anything else is dropped; each such field
-    is noted, and the feed carries one warning about them. One bad field no longer
-    costs the whole feed (issue 13: ``{"id": "2", "title": 1000}``)."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def text(self, record: Mapping[str, Any], key: str, where: str) -> str | None:
-        value = record.get(key)
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            self.problems.append(f"{where}.{key}: a number, read as text")
-            return str(value)
-        self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
-        return None
-
-    def item_id(self, record: Mapping[str, Any], where: str) -> str | None:
-        value = record.get("id")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)  # the spec: a number given as the id is read as its text
-        return self.text(record, "id", where)
-
-    def date(self, record: Mapping[str, Any], key: str, where: str, zone: tzinfo) -> Any:
-        value = record.get(key)
-        if value is not None and not isinstance(value, str):
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self.problems.append(f"{where}.{key}: a number, read as epoch seconds")
-            else:
-                self.problems.append(f"{where}.{key}: {_json_kind(value)}, dropped")
-                value = None
-        return parse_date(value, zone)
-
-    def author(self, record: Mapping[str, Any], where: str) -> str | None:
-        """The first author's name: 1.1's ``authors`` list, else 1.0's ``author``."""
-        authors = record.get("authors")
-        if authors and not isinstance(authors, list):
-            self.problems.append(f"{where}.authors: {_json_kind(authors)}, dropped")
-            return None
-        if authors:
-            first, at = authors[0], f"{where}.authors[0]"
-        else:
-            first, at = record.get("author"), f"{where}.author"
-        if not first:
-            return None
-        if not isinstance(first, dict):
-            self.problems.append(f"{at}: {_json_kind(first)}, dropped")
-            return None
-        return plain_text(self.text(first, "name", at)) or None
-
-    def tags(self, record: Mapping[str, Any], where: str) -> tuple[str, ...]:
-        given = record.get("tags")
-        if given is None:
-            return ()
-        if not isinstance(given, list):
-            self.problems.append(f"{where}.tags: {_json_kind(given)}, dropped")
-            return ()
-        kept = [t for t in given if isinstance(t, str | int) and not isinstance(t, bool)]
-        if len(kept) < len(given):
-            self.problems.append(f"{where}.tags: {len(given) - len(kept)} not text, dropped")
-        return tuple(map(str, kept))
-
-    def warning(self) -> str | None:
-        if not self.problems:
-            return None
-        count = len(self.problems)
-        more = f" (+{count - 3} more)" if count > 3 else ""
-        return (
-            f"JSON Feed: {count} field{'s' if count > 1 else ''} of the wrong type: "
-            + "; ".join(self.problems[:3])
-            + more
-        )
-
-
-def _parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise ParseError("not a JSON Feed (no items list)")
-    fields = _JsonFields()
-    version = str(data.get("version", ""))
-    base = _clean(fields.text(data, "home_page_url", "feed")) or rules.base_url
-    items: list[ParsedItem] = []
-    for index, raw in enumerate(data["items"]):
-        where = f"items[{index}]"
-        if not isinstance(raw, dict):
-            fields.problems.append(f"{where}: {_json_kind(raw)}, not an item: skipped")
-            continue
-        author = fields.author(raw, where)
-        dated = fields.date(raw, "date_published", where, rules.source_tz)
-        updated = fields.date(raw, "date_modified", where, rules.source_tz)
-        text = _clean(fields.text(raw, "content_text", where))
-        content = _clean(fields.text(raw, "content_html", where)) or (
-            html.escape(text) if text else None
-        )
-        link = _web_link(_clean(fields.text(raw, "url", where)), base)
-        summary = fields.text(raw, "summary", where)
-        category_name = None
-        if rules.category_from == "author":
-            category_name = author
-        elif rules.category_from:
-            value = lookup(raw, rules.category_from)
-            category_name = plain_text(str(value)) or None if value is not None else None
-        items.append(
-            ParsedItem(
-                title=plain_text(fields.text(raw, "title", where)) or plain_text(summary)[:80],
-                link=link,
-                guid=_clean(fields.item_id(raw, where)),
-                summary=_clean(summary),
-                content=content,
-                author=author,
-                published_at=dated[0] if dated else None,
-                published_offset_minutes=dated[1] if dated else None,
-                updated_at=updated[0] if updated else None,
-                category_name=category_name,
-                tags=fields.tags(raw, where),
-            )
-        )
-    kind = "jsonfeed11" if version.endswith("1.1") else "jsonfeed10"
-    title = plain_text(fields.text(data, "title", "feed")) or None
-    warning = fields.warning()
-    return ParsedFeed(
-        title=title,
-        link=base,
-        items=tuple(items),
-        version=kind,
-        warnings=(warning,) if warning else (),
-    )
-
-
-def _parse_json_api(data: Any, rules: ParseRules) -> ParsedFeed:
-    fields = rules.fields or {}
-    records = lookup(data, rules.items_path) if rules.items_path else data
-    if not isinstance(records, list):
-        raise ParseError(f"items_path {rules.items_path!r} does not lead to a list")
-    items: list[ParsedItem] = []
-    skipped = 0
-    for record in records:
-        api_id = _clean(lookup(record, fields.get("id")))
-        title = plain_text(_clean(lookup(record, fields.get("title"))))
-        if not api_id or not title:
-            skipped += 1
-            continue
-        dated = parse_date(
-            lookup(record, fields.get("published")), rules.source_tz, rules.date_format
-        )
-        link = _web_link(_clean(lookup(record, fields.get("link"))), rules.base_url)
-        items.append(
-            ParsedItem(
-                title=title,
-                link=link,
-                guid=api_id,
-                summary=_clean(lookup(record, fields.get("summary"))),
-                content=_clean(lookup(record, fields.get("content"))),
-                author=plain_text(_clean(lookup(record, fields.get("author")))) or None,
-                published_at=dated[0] if dated else None,
-                published_offset_minutes=dated[1] if dated else None,
-                category_name=plain_text(_clean(lookup(record, fields.get("category_from"))))
-                or None,
-                api_id=api_id,
-            )
-        )
-    warnings = (f"{skipped} records without id or title skipped",) if skipped else ()
-    return ParsedFeed(
-        title=None, link=None, items=tuple(items), version="json-api", warnings=warnings
-    )
-
-
-def parse_content_body(body: bytes, content_type: str | None, content_path: str) -> str | None:
-    """The article body from a JSON API's per-item content response."""
-    value = lookup(_load_json(body, content_type)[0], content_path)
-    return _clean(value) if isinstance(value, str) else None
 
 
 # --------------------------------------------------------------------------- entry point
@@ -714,14 +354,14 @@ def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Par
     if not body.strip():
         raise ParseError("empty body")
     if rules.kind == "json":
-        data, warning = _load_json(body, content_type)
-        return _warned(_parse_json_api(data, rules), warning)
+        data, warning = load_json(body, content_type)
+        return _warned(parse_json_api(data, rules), warning)
     head = body.lstrip()[:1]
     if rules.kind == "jsonfeed" or (rules.kind == "auto" and head in (b"{", b"[")):
-        data, warning = _load_json(body, content_type)
+        data, warning = load_json(body, content_type)
         if rules.kind == "auto" and not (
             isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", ""))
         ):
             raise ParseError("JSON that is not a JSON Feed (for a JSON API set type: json)")
-        return _warned(_parse_json_feed(data, rules), warning)
+        return _warned(parse_json_feed(data, rules), warning)
     return parse_xml(body, content_type, rules)

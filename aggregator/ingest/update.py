@@ -19,10 +19,12 @@ from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
 from aggregator.ingest.decide import CategoryRule, ItemsPlan, content_sha256, plan_items
 from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
+from aggregator.ingest.fields import ParseRules
 from aggregator.ingest.freshness import next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
-from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
+from aggregator.ingest.jsonparse import parse_content_body
+from aggregator.ingest.parser import parse_body
 from aggregator.model import (
     CategoryRef,
     FeedHints,

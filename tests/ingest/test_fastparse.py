@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fastparse import parse_fast
+from aggregator.ingest.fields import ParseRules
 from aggregator.ingest.parser import (
-    ParseRules,
     _as_utf8_xml,
     _drop_forbidden_refs,
     _is_utf8_as_is,

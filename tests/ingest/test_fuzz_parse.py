@@ -25,8 +25,9 @@ from lxml import etree
 
 from aggregator.errors import ParseError
 from aggregator.ingest.decide import CategoryRule, plan_items
+from aggregator.ingest.fields import ParseRules
 from aggregator.ingest.identity import identify
-from aggregator.ingest.parser import ParseRules, parse_body
+from aggregator.ingest.parser import parse_body
 from aggregator.model import CategoryRef, ParsedFeed, SourceInfo, StoredItem
 from aggregator.publish.formats import RENDERERS
 from aggregator.publish.pages import render_item_page

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.ingest.parser import ParseRules, _rfc822, parse_body, parse_date
+from aggregator.ingest.fields import ParseRules, _rfc822, parse_date
+from aggregator.ingest.parser import parse_body
 from aggregator.model import FeedHints
 from tests.conftest import FIXTURES, load_seed
 from tests.ingest.test_encodings import LATIN
