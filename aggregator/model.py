@@ -18,6 +18,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +236,21 @@ class CategoryInfo:
     item_count: int
 
 
+def public_url(url: str) -> str | None:
+    """The URL when a reader can follow it (http or https), else None: a ``file:``
+    source's URL is a path on this server, which no output may show."""
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """A source's identity for provenance (RSS/Atom/JSON ``<source>`` in merged feeds)."""
 
     source_id: str
     title: str
-    url: str
+    url: str  # as configured (or redirected to): may be a local ``file:`` URL
+
+    @property
+    def public_url(self) -> str | None:
+        """``url`` when it may be published (see ``public_url``)."""
+        return public_url(self.url)

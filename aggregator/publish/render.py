@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from aggregator.model import SourceInfo, StoredItem
 from aggregator.text import xml_safe
@@ -114,7 +116,37 @@ def _add_entries(
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
         if view.source is not None:
-            entry.source(url=view.source.url, title=xml_safe(view.source.title))
+            _add_source(entry, view.source, for_atom)
+
+
+@dataclass(frozen=True, slots=True)
+class _AtomSource:
+    """An entry's atom:source, as a feedgen entry extension: feedgen's own source() takes
+    only a title with a URL, and a ``file:`` source has no URL to show."""
+
+    title: str
+    link: str | None
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        source = etree.SubElement(entry, "source")
+        etree.SubElement(source, "title").text = self.title
+        if self.link is not None:
+            etree.SubElement(source, "link", href=self.link)
+        return entry
+
+    def extend_rss(self, item: etree._Element) -> etree._Element:
+        return item
+
+
+def _add_source(entry: FeedEntry, source: SourceInfo, for_atom: bool) -> None:
+    """Provenance, without ever the URL of a ``file:`` source (a path on this server): RSS
+    2.0's <source> needs a url, so such a source has none there."""
+    title, url = xml_safe(source.title), source.public_url
+    if for_atom:
+        extension = _AtomSource(title, url)
+        entry.register_extension("atom_source", lambda: extension, atom=True, rss=False)
+    elif url is not None:
+        entry.source(url=url, title=title)
 
 
 def render_rss(channel: ChannelView, views: Sequence[ItemView]) -> bytes:

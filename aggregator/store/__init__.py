@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from aggregator.errors import StoreError
 from aggregator.model import (
@@ -34,6 +35,7 @@ from aggregator.model import (
     SourceInfo,
     SourceState,
     StoredItem,
+    public_url,
 )
 from aggregator.slug import CategoryRegistry
 
@@ -138,18 +140,27 @@ class SourceStatus:
         return "ok" if self.last_fetch_at else "new"
 
     def as_json(self) -> dict[str, Any]:
-        """The record ``aggregator sources --json`` and ``GET /api/sources`` print."""
+        """The record ``aggregator sources --json`` and ``GET /api/sources`` print. A
+        local path is never in it: a ``file:`` source has no ``url`` (null), and its
+        error and warning name the file without its folder."""
+        url = public_url(self.url)
+        # the fetcher's errors name the file it could not read
+        folder = "" if url else unquote(urlsplit(self.url).path).rpartition("/")[0]
+
+        def shown(text: str | None) -> str | None:
+            return text.replace(folder + "/", "") if text and folder else text
+
         return {
             "id": self.source_id,
-            "url": self.url,
+            "url": url,
             "category": self.category,
             "enabled": self.enabled,
             "health": self.health,
             "last_fetch_at": self.last_fetch_at.isoformat() if self.last_fetch_at else None,
             "status": self.last_outcome,
             "http_status": self.last_status,
-            "error": self.last_error,
-            "warning": self.last_warning,
+            "error": shown(self.last_error),
+            "warning": shown(self.last_warning),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
             "next_due_at": self.next_due_at.isoformat(),
             "items": self.item_count,
