@@ -155,6 +155,8 @@ class ItemIntent:
     is_content_external: bool  # True: an update without content keeps the stored body
     content_sha256: str
     categories: tuple[CategoryRef, ...]
+    # the item's own last change as its feed gave it (not after the fetch); None: none given
+    source_updated_at: datetime | None = None
 
 
 class OutcomeKind(enum.Enum):
@@ -216,6 +218,8 @@ class StoredItem:
     source_id: str
     category_slugs: tuple[str, ...]
     first_seq: int = 0
+    # the item's own last change as its feed gave it; ``updated_at`` is when we stored it
+    source_updated_at: datetime | None = None
 
     @property
     def is_update(self) -> bool:

@@ -11,7 +11,9 @@ Pure: parsed items, what the store knew, and ``now`` in; ``ItemIntent`` values o
 
 Dates: a missing date becomes the first-seen time; a future date is clamped to the fetch
 time (a feed dated 2099 must not stay on top forever). Both are "soft": an update keeps
-the stored date instead of moving it.
+the stored date instead of moving it. The item's own updated time is kept as the feed gave
+it (clamped the same way), or None: it is what readers sort changes by, not part of the
+change hash (a feed that restamps every entry on each render must not rewrite them all).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def plan_items(
                 is_content_external=item.is_content_external,
                 content_sha256=digest,
                 categories=(category,),
+                source_updated_at=min(item.updated_at, now) if item.updated_at else None,
             )
         )
     added = tuple(registry.by_slug[slug] for slug in registry.by_slug if slug not in before)

@@ -127,6 +127,9 @@ items = Table(
     Column("update_count", Integer, nullable=False, default=0),
     Column("source_id", String(100), nullable=False),  # where it was first seen
     Column("first_seq", BigInteger, nullable=False),  # seq != first_seq: it changed
+    # the item's own last change as its feed gave it (Atom updated, JSON Feed
+    # date_modified); updated_at is when we stored it (0005)
+    Column("source_updated_at", UTCDateTime),
     Index("ix_items_published", "published_at", "item_id"),
 )
 

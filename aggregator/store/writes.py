@@ -83,7 +83,8 @@ class Dialect:
 
 _ITEM_COLUMNS = (
     "stable_id, seq, first_seq, title, link, guid, summary, content, author, published_at, "
-    "published_offset_minutes, first_seen_at, updated_at, update_count, source_id"
+    "published_offset_minutes, first_seen_at, updated_at, update_count, source_id, "
+    "source_updated_at"
 )
 
 
@@ -155,7 +156,7 @@ class ItemWriter:
         self.reserve = d.sql("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value")
         self.lock_seq = d.sql("SELECT value FROM counters WHERE name = ? FOR UPDATE")
         self.insert_item = RowsInsert(
-            d, f"INSERT INTO items ({_ITEM_COLUMNS})", 15, "ON CONFLICT (stable_id) DO NOTHING"
+            d, f"INSERT INTO items ({_ITEM_COLUMNS})", 16, "ON CONFLICT (stable_id) DO NOTHING"
         )
         self.insert_category = d.sql(
             "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
@@ -341,6 +342,7 @@ class ItemWriter:
             "seq = ?",
             "updated_at = ?",
             "update_count = update_count + 1",
+            "source_updated_at = ?",
         ]
         values: list[Any] = [
             intent.title,
@@ -350,6 +352,7 @@ class ItemWriter:
             intent.author,
             seq,
             self.d.dt(now),
+            self.d.dt(intent.source_updated_at),
         ]
         if not (intent.is_content_external and intent.content is None):
             sets.append("content = ?")
@@ -409,6 +412,7 @@ class ItemWriter:
                     at,
                     0,
                     source_id,
+                    dt(i.source_updated_at),
                 )
                 for i in intents
                 if i.kind is IntentKind.NEW

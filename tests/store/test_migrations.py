@@ -46,6 +46,7 @@ NEW_COLUMNS: dict[str, dict[str, object]] = {
         "interval_seconds": None,
     },
     "fetches": {"warning": None},
+    "items": {"source_updated_at": None},
 }
 
 Rows = dict[str, list[tuple[Any, ...]]]

@@ -1,0 +1,112 @@
+"""What the renderers say about an item, read back from the documents: dates readers sort
+on, provenance, plain text escaped for each format, untitled items. Items reach the store
+through the real path (a real HTTP server, the parser, the store on SQLite and
+PostgreSQL) and are rendered by the publisher as the web app and exports render them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from lxml import etree
+
+from aggregator.config.settings import Settings, parse_settings
+from aggregator.publish.publisher import FeedRequest, Publisher
+from aggregator.publish.query import FeedQuery
+from aggregator.runtime.scheduler import run_pass
+from aggregator.store.sql import SqlStore
+from tests.conftest import FIXTURES
+from tests.feedcheck import CHECKS, STRICT
+from tests.feedserver import FeedServer, Route
+from tests.ingest.test_update import make_context
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+SITE = "https://news.example"
+
+
+def fetched(store: SqlStore, feed_server: FeedServer, config: str, **bodies: bytes) -> Settings:
+    """``bodies`` served as /{name}.xml, ``config`` formatted with their URLs, one pass."""
+    for name, body in bodies.items():
+        feed_server.routes[f"/{name}.xml"] = Route(body)
+    urls = {name: feed_server.url(f"/{name}.xml") for name in bodies}
+    settings = parse_settings(f"site_url: {SITE}\n" + config.format(**urls))
+    outcomes, _ = run_pass(make_context(settings, store))
+    assert [o.error for o in outcomes] == [None] * len(outcomes)
+    return settings
+
+
+def rendered(settings: Settings, store: SqlStore, extension: str, key: str = "all") -> bytes:
+    publisher = Publisher(settings, store, SITE)
+    request = FeedRequest(key, None if key == "all" else (key,), extension, FeedQuery())
+    body = publisher.render(request, publisher.stamp(request)).body
+    assert CHECKS[extension](body) == []
+    return body
+
+
+def atom_entries(body: bytes) -> dict[str, etree._Element]:
+    """Entries by their alternate link."""
+    root = etree.fromstring(body, STRICT)
+    return {
+        str(entry.find(ATOM + "link").get("href")): entry  # type: ignore[union-attr]
+        for entry in root.iter(ATOM + "entry")
+    }
+
+
+# --------------------------------------------------------------------------- dates
+
+DATES_CONFIG = """
+categories: {{news: {{title: 新闻}}}}
+sources:
+  - {{id: atom, url: "{atom}", category: news}}
+  - {{id: rss, url: "{rss}", category: news}}
+"""
+# (link, what readers sort by): the entry's own updated time, else its published time
+EXPECTED_UPDATED = {
+    "http://example.com/news/atom10-1.html": "2022-01-25T15:30:00+08:00",  # updated given
+    "http://example.com/news/atom10-3.html": "2022-01-24T18:00:00+08:00",  # only updated
+    "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202201252261008680": (
+        "2022-01-25T15:24:31+08:00"  # RSS: no updated time, so the published one
+    ),
+}
+
+
+def test_atom_updated_and_json_date_modified_are_the_items_own(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    settings = fetched(
+        store,
+        feed_server,
+        DATES_CONFIG,
+        atom=(FIXTURES / "atom10.xml").read_bytes(),
+        rss=(FIXTURES / "seed.rss").read_bytes(),
+    )
+    stored = {item.link: item for item in store.list_items(limit=10)}
+    assert all(item.updated_at.year > 2022 for item in stored.values())  # stored today
+
+    entries = atom_entries(rendered(settings, store, "atom"))
+    got = {link: entries[link].findtext(ATOM + "updated") for link in EXPECTED_UPDATED}
+    assert got == EXPECTED_UPDATED
+    items = json.loads(rendered(settings, store, "json"))["items"]
+    modified = {item["url"]: item["date_modified"] for item in items}
+    assert {link: modified[link] for link in EXPECTED_UPDATED} == EXPECTED_UPDATED
+    # the store's own time is still the API's, and the feed's (it changed when we wrote)
+    feed = etree.fromstring(rendered(settings, store, "atom"), STRICT)
+    newest = max(item.updated_at for item in stored.values())
+    assert datetime.fromisoformat(str(feed.findtext(ATOM + "updated"))) == newest
+
+
+def test_an_updated_time_in_the_future_is_clamped_to_the_fetch(
+    store: SqlStore, feed_server: FeedServer
+) -> None:
+    atom = (FIXTURES / "atom10.xml").read_bytes()
+    settings = fetched(
+        store,
+        feed_server,
+        "categories: {{news: {{title: 新闻}}}}\n"
+        'sources: [{{id: atom, url: "{atom}", category: news}}]',
+        atom=atom.replace(b"2022-01-25T15:30:00", b"2099-01-01T00:00:00"),
+    )
+    (item,) = [i for i in store.list_items(limit=10) if str(i.link).endswith("atom10-1.html")]
+    assert item.source_updated_at == item.first_seen_at  # the fetch's time
+    entry = atom_entries(rendered(settings, store, "atom"))[str(item.link)]
+    assert str(entry.findtext(ATOM + "updated")).startswith(str(item.first_seen_at.year))
