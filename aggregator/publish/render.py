@@ -127,20 +127,25 @@ def _add_entries(
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
         if view.source is not None:
-            _add_source(entry, view.source, for_atom)
+            _add_source(entry, item, view.source, for_atom)
 
 
 @dataclass(frozen=True, slots=True)
 class _AtomSource:
-    """An entry's atom:source, as a feedgen entry extension: feedgen's own source() takes
-    only a title with a URL, and a ``file:`` source has no URL to show."""
+    """An entry's atom:source (RFC 4287 4.2.11: the source feed's id, title and updated,
+    so the entry keeps its origin's metadata when copied), as a feedgen entry extension:
+    feedgen's own source() writes a title and a link only, and needs the link."""
 
+    id: str
     title: str
+    updated: datetime
     link: str | None
 
     def extend_atom(self, entry: etree._Element) -> etree._Element:
         source = etree.SubElement(entry, "source")
+        etree.SubElement(source, "id").text = self.id
         etree.SubElement(source, "title").text = self.title
+        etree.SubElement(source, "updated").text = self.updated.isoformat()
         if self.link is not None:
             etree.SubElement(source, "link", href=self.link)
         return entry
@@ -149,12 +154,22 @@ class _AtomSource:
         return item
 
 
-def _add_source(entry: FeedEntry, source: SourceInfo, for_atom: bool) -> None:
+def source_atom_id(source: SourceInfo) -> str:
+    """The source feed's Atom id: its URL (readers know a feed by it), else, for a
+    ``file:`` source, a UUID5 of the source id (its URL is a path on this server)."""
+    return (
+        source.public_url or f"urn:uuid:{uuid.uuid5(ITEM_NAMESPACE, 'source:' + source.source_id)}"
+    )
+
+
+def _add_source(entry: FeedEntry, item: StoredItem, source: SourceInfo, for_atom: bool) -> None:
     """Provenance, without ever the URL of a ``file:`` source (a path on this server): RSS
-    2.0's <source> needs a url, so such a source has none there."""
+    2.0's <source> needs a url, so such a source has none there. Atom's source
+    ``updated`` is the entry's own: the source feed had changed at least then, and we
+    keep no time of its own that changes only with what this document shows."""
     title, url = xml_safe(source.title), source.public_url
     if for_atom:
-        extension = _AtomSource(title, url)
+        extension = _AtomSource(source_atom_id(source), title, item_updated(item), url)
         entry.register_extension("atom_source", lambda: extension, atom=True, rss=False)
     elif url is not None:
         entry.source(url=url, title=title)

@@ -6,13 +6,16 @@ PostgreSQL) and are rendered by the publisher as the web app and exports render 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
+from pathlib import Path
 
 from lxml import etree
 
 from aggregator.config.settings import Settings, parse_settings
 from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import FeedQuery
+from aggregator.publish.render import ITEM_NAMESPACE
 from aggregator.runtime.scheduler import run_pass
 from aggregator.store.sql import SqlStore
 from tests.conftest import FIXTURES
@@ -60,13 +63,12 @@ sources:
   - {{id: atom, url: "{atom}", category: news}}
   - {{id: rss, url: "{rss}", category: news}}
 """
+SEED_LINK = "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202201252261008680"
 # (link, what readers sort by): the entry's own updated time, else its published time
 EXPECTED_UPDATED = {
     "http://example.com/news/atom10-1.html": "2022-01-25T15:30:00+08:00",  # updated given
     "http://example.com/news/atom10-3.html": "2022-01-24T18:00:00+08:00",  # only updated
-    "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW202201252261008680": (
-        "2022-01-25T15:24:31+08:00"  # RSS: no updated time, so the published one
-    ),
+    SEED_LINK: "2022-01-25T15:24:31+08:00",  # RSS: none, so the published one
 }
 
 
@@ -110,3 +112,46 @@ def test_an_updated_time_in_the_future_is_clamped_to_the_fetch(
     assert item.source_updated_at == item.first_seen_at  # the fetch's time
     entry = atom_entries(rendered(settings, store, "atom"))[str(item.link)]
     assert str(entry.findtext(ATOM + "updated")).startswith(str(item.first_seen_at.year))
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def test_atom_source_has_the_source_feeds_id_title_and_updated(
+    store: SqlStore, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """RFC 4287 4.2.11, for a source on the web and one in a file on this server."""
+    (tmp_path / "atom10.xml").write_bytes((FIXTURES / "atom10.xml").read_bytes())
+    settings = fetched(
+        store,
+        feed_server,
+        DATES_CONFIG.replace('"{atom}"', f'"{(tmp_path / "atom10.xml").as_uri()}"'),
+        rss=(FIXTURES / "seed.rss").read_bytes(),
+    )
+    entries = atom_entries(rendered(settings, store, "atom"))
+    sources = {
+        link: {
+            child.tag.removeprefix(ATOM): child.text or child.get("href")
+            for child in entries[link].find(ATOM + "source")  # type: ignore[union-attr]
+        }
+        for link in EXPECTED_UPDATED
+    }
+    file_id = f"urn:uuid:{uuid.uuid5(ITEM_NAMESPACE, 'source:atom')}"
+    assert sources == {
+        "http://example.com/news/atom10-1.html": {
+            "id": file_id,  # no URL to publish: nor in the id
+            "title": "财经要闻 Atom 1.0（测试）",
+            "updated": "2022-01-25T15:30:00+08:00",
+        },
+        "http://example.com/news/atom10-3.html": {
+            "id": file_id,
+            "title": "财经要闻 Atom 1.0（测试）",
+            "updated": "2022-01-24T18:00:00+08:00",
+        },
+        SEED_LINK: {
+            "id": feed_server.url("/rss.xml"),
+            "title": "上海证券报新闻（测试）",
+            "updated": "2022-01-25T15:24:31+08:00",
+            "link": feed_server.url("/rss.xml"),
+        },
+    }
