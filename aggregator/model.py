@@ -109,6 +109,15 @@ class ParsedFeed:
     warnings: tuple[str, ...] = ()
 
 
+class Holder(enum.Enum):
+    """Whose copy of a known item is stored, seen from the source being fetched. Sources
+    take precedence by ``priority``, then by their order in the config (docs/design.md)."""
+
+    SELF = "self"  # this source's own copy
+    YIELDING = "yielding"  # another source's, which this one takes precedence over
+    PREVAILING = "prevailing"  # another source's, which takes precedence over this one
+
+
 @dataclass(frozen=True, slots=True)
 class KnownItem:
     """What the store holds for an item id, seen from the source being fetched.
@@ -119,6 +128,7 @@ class KnownItem:
     stable_id: str
     source_sha256: str | None
     category_slugs: frozenset[str]
+    holder: Holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +143,9 @@ class CategoryRef:
 
 class IntentKind(enum.Enum):
     NEW = "new"
-    UPDATED = "updated"  # same id, content changed: update in place
+    # same id, and this source's copy changed, or it replaces a copy of a source it takes
+    # precedence over: update in place (the store checks the precedence again as it writes)
+    UPDATED = "updated"
     MEMBERSHIP = "membership"  # known from another source, or new categories to add
 
 
@@ -215,7 +227,7 @@ class StoredItem:
     first_seen_at: datetime
     updated_at: datetime
     update_count: int
-    source_id: str
+    source_id: str  # whose copy this is: the one that takes precedence among its sources
     category_slugs: tuple[str, ...]
     first_seq: int = 0
     # the item's own last change as its feed gave it; ``updated_at`` is when we stored it

@@ -3,10 +3,14 @@
 Pure: parsed items, what the store knew, and ``now`` in; ``ItemIntent`` values out.
 
 * An id never stored: NEW.
-* An id stored from another source, first seen from this one: MEMBERSHIP (its categories
-  and provenance are added; the item is never stored twice, and one source's version
-  does not overwrite another's, which would flip-flop on every poll).
-* An id this source gave before with a different content hash: UPDATED in place.
+* An id stored as the copy of a source this one takes precedence over (``priority``, then
+  the order in the config): UPDATED, this source's copy replaces it, whatever the order
+  the two were fetched in.
+* An id stored as the copy of a source that takes precedence over this one: MEMBERSHIP
+  when first seen from this one (its categories and provenance are added; the item is
+  never stored twice), else unchanged, even when this source's version changed: the
+  copy that wins does not depend on which source was polled last.
+* An id stored as this source's copy, with a different content hash: UPDATED in place.
 * Otherwise unchanged (MEMBERSHIP when it now belongs to a category it was not in).
 
 Dates: a missing date becomes the first-seen time; a future date is clamped to the fetch
@@ -25,7 +29,7 @@ from datetime import datetime, tzinfo
 from json.encoder import encode_basestring as _json_string
 
 from aggregator.ingest.parser import plain_text
-from aggregator.model import CategoryRef, IntentKind, ItemIntent, KnownItem, ParsedItem
+from aggregator.model import CategoryRef, Holder, IntentKind, ItemIntent, KnownItem, ParsedItem
 from aggregator.sanitize import sanitize_html
 from aggregator.slug import CategoryRegistry
 
@@ -98,6 +102,20 @@ def categories_for(item: ParsedItem, rule: CategoryRule, registry: CategoryRegis
     return rule.fixed or UNCATEGORIZED
 
 
+def intent_kind(stored: KnownItem | None, digest: str, slug: str) -> IntentKind | None:
+    """What to write for an item this source gives with content hash ``digest`` in
+    category ``slug``, given what the store holds for its id (None: nothing to write)."""
+    if stored is None:
+        return IntentKind.NEW
+    replaces = stored.holder is Holder.YIELDING  # a copy this source takes precedence over
+    changed = stored.holder is Holder.SELF and stored.source_sha256 not in (None, digest)
+    if replaces or changed:
+        return IntentKind.UPDATED
+    if stored.source_sha256 is None or slug not in stored.category_slugs:
+        return IntentKind.MEMBERSHIP
+    return None
+
+
 def plan_items(
     pairs: Iterable[tuple[str, ParsedItem]],
     known: Mapping[str, KnownItem],
@@ -113,16 +131,8 @@ def plan_items(
     for item_id, item in pairs:
         category = categories_for(item, rule, registry)
         digest = content_sha256(item)
-        stored = known.get(item_id)
-        if stored is None:
-            kind = IntentKind.NEW
-        elif stored.source_sha256 is None:
-            kind = IntentKind.MEMBERSHIP
-        elif stored.source_sha256 != digest:
-            kind = IntentKind.UPDATED
-        elif category.slug not in stored.category_slugs:
-            kind = IntentKind.MEMBERSHIP
-        else:
+        kind = intent_kind(known.get(item_id), digest, category.slug)
+        if kind is None:
             unchanged += 1
             continue
         published_at, offset, firm = settle_date(item, now, display_tz)

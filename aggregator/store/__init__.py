@@ -49,6 +49,15 @@ class SourcePlan:
     enabled: bool
     interval: timedelta
     category: str | None
+    priority: int = 0  # see precedence_order
+
+
+def precedence_order(plans: Sequence[SourcePlan]) -> dict[str, int]:
+    """Each source's place in the order of precedence (0 first), from plans in config
+    order: a higher ``priority`` first, then the source listed first. Of an item that
+    several sources carry, the copy of the source placed first is the one stored."""
+    ranked = sorted(range(len(plans)), key=lambda index: (-plans[index].priority, index))
+    return {plans[index].source_id: place for place, index in enumerate(ranked)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +213,9 @@ class Store(Protocol):
         self, plans: Sequence[SourcePlan], categories: Iterable[CategoryRef], now: datetime
     ) -> None:
         """Make the sources table follow the config: new sources become due now (spread
-        by the caller's next call to ``spread_overdue``), removed ones are disabled,
+        by the caller's next call to ``spread_overdue``), removed ones are disabled and
+        yield to every configured source, each source takes its place in the order of
+        precedence (``precedence_order`` of ``plans``, which come in config order),
         configured categories are created or retitled."""
 
     def load_category_registry(self) -> CategoryRegistry:
@@ -285,7 +296,8 @@ class Store(Protocol):
         """Raises SourceNotFoundError."""
 
     def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
-        """The stored items among ``stable_ids``, seen from ``source_id``."""
+        """The stored items among ``stable_ids``, seen from ``source_id``: its own content
+        hash of each, and whose copy is stored, in its order of precedence (``Holder``)."""
 
     def find_fetch_knowledge(self, source_id: str, stable_ids: Sequence[str]) -> FetchKnowledge:
         """What a fetch of ``source_id`` that parsed ``stable_ids`` needs to decide, in one
@@ -303,7 +315,10 @@ class Store(Protocol):
         update: SourceUpdate,
     ) -> WriteCounts:
         """Write the items, the source's new state and the fetch-log row, and release the
-        lease, in one transaction."""
+        lease, in one transaction. An item's stored copy is replaced (NEW that found the
+        id taken, UPDATED) only by its own source or one that takes precedence over it,
+        checked as it is written: a decision made before another process wrote the item
+        cannot put a lower source's copy over a higher one's."""
 
     def write_turn(self) -> AbstractContextManager[None]:
         """Hold this process's turn to write: ``apply_fetch*`` inside it do not wait for

@@ -81,6 +81,50 @@ def test_jekyll_export_of_the_seed_is_byte_identical(ingested: Path, tmp_path: P
     assert post.read_bytes() == SEED_POST.read_bytes()
 
 
+@pytest.mark.parametrize(
+    "order", [("paper", "mirror"), ("mirror", "paper")], ids=["paper first", "mirror first"]
+)
+def test_jekyll_export_of_the_seed_is_byte_identical_in_any_fetch_order(
+    tmp_path: Path, feed_server: FeedServer, database_url: str, order: tuple[str, str]
+) -> None:
+    """The seed reaches the store from the paper's feed and from a mirror (another guid,
+    ``&from=mirror`` in its link), each fetched by a process of its own, on SQLite and
+    PostgreSQL: the paper, listed first, takes precedence, so its copy is the one
+    exported whichever came first."""
+    feed_server.routes["/paper.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/mirror.rss"] = Route((FIXTURES / "seed-mirror.rss").read_bytes())
+    config = tmp_path / "sources.yaml"
+    config.write_text(
+        f"""
+database: {database_url}
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+sources:
+  - {{id: paper, url: "{feed_server.url("/paper.rss")}", category_from: author}}
+  - {{id: mirror, url: "{feed_server.url("/mirror.rss")}", category_from: author}}
+""",
+        encoding="utf-8",
+    )
+    for source_id in order:
+        result = aggregator("--config", str(config), "fetch", "--strict", "--source", source_id)
+        assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "site"
+    result = aggregator(
+        "--config",
+        str(config),
+        "export",
+        "--out",
+        str(out),
+        "--format",
+        "jekyll",
+        "--site-url",
+        "//finews.withounder.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (out / "_posts").iterdir()] == [SEED_POST.name]
+    assert (out / "_posts" / SEED_POST.name).read_bytes() == SEED_POST.read_bytes()
+
+
 @pytest.mark.skipif(
     not SHARED_SEED.is_file(),
     reason=f"the shared seed post is not beside this checkout ({SHARED_SEED}); the in-repo "

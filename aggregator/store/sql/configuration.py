@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from aggregator.model import CategoryRef
 from aggregator.slug import CategoryRegistry, identity_key
-from aggregator.store import SourcePlan
+from aggregator.store import SourcePlan, precedence_order
 from aggregator.store.schema import categories, sources
 from aggregator.store.sql.base import SqlStoreBase
 from aggregator.store.writes import chunks, host_of
@@ -59,10 +59,12 @@ class ConfigurationMixin(SqlStoreBase):
                         sources.c.interval_seconds,
                         sources.c.next_due_at,
                         sources.c.last_fetch_at,
+                        sources.c.precedence,
                     )
                 )
             }
             configured = {plan.source_id for plan in plans}
+            places = precedence_order(plans)
             added = [
                 {
                     "source_id": plan.source_id,
@@ -74,6 +76,7 @@ class ConfigurationMixin(SqlStoreBase):
                     "created_at": now,
                     "interval_seconds": int(plan.interval.total_seconds()),
                     "host": host_of(plan.url),
+                    "precedence": places[plan.source_id],
                 }
                 for plan in plans
                 if plan.source_id not in existing
@@ -94,6 +97,8 @@ class ConfigurationMixin(SqlStoreBase):
                         values["next_due_at"] = max(now, min(known.next_due_at, sooner))
                 if (known.enabled, known.category) != (plan.enabled, plan.category):
                     values |= {"enabled": plan.enabled, "category": plan.category}
+                if known.precedence != places[plan.source_id]:
+                    values["precedence"] = places[plan.source_id]
                 if known.url != plan.url:
                     # ops changed the URL: forget validators and any adopted redirect
                     values |= {
@@ -113,10 +118,14 @@ class ConfigurationMixin(SqlStoreBase):
                     conn.execute(
                         update(sources).where(sources.c.source_id == plan.source_id).values(values)
                     )
-            gone = {sid for sid, row in existing.items() if row.enabled} - configured
+            gone = {
+                sid for sid, row in existing.items() if row.enabled or row.precedence is not None
+            } - configured
             for chunk in chunks(sorted(gone)):
                 conn.execute(
-                    update(sources).where(sources.c.source_id.in_(chunk)).values(enabled=False)
+                    update(sources)
+                    .where(sources.c.source_id.in_(chunk))
+                    .values(enabled=False, precedence=None)
                 )
 
     def load_category_registry(self) -> CategoryRegistry:
