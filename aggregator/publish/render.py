@@ -86,8 +86,11 @@ def _generator(channel: ChannelView, content_type: str) -> FeedGenerator:
     generator = FeedGenerator()
     generator.id(f"{channel.feed_url_base}.atom")
     generator.title(xml_safe(channel.title))
-    generator.description(xml_safe(channel.description) or xml_safe(channel.title))
-    generator.subtitle(xml_safe(channel.description) or xml_safe(channel.title))
+    # titles and descriptions are plain text: RSS readers take a channel <description> as
+    # HTML (as an item's), so it is escaped for HTML there; Atom's <subtitle> is text
+    description = xml_safe(channel.description) or xml_safe(channel.title)
+    is_rss = content_type == RSS_CONTENT_TYPE
+    generator.description(html.escape(description) if is_rss else description)
     # feedgen's RSS <link> is the last link set: self first, then the page people read
     generator.link(href=channel.self_url, rel="self", type=content_type.split(";")[0])
     generator.link(href=channel.html_url, rel="alternate")
@@ -276,13 +279,15 @@ def render_jekyll_post(view: ItemView, site_url: str) -> bytes:
     slugs = [slug for slug, _ in view.categories] or ["uncategorized"]
     titles = [title for _, title in view.categories] or ["未分类"]
     home = site_url.rstrip("/")
+    # Layouts print {{ page.title }} and tags into HTML text and attributes, most of them
+    # as they are: plain text is escaped for HTML first (a title "<a ondblclick=...>").
     lines = [
         "---",
         "layout: post",
-        f"title: {_yaml_quoted(item.title)}",
+        f"title: {_yaml_quoted(html.escape(item.title))}",
         f"date: {local_time(item):%Y-%m-%d %H:%M:%S %z}",
         f"categories: {_yaml_words(slugs)}",
-        f"tags: {_yaml_words(titles)}",
+        f"tags: {_yaml_words([html.escape(title) for title in titles])}",
         "---",
         xml_safe(item.content or item.summary or "").translate(_MARKDOWN_INERT),
         "",

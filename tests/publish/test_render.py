@@ -5,14 +5,18 @@ PostgreSQL) and are rendered by the publisher as the web app and exports render 
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from datetime import datetime
 from pathlib import Path
 
+import lxml.html
+import yaml
 from lxml import etree
 
 from aggregator.config.settings import Settings, parse_settings
+from aggregator.publish.export import export
 from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import FeedQuery
 from aggregator.publish.render import ITEM_NAMESPACE
@@ -155,3 +159,56 @@ def test_atom_source_has_the_source_feeds_id_title_and_updated(
             "link": feed_server.url("/rss.xml"),
         },
     }
+
+
+# --------------------------------------------------------------------------- plain text
+
+MARKUP_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title><link>http://m.example/</link>
+<description>d</description>
+<item><title>&amp;lt;a ondblclick="alert(1)"&amp;gt;标题&amp;lt;/a&amp;gt;</title>
+<link>http://m.example/1</link><description>正文</description>
+<category>&lt;a ondblclick="alert(2)"&gt;上海证券报&lt;/a&gt;</category>
+<pubDate>Tue, 25 Jan 2022 15:24:31 +0800</pubDate></item>
+<item><title>二</title><link>http://m.example/2</link><description>正文</description>
+<category>&amp;lt;b onclick="alert(3)"&amp;gt;外媒&amp;lt;/b&amp;gt;</category>
+<pubDate>Tue, 25 Jan 2022 15:24:31 +0800</pubDate></item>
+</channel></rss>""".encode()
+TITLE = '<a ondblclick="alert(1)">标题</a>'  # double-escaped in the feed: text
+NAME = '<b onclick="alert(3)">外媒</b>'  # the same, for a media name
+
+
+def test_titles_and_category_names_are_text_escaped_for_each_output(
+    store: SqlStore, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    settings = fetched(
+        store,
+        feed_server,
+        "categories: {{shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}}}\n"
+        'sources: [{{id: tags, url: "{tags}", category_from: tags}}]',
+        tags=MARKUP_FEED,
+    )
+    # stored as text: markup (a tag's <a>) removed, entities decoded once
+    names = {c.name: c for c in store.list_categories()}
+    assert set(names) == {"上海证券报", NAME}
+    derived = names[NAME]
+    assert derived.title == NAME + "新闻"
+    assert {i.title for i in store.list_items(limit=5)} == {TITLE, "二"}
+    # RSS: the channel <description> is HTML to readers, so the text is escaped for it
+    channel = etree.fromstring(rendered(settings, store, "xml", derived.slug), STRICT)
+    description = str(channel.findtext("channel/description"))
+    assert description == html.escape(NAME + "新闻")
+    assert lxml.html.fragment_fromstring(description, create_parent="div").text == NAME + "新闻"
+    assert channel.findtext("channel/title") == NAME + "新闻"  # text, as item titles
+    # Jekyll: front matter that layouts print into HTML, escaped for it
+    out = tmp_path / "site"
+    export(Publisher(settings, store, SITE), out, ["jekyll"])
+    posts = {p.read_text(encoding="utf-8").split("\n")[2]: p for p in out.glob("_posts/*")}
+    assert set(posts) == {
+        f"title: {json.dumps(html.escape(TITLE), ensure_ascii=False)}",
+        'title: "二"',
+    }
+    front = [p.read_text(encoding="utf-8").split("---\n")[1] for p in posts.values()]
+    loaded = [yaml.safe_load(text)["tags"] for text in front]
+    tags = {tag for value in loaded for tag in ([value] if isinstance(value, str) else value)}
+    assert tags == {"上海证券报新闻", html.escape(NAME + "新闻")}
