@@ -34,7 +34,6 @@ from aggregator.sanitize import sanitize_html
 from aggregator.slug import CategoryRegistry
 
 UNCATEGORIZED = CategoryRef(slug="uncategorized", title="未分类", description="")
-UNTITLED = "(无标题)"
 DERIVED_TITLE_CHARS = 60
 
 
@@ -87,12 +86,12 @@ def settle_date(item: ParsedItem, now: datetime, display_tz: tzinfo) -> tuple[da
 
 def settle_title(item: ParsedItem) -> str:
     """RSS and JSON Feed allow untitled items; readers need something to show, so the
-    start of the text stands in."""
+    start of the text stands in. Without any text the title stays empty: a placeholder
+    would be in one language for feeds in every language, and each output shows an
+    empty title its own way (render.py: none where the format allows it, else the link)."""
     if item.title:
         return item.title
-    text = plain_text(item.summary or item.content)
-    if not text:
-        return UNTITLED
+    text = plain_text(item.summary) or plain_text(item.content)
     return text if len(text) <= DERIVED_TITLE_CHARS else text[:DERIVED_TITLE_CHARS] + "…"
 
 

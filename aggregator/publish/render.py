@@ -112,7 +112,13 @@ def _add_entries(
         entry = generator.add_entry()
         entry.guid(xml_safe(item.stable_id), permalink=False)  # sets the Atom id too, so:
         entry.id(atom_id(item.stable_id) if for_atom else xml_safe(item.stable_id))
-        entry.title(xml_safe(item.title))
+        # An untitled item (no text to take one from) has no title where the format
+        # allows that; Atom needs one, and RSS a title or a description: its link
+        # stands in, the same in any language.
+        title = xml_safe(item.title)
+        shown = title or item_url(channel, view)
+        if title or for_atom or not (item.summary or item.content):
+            entry.title(shown)
         entry.link(href=item_url(channel, view), rel="alternate")
         entry.published(local_time(item))
         entry.updated(item_updated(item))
@@ -125,8 +131,7 @@ def _add_entries(
         elif not item.summary:
             # The title stands in: RSS <description> is HTML, Atom content without a type
             # is text. A title is plain text and may well read "<img onerror=...>".
-            title = xml_safe(item.title)
-            entry.description(title if for_atom else html.escape(title))
+            entry.description(shown if for_atom else html.escape(shown))
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
         if view.source is not None:
@@ -200,10 +205,10 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
     items = []
     for view in views:
         item = view.item
-        entry: dict[str, object] = {
-            "id": item.stable_id,
-            "url": item_url(channel, view),
-            "title": item.title,
+        entry: dict[str, object] = {"id": item.stable_id, "url": item_url(channel, view)}
+        if item.title:  # optional in JSON Feed: an untitled item has none
+            entry["title"] = item.title
+        entry |= {
             "content_html": item.content or item.summary or "",
             "date_published": _rfc3339(local_time(item)),
             "date_modified": _rfc3339(item_updated(item)),

@@ -154,9 +154,23 @@ def test_settle_date(published: datetime | None, expected: tuple[datetime, int, 
         (item("标题"), "标题"),
         (item("", summary="<p>只有摘要</p>"), "只有摘要"),
         (item("", content="<p>" + "长" * 100 + "</p>"), "长" * 60 + "…"),
-        (item(""), "(无标题)"),
+        (item("", summary="<p>Markets rallied.</p>"), "Markets rallied."),
+        (
+            item("", summary='<p><img src="http://a.example/c.png"></p>', content="<p>Text</p>"),
+            "Text",
+        ),
+        (item("", summary='<img src="http://a.example/c.png">'), ""),
+        (item(""), ""),
     ],
-    ids=["title", "from summary", "from content, cut", "nothing"],
+    ids=[
+        "title",
+        "from summary",
+        "from content, cut",
+        "English text",
+        "summary without text: from content",
+        "no text: empty, in no language",
+        "nothing",
+    ],
 )
 def test_settle_title(parsed: ParsedItem, expected: str) -> None:
     assert settle_title(parsed) == expected

@@ -212,3 +212,61 @@ def test_titles_and_category_names_are_text_escaped_for_each_output(
     loaded = [yaml.safe_load(text)["tags"] for text in front]
     tags = {tag for value in loaded for tag in ([value] if isinstance(value, str) else value)}
     assert tags == {"上海证券报新闻", html.escape(NAME + "新闻")}
+
+
+# --------------------------------------------------------------------------- untitled
+
+UNTITLED_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Wire</title><link>http://wire.example/</link>
+<description>An English wire</description><language>en</language>
+<item><link>http://wire.example/1</link><guid>http://wire.example/1</guid>
+<pubDate>Tue, 25 Jan 2022 10:00:00 +0000</pubDate></item>
+<item><description>&lt;p&gt;&lt;img src="http://wire.example/c.png"&gt;&lt;/p&gt;</description>
+<link>http://wire.example/2</link><pubDate>Tue, 25 Jan 2022 11:00:00 +0000</pubDate></item>
+<item><description>&lt;p&gt;Markets rallied on Friday.&lt;/p&gt;</description>
+<link>http://wire.example/3</link><pubDate>Tue, 25 Jan 2022 12:00:00 +0000</pubDate></item>
+</channel></rss>"""
+WIRE = "http://wire.example/"
+
+
+def test_untitled_items_take_a_title_from_their_text_or_stay_untitled(
+    store: SqlStore, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    settings = fetched(
+        store,
+        feed_server,
+        "categories: {{wire: {{title: Wire}}}}\n"
+        'sources: [{{id: wire, url: "{wire}", category: wire}}]',
+        wire=UNTITLED_FEED,
+    )
+    titles = {str(i.link): i.title for i in store.list_items(limit=5)}
+    assert titles == {WIRE + "1": "", WIRE + "2": "", WIRE + "3": "Markets rallied on Friday."}
+    # RSS: a title or a description; the link stands in only where there is neither
+    rss = etree.fromstring(rendered(settings, store, "xml"), STRICT)
+    assert {str(i.findtext("link")): i.findtext("title") for i in rss.iter("item")} == {
+        WIRE + "1": WIRE + "1",
+        WIRE + "2": None,
+        WIRE + "3": "Markets rallied on Friday.",
+    }
+    # Atom: a title is required, so the link
+    entries = atom_entries(rendered(settings, store, "atom"))
+    assert {link: e.findtext(ATOM + "title") for link, e in entries.items()} == {
+        WIRE + "1": WIRE + "1",
+        WIRE + "2": WIRE + "2",
+        WIRE + "3": "Markets rallied on Friday.",
+    }
+    # JSON Feed: title is optional
+    items = json.loads(rendered(settings, store, "json"))["items"]
+    assert {i["url"]: i.get("title") for i in items} == {
+        WIRE + "1": None,
+        WIRE + "2": None,
+        WIRE + "3": "Markets rallied on Friday.",
+    }
+    out = tmp_path / "site"
+    export(Publisher(settings, store, SITE), out, ["rss", "atom", "json", "jekyll"])
+    for path in out.rglob("*.*"):
+        assert "无标题" not in path.read_text(encoding="utf-8"), path
+    posts = [p.read_text(encoding="utf-8") for p in out.glob("_posts/*")]
+    assert sorted(yaml.safe_load(p.split("---\n")[1])["title"] for p in posts) == sorted(
+        ["", "", "Markets rallied on Friday."]
+    )
