@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from aggregator.model import CategoryRef
 from aggregator.slug import CategoryRegistry, identity_key
@@ -83,6 +83,7 @@ class ConfigurationMixin(SqlStoreBase):
             ]
             if added:  # one executemany: a statement per new source took 0.2 s for 1,000
                 conn.execute(sources.insert(), added)
+            moved: list[dict[str, Any]] = []
             for plan in plans:
                 known = existing.get(plan.source_id)
                 if known is None:
@@ -98,7 +99,7 @@ class ConfigurationMixin(SqlStoreBase):
                 if (known.enabled, known.category) != (plan.enabled, plan.category):
                     values |= {"enabled": plan.enabled, "category": plan.category}
                 if known.precedence != places[plan.source_id]:
-                    values["precedence"] = places[plan.source_id]
+                    moved.append({"id": plan.source_id, "place": places[plan.source_id]})
                 if known.url != plan.url:
                     # ops changed the URL: forget validators and any adopted redirect
                     values |= {
@@ -118,6 +119,13 @@ class ConfigurationMixin(SqlStoreBase):
                     conn.execute(
                         update(sources).where(sources.c.source_id == plan.source_id).values(values)
                     )
+            if moved:  # one executemany: a source listed first moves every other one
+                conn.execute(
+                    update(sources)
+                    .where(sources.c.source_id == bindparam("id"))
+                    .values(precedence=bindparam("place")),
+                    moved,
+                )
             gone = {
                 sid for sid, row in existing.items() if row.enabled or row.precedence is not None
             } - configured
