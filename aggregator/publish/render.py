@@ -158,9 +158,6 @@ class _AtomSource:
             etree.SubElement(source, "link", href=self.link)
         return entry
 
-    def extend_rss(self, item: etree._Element) -> etree._Element:
-        return item
-
 
 def source_atom_id(source: SourceInfo) -> str:
     """The source feed's Atom id: its URL (readers know a feed by it), else, for a

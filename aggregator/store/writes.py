@@ -466,6 +466,7 @@ class ItemWriter:
                 replaced.add(sid)
                 published[sid] = dt(changed[1])
                 touched.update(changed[2])
+        written = new_ids | replaced  # these have their new seq already
         # memberships: which (item, category) pairs are missing. New items have none.
         have: set[tuple[int, str]] = set()
         existing = sorted({item_ids[sid] for sid in item_ids if sid not in new_ids})
@@ -482,7 +483,7 @@ class ItemWriter:
                 have.add((item_id, ref.slug))
                 member_rows.append((item_id, ref.slug, published[intent.stable_id], at))
                 touched.add(ref.slug)
-                if intent.stable_id not in new_ids | replaced:
+                if intent.stable_id not in written:
                     joined.add(intent.stable_id)
         raw.insert(self.insert_member, member_rows)
         # an item that joins a category is news there: a new seq (new and updated items
