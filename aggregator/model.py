@@ -19,6 +19,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,15 @@ class ParsedFeed:
     hints: FeedHints | None = None  # ttl, skipHours, skipDays, when the feed gives any
 
 
+class Holder(enum.Enum):
+    """Whose copy of a known item is stored, seen from the source being fetched. Sources
+    take precedence by ``priority``, then by their order in the config (docs/design.md)."""
+
+    SELF = "self"  # this source's own copy
+    YIELDING = "yielding"  # another source's, which this one takes precedence over
+    PREVAILING = "prevailing"  # another source's, which takes precedence over this one
+
+
 @dataclass(frozen=True, slots=True)
 class KnownItem:
     """What the store holds for an item id, seen from the source being fetched.
@@ -130,6 +140,7 @@ class KnownItem:
     stable_id: str
     source_sha256: str | None
     category_slugs: frozenset[str]
+    holder: Holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +155,9 @@ class CategoryRef:
 
 class IntentKind(enum.Enum):
     NEW = "new"
-    UPDATED = "updated"  # same id, content changed: update in place
+    # same id, and this source's copy changed, or it replaces a copy of a source it takes
+    # precedence over: update in place (the store checks the precedence again as it writes)
+    UPDATED = "updated"
     MEMBERSHIP = "membership"  # known from another source, or new categories to add
 
 
@@ -166,6 +179,8 @@ class ItemIntent:
     is_content_external: bool  # True: an update without content keeps the stored body
     content_sha256: str
     categories: tuple[CategoryRef, ...]
+    # the item's own last change as its feed gave it (not after the fetch); None: none given
+    source_updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +253,11 @@ class StoredItem:
     first_seen_at: datetime
     updated_at: datetime
     update_count: int
-    source_id: str
+    source_id: str  # whose copy this is: the one that takes precedence among its sources
     category_slugs: tuple[str, ...]
     first_seq: int = 0
+    # the item's own last change as its feed gave it; ``updated_at`` is when we stored it
+    source_updated_at: datetime | None = None
 
     @property
     def is_update(self) -> bool:
@@ -261,10 +278,21 @@ class CategoryInfo:
     item_count: int
 
 
+def public_url(url: str) -> str | None:
+    """The URL when a reader can follow it (http or https), else None: a ``file:``
+    source's URL is a path on this server, which no output may show."""
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """A source's identity for provenance (RSS/Atom/JSON ``<source>`` in merged feeds)."""
 
     source_id: str
     title: str
-    url: str
+    url: str  # as configured (or redirected to): may be a local ``file:`` URL
+
+    @property
+    def public_url(self) -> str | None:
+        """``url`` when it may be published (see ``public_url``)."""
+        return public_url(self.url)

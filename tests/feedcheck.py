@@ -143,6 +143,14 @@ def check_atom(body: bytes) -> list[str]:
         content = entry.find(ATOM + "content")
         if content is None and entry.find(ATOM + "link") is None:
             problems.append(f"{where} has neither content nor an alternate link")
+        source = entry.find(ATOM + "source")
+        if source is not None:  # RFC 4287 4.2.11: the source feed's id, title and updated
+            for name in ("id", "title", "updated"):
+                one(source, name, f"{where} source")
+            if not IRI.match(source.findtext(ATOM + "id") or ""):
+                problems.append(f"{where} source id is not an IRI")
+            if not RFC3339.match(source.findtext(ATOM + "updated") or ""):
+                problems.append(f"{where} source updated is not RFC 3339")
         for text_construct in ("title", "summary", "content"):
             element = entry.find(ATOM + text_construct)
             if element is not None and element.get("type", "text") not in ("text", "html", "xhtml"):

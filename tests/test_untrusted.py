@@ -544,7 +544,8 @@ def check_feed(ext: str, body: bytes, by_id: dict[str, StoredItem]) -> tuple[lis
             for attribute, value in element.attrib.items():
                 if attribute in ("href", "url") and (problem := url_problem(str(value), False)):
                     problems.append(f"<{element.tag} {attribute}>: {problem}")
-        if ext == "xml":
+        if ext == "xml":  # a channel's <description> is HTML to readers, as an item's
+            problems += fragment_problems(root.findtext("channel/description"))
             for item in root.iter("item"):
                 title = item.find("title")
                 assert title is not None
@@ -620,8 +621,12 @@ def check_jekyll_post(text: str, by_link: dict[str, StoredItem]) -> list[str]:
         problems.append(f"title is not a string: {meta['title']!r}")
     if not LINK_LINE.match(link_line):
         problems.append(f"link line: {link_line!r}")
-    elif link_line and meta["title"] != by_link[link_line[1:-1]].title:
+    elif link_line and html.unescape(meta["title"]) != by_link[link_line[1:-1]].title:
         problems.append(f"title {meta['title']!r} is not the stored one")
+    tags = meta["tags"] if isinstance(meta["tags"], list) else [meta["tags"]]
+    for value in (meta["title"], *tags):  # layouts print them into HTML as they are
+        if re.search("[<>\"']", str(value)):
+            problems.append(f"front matter not escaped for HTML: {value!r}")
     if not FOOTER.match(footer):
         problems.append(f"footer: {footer!r}")
     if MARKDOWN_ACTIVE.search(body) or "\n{:" in body:

@@ -159,6 +159,7 @@ class Source(_Frozen):
     timeout_seconds: float | None = Field(None, gt=0, le=600)
     headers: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    priority: int = 0  # whose copy of a shared item is stored: higher first, then listed first
     id_from: Literal["infocode", "guid", "link", "hash"] | IdFrom = "infocode"
     timezone: str | None = None  # for dates the source gives without an offset
     # non-public networks this source may reach, besides the top-level allow_networks

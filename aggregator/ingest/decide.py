@@ -3,15 +3,21 @@
 Pure: parsed items, what the store knew, and ``now`` in; ``ItemIntent`` values out.
 
 * An id never stored: NEW.
-* An id stored from another source, first seen from this one: MEMBERSHIP (its categories
-  and provenance are added; the item is never stored twice, and one source's version
-  does not overwrite another's, which would flip-flop on every poll).
-* An id this source gave before with a different content hash: UPDATED in place.
+* An id stored as the copy of a source this one takes precedence over (``priority``, then
+  the order in the config): UPDATED, this source's copy replaces it, whatever the order
+  the two were fetched in.
+* An id stored as the copy of a source that takes precedence over this one: MEMBERSHIP
+  when first seen from this one (its categories and provenance are added; the item is
+  never stored twice), else unchanged, even when this source's version changed: the
+  copy that wins does not depend on which source was polled last.
+* An id stored as this source's copy, with a different content hash: UPDATED in place.
 * Otherwise unchanged (MEMBERSHIP when it now belongs to a category it was not in).
 
 Dates: a missing date becomes the first-seen time; a future date is clamped to the fetch
 time (a feed dated 2099 must not stay on top forever). Both are "soft": an update keeps
-the stored date instead of moving it.
+the stored date instead of moving it. The item's own updated time is kept as the feed gave
+it (clamped the same way), or None: it is what readers sort changes by, not part of the
+change hash (a feed that restamps every entry on each render must not rewrite them all).
 """
 
 from __future__ import annotations
@@ -23,12 +29,11 @@ from datetime import datetime, tzinfo
 from json.encoder import encode_basestring as _json_string
 
 from aggregator.ingest.fields import plain_text
-from aggregator.model import CategoryRef, IntentKind, ItemIntent, KnownItem, ParsedItem
+from aggregator.model import CategoryRef, Holder, IntentKind, ItemIntent, KnownItem, ParsedItem
 from aggregator.sanitize import sanitize_html
 from aggregator.slug import CategoryRegistry
 
 UNCATEGORIZED = CategoryRef(slug="uncategorized", title="未分类", description="")
-UNTITLED = "(无标题)"
 DERIVED_TITLE_CHARS = 60
 
 
@@ -81,12 +86,12 @@ def settle_date(item: ParsedItem, now: datetime, display_tz: tzinfo) -> tuple[da
 
 def settle_title(item: ParsedItem) -> str:
     """RSS and JSON Feed allow untitled items; readers need something to show, so the
-    start of the text stands in."""
+    start of the text stands in. Without any text the title stays empty: a placeholder
+    would be in one language for feeds in every language, and each output shows an
+    empty title its own way (render.py: none where the format allows it, else the link)."""
     if item.title:
         return item.title
-    text = plain_text(item.summary or item.content)
-    if not text:
-        return UNTITLED
+    text = plain_text(item.summary) or plain_text(item.content)
     return text if len(text) <= DERIVED_TITLE_CHARS else text[:DERIVED_TITLE_CHARS] + "…"
 
 
@@ -94,6 +99,20 @@ def categories_for(item: ParsedItem, rule: CategoryRule, registry: CategoryRegis
     if rule.from_field and item.category_name:
         return registry.resolve(item.category_name, rule.title_template)
     return rule.fixed or UNCATEGORIZED
+
+
+def intent_kind(stored: KnownItem | None, digest: str, slug: str) -> IntentKind | None:
+    """What to write for an item this source gives with content hash ``digest`` in
+    category ``slug``, given what the store holds for its id (None: nothing to write)."""
+    if stored is None:
+        return IntentKind.NEW
+    replaces = stored.holder is Holder.YIELDING  # a copy this source takes precedence over
+    changed = stored.holder is Holder.SELF and stored.source_sha256 not in (None, digest)
+    if replaces or changed:
+        return IntentKind.UPDATED
+    if stored.source_sha256 is None or slug not in stored.category_slugs:
+        return IntentKind.MEMBERSHIP
+    return None
 
 
 def plan_items(
@@ -115,16 +134,8 @@ def plan_items(
     for item_id, item in pairs:
         category = categories_for(item, rule, registry)
         digest = digests[item_id] if digests is not None else content_sha256(item)
-        stored = known.get(item_id)
-        if stored is None:
-            kind = IntentKind.NEW
-        elif stored.source_sha256 is None:
-            kind = IntentKind.MEMBERSHIP
-        elif stored.source_sha256 != digest:
-            kind = IntentKind.UPDATED
-        elif category.slug not in stored.category_slugs:
-            kind = IntentKind.MEMBERSHIP
-        else:
+        kind = intent_kind(known.get(item_id), digest, category.slug)
+        if kind is None:
             unchanged += 1
             continue
         published_at, offset, firm = settle_date(item, now, display_tz)
@@ -144,6 +155,7 @@ def plan_items(
                 is_content_external=item.is_content_external,
                 content_sha256=digest,
                 categories=(category,),
+                source_updated_at=min(item.updated_at, now) if item.updated_at else None,
             )
         )
     added = tuple(registry.by_slug[slug] for slug in registry.by_slug if slug not in before)

@@ -131,11 +131,12 @@ def _category_name(
 ) -> str | None:
     if not field:
         return None
+    # a category name is plain text, whichever field gives it (as titles and authors are)
     if field in ("tags", "category"):
         tags = raw["tags"]
-        return str(tags[0]) if tags else None
+        return plain_text(str(tags[0]), checked) or None if tags else None
     if field == "source":
-        return clean(raw["source"], checked)
+        return plain_text(str(raw["source"] or ""), checked) or None
     if field == "author":
         return clean(author, checked=True)  # plain_text made it XML-safe already
     value = lookup(raw.get("entry"), field)  # a dotted path: feedparser path only

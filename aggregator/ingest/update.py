@@ -30,6 +30,7 @@ from aggregator.model import (
     FeedHints,
     FetchOutcome,
     FetchResult,
+    Holder,
     HTTPFacts,
     ItemIntent,
     NotModified,
@@ -160,9 +161,10 @@ def _fill_content(
 ) -> tuple[list[tuple[str, ParsedItem]], list[str]]:
     """JSON API sources: fetch each new item's body once, via the content_url template.
 
-    Only ids not stored yet are fetched (the original script re-downloaded every body
-    every 30 s). An item whose body fails to arrive is left for the next poll rather
-    than stored without it.
+    Only ids not in ``known`` are fetched: not stored yet, or stored as the copy of a
+    source this one replaces (the original script re-downloaded every body every 30 s).
+    An item whose body fails to arrive is left for the next poll rather than stored
+    without it.
     """
     if not source.content_url or not source.content_path:
         return pairs, []
@@ -283,7 +285,8 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         pairs    = identify(feed.items)                            # pure: stable ids
         pruned, known, registry = store.find_fetch_knowledge(ids)  # one read transaction
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
-        bodies   = fetch content_url for ids not stored yet (JSON API sources)
+        bodies   = fetch content_url for ids not stored yet, or stored as a lower
+                   source's copy (JSON API sources)
         pairs, dropped = process(new and changed pairs)  # the source's steps (process/)
         intents  = plan_items(pairs, known, registry, now)         # pure
         update   = next_source_update(state, what the fetch found) # pure
@@ -310,7 +313,11 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         )
         # retention removed these: a source still listing them is not news
         pairs = [(item_id, item) for item_id, item in pairs if item_id not in knowledge.pruned]
-        pairs, problems = _fill_content(ctx, source, pairs, set(knowledge.known))
+        # a body is fetched once: for ids not stored, or stored as a lower source's copy
+        kept = {
+            item_id for item_id, k in knowledge.known.items() if k.holder is not Holder.YIELDING
+        }
+        pairs, problems = _fill_content(ctx, source, pairs, kept)
         processed = None
         if steps:
             processed = process_items(

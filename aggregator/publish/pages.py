@@ -56,6 +56,12 @@ def outlet_names(infos: Iterable[CategoryInfo]) -> dict[str, str]:
     return {info.slug: info.name for info in infos if info.name}
 
 
+def display_title(item: StoredItem) -> str:
+    """What a page shows as an item's title: its own, else (an item with no title and no
+    text to take one from) its link, else its number; a page's link text is never empty."""
+    return item.title or item.link or f"#{item.item_id}"
+
+
 def page_item(item: StoredItem, outlets: Mapping[str, str] | None = None) -> PageItem:
     """An item as a page lists it. ``outlets`` (``outlet_names``) names the outlet of an
     item without an author: a JSON API source files items by a field such as mediaName
@@ -67,7 +73,7 @@ def page_item(item: StoredItem, outlets: Mapping[str, str] | None = None) -> Pag
     zone = moment.strftime("%z")
     return PageItem(
         item.item_id,
-        item.title,
+        display_title(item),
         f"{moment:%Y-%m-%d %H:%M} UTC{zone[:3]}:{zone[3:]}",
         item.author,
         item.link,

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from aggregator.model import SourceInfo, StoredItem
 from aggregator.text import xml_safe
@@ -65,6 +67,17 @@ def local_time(item: StoredItem) -> datetime:
     return item.published_at.astimezone(zone)
 
 
+def item_updated(item: StoredItem) -> datetime:
+    """The item's own last change, what readers sort by (Atom ``updated``, JSON Feed
+    ``date_modified``): the updated time its feed gave, else its published time, never
+    before that, in the source's own offset. When we stored it is ours to tell (the API's
+    ``updated_at``): a 2022 article is not news today, and the W3C validator warns of
+    many entries sharing one ``atom:updated``."""
+    own = item.source_updated_at
+    moment = max(own, item.published_at) if own is not None else item.published_at
+    return moment.astimezone(local_time(item).tzinfo)
+
+
 def item_url(channel: ChannelView, view: ItemView) -> str:
     return view.item.link or f"{channel.site_url}/item/{view.item.item_id}.html"
 
@@ -73,8 +86,11 @@ def _generator(channel: ChannelView, content_type: str) -> FeedGenerator:
     generator = FeedGenerator()
     generator.id(f"{channel.feed_url_base}.atom")
     generator.title(xml_safe(channel.title))
-    generator.description(xml_safe(channel.description) or xml_safe(channel.title))
-    generator.subtitle(xml_safe(channel.description) or xml_safe(channel.title))
+    # titles and descriptions are plain text: RSS readers take a channel <description> as
+    # HTML (as an item's), so it is escaped for HTML there; Atom's <subtitle> is text
+    description = xml_safe(channel.description) or xml_safe(channel.title)
+    is_rss = content_type == RSS_CONTENT_TYPE
+    generator.description(html.escape(description) if is_rss else description)
     # feedgen's RSS <link> is the last link set: self first, then the page people read
     generator.link(href=channel.self_url, rel="self", type=content_type.split(";")[0])
     generator.link(href=channel.html_url, rel="alternate")
@@ -96,10 +112,16 @@ def _add_entries(
         entry = generator.add_entry()
         entry.guid(xml_safe(item.stable_id), permalink=False)  # sets the Atom id too, so:
         entry.id(atom_id(item.stable_id) if for_atom else xml_safe(item.stable_id))
-        entry.title(xml_safe(item.title))
+        # An untitled item (no text to take one from) has no title where the format
+        # allows that; Atom needs one, and RSS a title or a description: its link
+        # stands in, the same in any language.
+        title = xml_safe(item.title)
+        shown = title or item_url(channel, view)
+        if title or for_atom or not (item.summary or item.content):
+            entry.title(shown)
         entry.link(href=item_url(channel, view), rel="alternate")
         entry.published(local_time(item))
-        entry.updated(max(item.updated_at, item.published_at))
+        entry.updated(item_updated(item))
         if item.author:
             entry.author({"name": xml_safe(item.author)})
         if item.summary:
@@ -109,12 +131,53 @@ def _add_entries(
         elif not item.summary:
             # The title stands in: RSS <description> is HTML, Atom content without a type
             # is text. A title is plain text and may well read "<img onerror=...>".
-            title = xml_safe(item.title)
-            entry.description(title if for_atom else html.escape(title))
+            entry.description(shown if for_atom else html.escape(shown))
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
         if view.source is not None:
-            entry.source(url=view.source.url, title=xml_safe(view.source.title))
+            _add_source(entry, item, view.source, for_atom)
+
+
+@dataclass(frozen=True, slots=True)
+class _AtomSource:
+    """An entry's atom:source (RFC 4287 4.2.11: the source feed's id, title and updated,
+    so the entry keeps its origin's metadata when copied), as a feedgen entry extension:
+    feedgen's own source() writes a title and a link only, and needs the link."""
+
+    id: str
+    title: str
+    updated: datetime
+    link: str | None
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        source = etree.SubElement(entry, "source")
+        etree.SubElement(source, "id").text = self.id
+        etree.SubElement(source, "title").text = self.title
+        etree.SubElement(source, "updated").text = self.updated.isoformat()
+        if self.link is not None:
+            etree.SubElement(source, "link", href=self.link)
+        return entry
+
+
+def source_atom_id(source: SourceInfo) -> str:
+    """The source feed's Atom id: its URL (readers know a feed by it), else, for a
+    ``file:`` source, a UUID5 of the source id (its URL is a path on this server)."""
+    return (
+        source.public_url or f"urn:uuid:{uuid.uuid5(ITEM_NAMESPACE, 'source:' + source.source_id)}"
+    )
+
+
+def _add_source(entry: FeedEntry, item: StoredItem, source: SourceInfo, for_atom: bool) -> None:
+    """Provenance, without ever the URL of a ``file:`` source (a path on this server): RSS
+    2.0's <source> needs a url, so such a source has none there. Atom's source
+    ``updated`` is the entry's own: the source feed had changed at least then, and we
+    keep no time of its own that changes only with what this document shows."""
+    title, url = xml_safe(source.title), source.public_url
+    if for_atom:
+        extension = _AtomSource(source_atom_id(source), title, item_updated(item), url)
+        entry.register_extension("atom_source", lambda: extension, atom=True, rss=False)
+    elif url is not None:
+        entry.source(url=url, title=title)
 
 
 def render_rss(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
@@ -139,15 +202,13 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
     items = []
     for view in views:
         item = view.item
-        entry: dict[str, object] = {
-            "id": item.stable_id,
-            "url": item_url(channel, view),
-            "title": item.title,
+        entry: dict[str, object] = {"id": item.stable_id, "url": item_url(channel, view)}
+        if item.title:  # optional in JSON Feed: an untitled item has none
+            entry["title"] = item.title
+        entry |= {
             "content_html": item.content or item.summary or "",
             "date_published": _rfc3339(local_time(item)),
-            "date_modified": _rfc3339(
-                max(item.updated_at, item.published_at).astimezone(local_time(item).tzinfo)
-            ),
+            "date_modified": _rfc3339(item_updated(item)),
             "tags": [title for _, title in view.categories],
             "_aggregator": {
                 "seq": item.seq,
@@ -220,13 +281,15 @@ def render_jekyll_post(view: ItemView, site_url: str) -> bytes:
     slugs = [slug for slug, _ in view.categories] or ["uncategorized"]
     titles = [title for _, title in view.categories] or ["未分类"]
     home = site_url.rstrip("/")
+    # Layouts print {{ page.title }} and tags into HTML text and attributes, most of them
+    # as they are: plain text is escaped for HTML first (a title "<a ondblclick=...>").
     lines = [
         "---",
         "layout: post",
-        f"title: {_yaml_quoted(item.title)}",
+        f"title: {_yaml_quoted(html.escape(item.title))}",
         f"date: {local_time(item):%Y-%m-%d %H:%M:%S %z}",
         f"categories: {_yaml_words(slugs)}",
-        f"tags: {_yaml_words(titles)}",
+        f"tags: {_yaml_words([html.escape(title) for title in titles])}",
         "---",
         xml_safe(item.content or item.summary or "").translate(_MARKDOWN_INERT),
         "",

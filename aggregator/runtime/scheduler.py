@@ -119,7 +119,9 @@ def host_limits(settings: Settings) -> HostLimits:
 
 def source_plans(settings: Settings) -> list[SourcePlan]:
     return [
-        SourcePlan(s.id, s.url, s.enabled, s.effective_interval(settings.defaults), s.category)
+        SourcePlan(
+            s.id, s.url, s.enabled, s.effective_interval(settings.defaults), s.category, s.priority
+        )
         for s in settings.sources
     ]
 

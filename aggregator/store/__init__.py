@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from aggregator.errors import StoreError
 from aggregator.model import (
@@ -34,6 +35,7 @@ from aggregator.model import (
     SourceInfo,
     SourceState,
     StoredItem,
+    public_url,
 )
 from aggregator.slug import CategoryRegistry
 
@@ -47,6 +49,15 @@ class SourcePlan:
     enabled: bool
     interval: timedelta
     category: str | None
+    priority: int = 0  # see precedence_order
+
+
+def precedence_order(plans: Sequence[SourcePlan]) -> dict[str, int]:
+    """Each source's place in the order of precedence (0 first), from plans in config
+    order: a higher ``priority`` first, then the source listed first. Of an item that
+    several sources carry, the copy of the source placed first is the one stored."""
+    ranked = sorted(range(len(plans)), key=lambda index: (-plans[index].priority, index))
+    return {plans[index].source_id: place for place, index in enumerate(ranked)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +152,27 @@ class SourceStatus:
         return "ok" if self.last_fetch_at else "new"
 
     def as_json(self) -> dict[str, Any]:
-        """The record ``aggregator sources --json`` and ``GET /api/sources`` print."""
+        """The record ``aggregator sources --json`` and ``GET /api/sources`` print. A
+        local path is never in it: a ``file:`` source has no ``url`` (null), and its
+        error and warning name the file without its folder."""
+        url = public_url(self.url)
+        # the fetcher's errors name the file it could not read
+        folder = "" if url else unquote(urlsplit(self.url).path).rpartition("/")[0]
+
+        def shown(text: str | None) -> str | None:
+            return text.replace(folder + "/", "") if text and folder else text
+
         return {
             "id": self.source_id,
-            "url": self.url,
+            "url": url,
             "category": self.category,
             "enabled": self.enabled,
             "health": self.health,
             "last_fetch_at": self.last_fetch_at.isoformat() if self.last_fetch_at else None,
             "status": self.last_outcome,
             "http_status": self.last_status,
-            "error": self.last_error,
-            "warning": self.last_warning,
+            "error": shown(self.last_error),
+            "warning": shown(self.last_warning),
             "retired_at": self.retired_at.isoformat() if self.retired_at else None,
             "next_due_at": self.next_due_at.isoformat(),
             "items": self.item_count,
@@ -198,7 +218,9 @@ class Store(Protocol):
         self, plans: Sequence[SourcePlan], categories: Iterable[CategoryRef], now: datetime
     ) -> None:
         """Make the sources table follow the config: new sources become due now (spread
-        by the caller's next call to ``spread_overdue``), removed ones are disabled,
+        by the caller's next call to ``spread_overdue``), removed ones are disabled and
+        yield to every configured source, each source takes its place in the order of
+        precedence (``precedence_order`` of ``plans``, which come in config order),
         configured categories are created or retitled."""
 
     def load_category_registry(self) -> CategoryRegistry:
@@ -279,7 +301,8 @@ class Store(Protocol):
         """Raises SourceNotFoundError."""
 
     def find_known_items(self, source_id: str, stable_ids: Sequence[str]) -> dict[str, KnownItem]:
-        """The stored items among ``stable_ids``, seen from ``source_id``."""
+        """The stored items among ``stable_ids``, seen from ``source_id``: its own content
+        hash of each, and whose copy is stored, in its order of precedence (``Holder``)."""
 
     def find_fetch_knowledge(
         self, source_id: str, stable_ids: Sequence[str], *, with_dropped: bool = False
@@ -301,7 +324,10 @@ class Store(Protocol):
         update: SourceUpdate,
     ) -> WriteCounts:
         """Write the items, the source's new state and the fetch-log row, and release the
-        lease, in one transaction."""
+        lease, in one transaction. An item's stored copy is replaced (NEW that found the
+        id taken, UPDATED) only by its own source or one that takes precedence over it,
+        checked as it is written: a decision made before another process wrote the item
+        cannot put a lower source's copy over a higher one's."""
 
     # --- reprocessing (called by ``aggregator reprocess``) ------------------------------
     def list_source_items(self, source_id: str) -> list[tuple[StoredItem, str]]:

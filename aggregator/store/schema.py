@@ -90,6 +90,9 @@ sources = Table(
     Column("last_warning", Text),  # what was odd about the last fetch that did not fail
     Column("interval_seconds", Integer),  # as configured: a shorter one applies at once
     Column("host", String(255)),  # of the URL fetched, for per-host politeness (0004)
+    # the place in the order of precedence (0 first: its copy of a shared item is the one
+    # stored); NULL for a source no longer configured, which yields to all others (0005)
+    Column("precedence", Integer),
     # items the processing steps dropped in the last fetch that parsed the feed (0006)
     Column("last_dropped_count", Integer, nullable=False, server_default="0"),
     Index("ix_sources_due", "enabled", "next_due_at"),
@@ -127,8 +130,12 @@ items = Table(
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("update_count", Integer, nullable=False, default=0),
-    Column("source_id", String(100), nullable=False),  # where it was first seen
+    # whose copy is stored: the source that takes precedence among those that carried it
+    Column("source_id", String(100), nullable=False),
     Column("first_seq", BigInteger, nullable=False),  # seq != first_seq: it changed
+    # the item's own last change as its feed gave it (Atom updated, JSON Feed
+    # date_modified); updated_at is when we stored it (0005)
+    Column("source_updated_at", UTCDateTime),
     Index("ix_items_published", "published_at", "item_id"),
 )
 

@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
-from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, KnownItem
+from aggregator.model import (
+    CategoryRef,
+    FetchOutcome,
+    Holder,
+    IntentKind,
+    ItemIntent,
+    KnownItem,
+)
 from aggregator.slug import identity_key
 
 if TYPE_CHECKING:
@@ -83,7 +90,8 @@ class Dialect:
 
 _ITEM_COLUMNS = (
     "stable_id, seq, first_seq, title, link, guid, summary, content, author, published_at, "
-    "published_offset_minutes, first_seen_at, updated_at, update_count, source_id"
+    "published_offset_minutes, first_seen_at, updated_at, update_count, source_id, "
+    "source_updated_at"
 )
 
 
@@ -146,6 +154,20 @@ def host_of(url: str) -> str:
 
 
 _MEMBERS_OF = "SELECT item_id, category_slug FROM item_categories WHERE item_id"
+# Whether the source bound to the one "?" takes precedence over the source in the column
+# ``holder`` (whose copy of an item is stored): a lower sources.precedence comes first,
+# ties by source id (two processes between config generations); a source no longer
+# configured (NULL) comes after every configured one, and a holder with no row at all
+# after any source. The rule is written once, here: the reads before a fetch (Holder) and
+# the guard on every write of an item's copy both use it, so a decision made on a stale
+# read can never put a lower source's copy over a higher one's.
+_LAST = 2**31 - 1
+_PRECEDES = (
+    "EXISTS (SELECT 1 FROM sources mine LEFT JOIN sources held ON held.source_id = {holder} "
+    "WHERE mine.source_id = ? AND mine.source_id <> {holder} AND (held.source_id IS NULL "
+    f"OR (COALESCE(mine.precedence, {_LAST}), mine.source_id) "
+    f"< (COALESCE(held.precedence, {_LAST}), held.source_id)))"
+)
 
 
 class ItemWriter:
@@ -155,7 +177,7 @@ class ItemWriter:
         self.reserve = d.sql("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value")
         self.lock_seq = d.sql("SELECT value FROM counters WHERE name = ? FOR UPDATE")
         self.insert_item = RowsInsert(
-            d, f"INSERT INTO items ({_ITEM_COLUMNS})", 15, "ON CONFLICT (stable_id) DO NOTHING"
+            d, f"INSERT INTO items ({_ITEM_COLUMNS})", 16, "ON CONFLICT (stable_id) DO NOTHING"
         )
         self.insert_category = d.sql(
             "INSERT INTO categories (slug, title, description, name, identity_key, origin, "
@@ -247,24 +269,28 @@ class ItemWriter:
         self, raw: Raw, source_id: str, stable_ids: Sequence[str]
     ) -> dict[str, KnownItem]:
         """The stored items among these: this source's content hash of each (None when
-        another source stored it) and the categories it is in."""
+        only others gave it), whose copy is stored (``Holder``) and its categories."""
         head = (
-            "SELECT i.item_id, i.stable_id, s.content_sha256 FROM items i "
+            "SELECT i.item_id, i.stable_id, s.content_sha256, CASE WHEN i.source_id = ? "
+            f"THEN 'self' WHEN {_PRECEDES.format(holder='i.source_id')} THEN 'yielding' "
+            "ELSE 'prevailing' END FROM items i "
             "LEFT JOIN item_sources s ON s.item_id = i.item_id AND s.source_id = ? "
             "WHERE i.stable_id"
         )
         found = {
-            stable_id: (item_id, sha)
-            for item_id, stable_id, sha in self._select_in(raw, head, stable_ids, (source_id,))
+            stable_id: (item_id, sha, Holder(holder))
+            for item_id, stable_id, sha, holder in self._select_in(
+                raw, head, stable_ids, (source_id, source_id, source_id)
+            )
         }
         slugs: dict[int, set[str]] = {}
         for item_id, slug in self._select_in(
-            raw, _MEMBERS_OF, [item_id for item_id, _ in found.values()]
+            raw, _MEMBERS_OF, [item_id for item_id, _, _ in found.values()]
         ):
             slugs.setdefault(item_id, set()).add(slug)
         return {
-            stable_id: KnownItem(stable_id, sha, frozenset(slugs.get(item_id, ())))
-            for stable_id, (item_id, sha) in found.items()
+            stable_id: KnownItem(stable_id, sha, frozenset(slugs.get(item_id, ())), holder)
+            for stable_id, (item_id, sha, holder) in found.items()
         }
 
     # ------------------------------------------------------------------ per fetch
@@ -371,9 +397,12 @@ class ItemWriter:
         }
 
     def _update(
-        self, raw: Raw, intent: ItemIntent, seq: int, now: datetime
+        self, raw: Raw, source_id: str, intent: ItemIntent, seq: int, now: datetime
     ) -> tuple[int, datetime, list[str]] | None:
+        """Put ``source_id``'s copy in the stored item's place, if the stored one is its
+        own or that of a source it takes precedence over (else None: nothing written)."""
         sets = [
+            "source_id = ?",
             "title = ?",
             "link = ?",
             "guid = ?",
@@ -382,8 +411,10 @@ class ItemWriter:
             "seq = ?",
             "updated_at = ?",
             "update_count = update_count + 1",
+            "source_updated_at = ?",
         ]
         values: list[Any] = [
+            source_id,
             intent.title,
             intent.link,
             intent.guid,
@@ -391,6 +422,7 @@ class ItemWriter:
             intent.author,
             seq,
             self.d.dt(now),
+            self.d.dt(intent.source_updated_at),
         ]
         if not (intent.is_content_external and intent.content is None):
             sets.append("content = ?")
@@ -399,10 +431,10 @@ class ItemWriter:
             sets += ["published_at = ?", "published_offset_minutes = ?"]
             values += [self.d.dt(intent.published_at), intent.published_offset_minutes]
         sql = self.d.sql(
-            f"UPDATE items SET {', '.join(sets)} WHERE stable_id = ? "
-            "RETURNING item_id, published_at"
+            f"UPDATE items SET {', '.join(sets)} WHERE stable_id = ? AND (source_id = ? OR "
+            f"{_PRECEDES.format(holder='items.source_id')}) RETURNING item_id, published_at"
         )
-        row = raw.one(sql, (*values, intent.stable_id))
+        row = raw.one(sql, (*values, intent.stable_id, source_id, source_id))
         if row is None:
             return None
         published = self.d.read_dt(row[1])
@@ -450,6 +482,7 @@ class ItemWriter:
                     at,
                     0,
                     source_id,
+                    dt(i.source_updated_at),
                 )
                 for i in intents
                 if i.kind is IntentKind.NEW
@@ -457,20 +490,24 @@ class ItemWriter:
         )
         rows = self._lookup(raw, [i.stable_id for i in intents])
         # inserted now: the stored seq is the one this write gave it. A NEW intent that
-        # found the id taken (another worker inserted it first) becomes a membership.
+        # found the id taken (another worker inserted it first) replaces that copy when
+        # its source takes precedence, else it becomes a membership; so does an UPDATED
+        # one whose copy a source that takes precedence replaced since it was decided.
         new_ids = {sid for sid in wanted_new if sid in rows and rows[sid][1] == seq_of[sid]}
         item_ids = {sid: row[0] for sid, row in rows.items()}
         published = {sid: row[2] for sid, row in rows.items()}
         touched: set[str] = set()
-        updated = 0
+        replaced: set[str] = set()
         for intent in intents:
-            if intent.kind is not IntentKind.UPDATED or intent.stable_id not in rows:
+            sid = intent.stable_id
+            if intent.kind is IntentKind.MEMBERSHIP or sid in new_ids or sid not in rows:
                 continue
-            changed = self._update(raw, intent, seq_of[intent.stable_id], now)
+            changed = self._update(raw, source_id, intent, seq_of[sid], now)
             if changed is not None:
-                updated += 1
-                published[intent.stable_id] = dt(changed[1])
+                replaced.add(sid)
+                published[sid] = dt(changed[1])
                 touched.update(changed[2])
+        written = new_ids | replaced  # these have their new seq already
         # memberships: which (item, category) pairs are missing. New items have none.
         have: set[tuple[int, str]] = set()
         existing = sorted({item_ids[sid] for sid in item_ids if sid not in new_ids})
@@ -487,7 +524,7 @@ class ItemWriter:
                 have.add((item_id, ref.slug))
                 member_rows.append((item_id, ref.slug, published[intent.stable_id], at))
                 touched.add(ref.slug)
-                if intent.stable_id not in new_ids and intent.kind is not IntentKind.UPDATED:
+                if intent.stable_id not in written:
                     joined.add(intent.stable_id)
         raw.insert(self.insert_member, member_rows)
         # an item that joins a category is news there: a new seq (new and updated items
@@ -502,4 +539,5 @@ class ItemWriter:
             ],
         )
         top = first_seq + len(intents) - 1
-        return WriteResult(new=len(new_ids), updated=updated, memberships=len(joined)), touched, top
+        counts = WriteResult(new=len(new_ids), updated=len(replaced), memberships=len(joined))
+        return counts, touched, top

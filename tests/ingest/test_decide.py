@@ -16,11 +16,12 @@ from aggregator.ingest.decide import (
     CategoryRegistry,
     CategoryRule,
     content_sha256,
+    intent_kind,
     plan_items,
     settle_date,
     settle_title,
 )
-from aggregator.model import CategoryRef, IntentKind, KnownItem, ParsedItem
+from aggregator.model import CategoryRef, Holder, IntentKind, KnownItem, ParsedItem
 from aggregator.slug import identity_key
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -54,10 +55,15 @@ def test_kinds_of_intent() -> None:
     same = item("same")
     changed_before, changed_now = item("v1"), item("v2")
     known = {
-        "same": KnownItem("same", content_sha256(same), frozenset({SZB.slug})),
-        "changed": KnownItem("changed", content_sha256(changed_before), frozenset({SZB.slug})),
-        "other-source": KnownItem("other-source", None, frozenset({"cnstock"})),
-        "new-category": KnownItem("new-category", content_sha256(same), frozenset({"x"})),
+        "same": KnownItem("same", content_sha256(same), frozenset({SZB.slug}), Holder.SELF),
+        "changed": KnownItem(
+            "changed", content_sha256(changed_before), frozenset({SZB.slug}), Holder.SELF
+        ),
+        "other-source": KnownItem("other-source", None, frozenset({"cnstock"}), Holder.PREVAILING),
+        "new-category": KnownItem(
+            "new-category", content_sha256(same), frozenset({"x"}), Holder.SELF
+        ),
+        "lower-copy": KnownItem("lower-copy", None, frozenset({SZB.slug}), Holder.YIELDING),
     }
     result = plan(
         [
@@ -66,6 +72,7 @@ def test_kinds_of_intent() -> None:
             ("changed", changed_now),
             ("other-source", item("o")),
             ("new-category", same),
+            ("lower-copy", item("mine")),
         ],
         known,
     )
@@ -75,8 +82,50 @@ def test_kinds_of_intent() -> None:
         "changed": IntentKind.UPDATED,
         "other-source": IntentKind.MEMBERSHIP,
         "new-category": IntentKind.MEMBERSHIP,
+        "lower-copy": IntentKind.UPDATED,
     }
     assert result.unchanged_count == 1
+
+
+MINE, OLD = "h-mine", "h-old"
+
+
+@pytest.mark.parametrize(
+    ("holder", "source_sha256", "slugs", "expected"),
+    [
+        # whose copy is stored: this source's own
+        (Holder.SELF, MINE, {"a"}, None),
+        (Holder.SELF, OLD, {"a"}, IntentKind.UPDATED),
+        (Holder.SELF, MINE, {"b"}, IntentKind.MEMBERSHIP),
+        # a source's this one takes precedence over: replaced, changed or not
+        (Holder.YIELDING, None, {"a"}, IntentKind.UPDATED),
+        (Holder.YIELDING, MINE, {"a"}, IntentKind.UPDATED),
+        (Holder.YIELDING, OLD, {"b"}, IntentKind.UPDATED),
+        # a source's that takes precedence over this one: never replaced
+        (Holder.PREVAILING, None, {"a"}, IntentKind.MEMBERSHIP),
+        (Holder.PREVAILING, MINE, {"a"}, None),
+        (Holder.PREVAILING, OLD, {"a"}, None),
+        (Holder.PREVAILING, OLD, {"b"}, IntentKind.MEMBERSHIP),
+    ],
+    ids=[
+        "own copy, unchanged",
+        "own copy, changed",
+        "own copy, new category",
+        "lower copy, first seen here",
+        "lower copy, seen here before",
+        "lower copy, changed, new category",
+        "higher copy, first seen here",
+        "higher copy, unchanged here",
+        "higher copy, changed here: still theirs",
+        "higher copy, new category: membership only",
+    ],
+)
+def test_intent_kind_follows_precedence(
+    holder: Holder, source_sha256: str | None, slugs: set[str], expected: IntentKind | None
+) -> None:
+    stored = KnownItem("x", source_sha256, frozenset(slugs), holder)
+    assert intent_kind(stored, MINE, "a") is expected
+    assert intent_kind(None, MINE, "a") is IntentKind.NEW
 
 
 @pytest.mark.parametrize(
@@ -105,9 +154,23 @@ def test_settle_date(published: datetime | None, expected: tuple[datetime, int, 
         (item("标题"), "标题"),
         (item("", summary="<p>只有摘要</p>"), "只有摘要"),
         (item("", content="<p>" + "长" * 100 + "</p>"), "长" * 60 + "…"),
-        (item(""), "(无标题)"),
+        (item("", summary="<p>Markets rallied.</p>"), "Markets rallied."),
+        (
+            item("", summary='<p><img src="http://a.example/c.png"></p>', content="<p>Text</p>"),
+            "Text",
+        ),
+        (item("", summary='<img src="http://a.example/c.png">'), ""),
+        (item(""), ""),
     ],
-    ids=["title", "from summary", "from content, cut", "nothing"],
+    ids=[
+        "title",
+        "from summary",
+        "from content, cut",
+        "English text",
+        "summary without text: from content",
+        "no text: empty, in no language",
+        "nothing",
+    ],
 )
 def test_settle_title(parsed: ParsedItem, expected: str) -> None:
     assert settle_title(parsed) == expected

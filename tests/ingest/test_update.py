@@ -174,6 +174,73 @@ sources:
     assert all(o.updated_count == 0 and o.new_count == 0 for o in again)
 
 
+PRECEDENCE_CONFIG = """
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+sources:
+{sources}
+"""
+
+
+@pytest.mark.parametrize(
+    ("listed", "fetched"),
+    [
+        (["paper", "mirror"], ["paper", "mirror"]),
+        (["paper", "mirror"], ["mirror", "paper"]),
+        (["mirror", "paper: 1"], ["paper", "mirror"]),
+        (["mirror", "paper: 1"], ["mirror", "paper"]),
+    ],
+    ids=[
+        "listed first, fetched first",
+        "listed first, fetched last",
+        "higher priority, fetched first",
+        "higher priority, fetched last",
+    ],
+)
+def test_the_copy_of_the_source_that_takes_precedence_is_stored_in_any_fetch_order(
+    store: SqlStore, feed_server: FeedServer, seed: Seed, listed: list[str], fetched: list[str]
+) -> None:
+    """The seed from the paper's feed and from a mirror (another guid, ``&from=mirror``
+    in its link): the paper's copy is the one stored, whichever came first."""
+    feed_server.routes["/paper.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    feed_server.routes["/mirror.rss"] = Route((FIXTURES / "seed-mirror.rss").read_bytes())
+    lines = []
+    for entry in listed:
+        source_id, _, priority = entry.partition(": ")
+        url = feed_server.url(f"/{source_id}.rss")
+        extra = f", priority: {priority}" if priority else ""
+        lines.append(f'  - {{id: {source_id}, url: "{url}", category_from: author{extra}}}')
+    settings = parse_settings(PRECEDENCE_CONFIG.format(sources="\n".join(lines)))
+    ctx = make_context(settings, store)
+    run_pass(ctx, [fetched[0]])
+    before = store.find_item(seed.info_code)
+    second, _ = run_pass(ctx, [fetched[1]])
+
+    item = store.find_item(seed.info_code)
+    assert before is not None
+    assert item is not None
+    assert store.count_items() == 1
+    assert (item.source_id, item.guid, item.link) == ("paper", seed.link, seed.link)
+    assert item.content == seed.body_html
+    assert item.category_slugs == ("shanghaizhengquanbao",)
+    if fetched[0] == "mirror":  # replaced: an update, with a new sequence number
+        assert before.link == seed.link + "&from=mirror"
+        assert second[0].updated_count == 1
+        assert item.seq > before.seq
+        assert item.is_update
+    else:  # kept: the mirror's copy adds nothing
+        assert (second[0].new_count, second[0].updated_count) == (0, 0)
+        assert item.seq == before.seq
+    # polled again and again, in any order: the stored copy stays the paper's
+    feed_server.routes["/paper.rss"].validators = False
+    feed_server.routes["/mirror.rss"].validators = False
+    for source_id in [*fetched, *reversed(fetched)]:
+        run_pass(ctx, [source_id])
+    again = store.find_item(seed.info_code)
+    assert again is not None
+    assert (again.source_id, again.link, again.seq) == ("paper", seed.link, item.seq)
+
+
 def test_fetch_failure_is_recorded_with_one_line_and_backs_off(
     store: SqlStore, feed_server: FeedServer
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -184,3 +185,22 @@ def test_previous_and_next_link_the_items_beside_it() -> None:
     alone = render_item_page(stored(9), [], ROOT).decode()
     assert 'rel="prev"' not in alone
     assert 'rel="next"' not in alone
+
+
+@pytest.mark.parametrize(
+    ("title", "link", "shown"),
+    [
+        pytest.param("标题", "http://origin.example/1", "标题", id="its own title"),
+        pytest.param("", "http://origin.example/1", "http://origin.example/1", id="its link"),
+        pytest.param("", None, "#1", id="its number"),
+    ],
+)
+def test_an_untitled_item_is_never_an_empty_heading_or_link(
+    title: str, link: str | None, shown: str
+) -> None:
+    """Untitled items keep an empty title in the feeds (issue 13); a page shows their link
+    instead, so no <h1> and no list entry is empty."""
+    item = replace(stored(1), title=title, link=link)
+    page = render_item_page(item, [], ROOT).decode()
+    assert f"<h1>{shown}</h1>" in page
+    assert page_item(item).title == shown

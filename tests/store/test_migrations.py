@@ -44,8 +44,10 @@ NEW_COLUMNS: dict[str, dict[str, object]] = {
         "retired_at": None,
         "last_warning": None,
         "interval_seconds": None,
+        "precedence": None,
     },
     "fetches": {"warning": None},
+    "items": {"source_updated_at": None},
 }
 
 Rows = dict[str, list[tuple[Any, ...]]]

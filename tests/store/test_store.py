@@ -19,7 +19,14 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import QueuePool
 
 from aggregator.errors import SourceNotFoundError, StoreError
-from aggregator.model import CategoryRef, FetchOutcome, IntentKind, ItemIntent, OutcomeKind
+from aggregator.model import (
+    CategoryRef,
+    FetchOutcome,
+    Holder,
+    IntentKind,
+    ItemIntent,
+    OutcomeKind,
+)
 from aggregator.store import FetchWrite, HostLimits, SourcePlan, SourceUpdate, WriteCounts
 from aggregator.store.batching import GroupCommitter
 from aggregator.store.schema import UTCDateTime
@@ -114,6 +121,93 @@ def test_a_new_item_raced_in_by_another_source_becomes_membership(store: SqlStor
     item = store.find_item("x")
     assert item is not None
     assert item.category_slugs == ("b", "news")
+
+
+def test_a_new_item_raced_in_by_a_lower_source_is_replaced(store: SqlStore) -> None:
+    """The write checks precedence again: a decided NEW its source takes precedence
+    over the copy that beat it to the insert with, so it replaces that copy."""
+    store.sync_config(plans("a", "b"), [CAT], NOW)
+    store.apply_fetch(outcome("b"), "w", [intent("x", title="b's")], KEEP)
+    before = store.find_item("x")
+    # a decided "new" before b's write committed
+    counts = store.apply_fetch(outcome("a"), "w", [intent("x", title="a's")], KEEP)
+    assert (counts.new, counts.updated) == (0, 1)
+    item = store.find_item("x")
+    assert before is not None
+    assert item is not None
+    assert (item.source_id, item.title, item.item_id) == ("a", "a's", before.item_id)
+    assert item.seq > before.seq
+
+
+def test_a_copy_replaced_by_a_higher_source_is_not_updated_back(store: SqlStore) -> None:
+    """b decided "my copy changed" before a replaced it: the write refuses, a's stays."""
+    store.sync_config(plans("a", "b"), [CAT], NOW)
+    store.apply_fetch(outcome("b"), "w", [intent("x", title="b's")], KEEP)
+    store.apply_fetch(outcome("a"), "w", [intent("x", IntentKind.UPDATED, title="a's")], KEEP)
+    replaced = store.find_item("x")
+    counts = store.apply_fetch(
+        outcome("b"), "w", [intent("x", IntentKind.UPDATED, title="b's, corrected")], KEEP
+    )
+    assert counts.updated == 0
+    item = store.find_item("x")
+    assert replaced is not None
+    assert item is not None
+    assert (item.source_id, item.title, item.seq) == ("a", "a's", replaced.seq)
+
+
+def test_two_processes_racing_with_one_item_store_the_higher_sources_copy(
+    database_url: str,
+) -> None:
+    """Two stores (as two processes) write the same new items at once, each having
+    decided "new": whichever commits first, every item ends up as a's copy."""
+    ids = [f"x{n}" for n in range(20)]
+    a_store, b_store = SqlStore(database_url, pool_size=2), SqlStore(database_url, pool_size=2)
+    a_store.upgrade()
+    a_store.sync_config(plans("a", "b"), [CAT], NOW)
+    start = threading.Barrier(2)
+
+    def write(store: SqlStore, source_id: str) -> None:
+        start.wait(timeout=10)
+        for stable_id in ids:
+            store.apply_fetch(outcome(source_id), "w", [intent(stable_id, title=source_id)], KEEP)
+
+    try:
+        threads = [
+            threading.Thread(target=write, args=(a_store, "a")),
+            threading.Thread(target=write, args=(b_store, "b")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        items = a_store.list_items(limit=100)
+        assert len(items) == len(ids)
+        assert {(i.source_id, i.title) for i in items} == {("a", "a")}
+    finally:
+        a_store.close()
+        b_store.close()
+
+
+def holders(store: SqlStore, source_id: str) -> dict[str, Holder]:
+    return {sid: k.holder for sid, k in store.find_known_items(source_id, ["x", "y"]).items()}
+
+
+def test_precedence_follows_priority_then_the_config_order(store: SqlStore) -> None:
+    store.sync_config(plans("a", "b", "c"), [CAT], NOW)
+    store.apply_fetch(outcome("b"), "w", [intent("x")], KEEP)
+    assert holders(store, "a") == {"x": Holder.YIELDING}  # listed before b
+    assert holders(store, "b") == {"x": Holder.SELF}
+    assert holders(store, "c") == {"x": Holder.PREVAILING}
+    # c gets a higher priority: it comes first now, in every process (the database's)
+    store.sync_config([*plans("a", "b"), replace(plans("c")[0], priority=1)], [CAT], NOW)
+    assert holders(store, "a") == {"x": Holder.YIELDING}
+    assert holders(store, "c") == {"x": Holder.YIELDING}
+    # b leaves the config: its copies yield to every configured source
+    store.sync_config(plans("c", "a"), [CAT], NOW)
+    assert holders(store, "a") == {"x": Holder.YIELDING}
+    store.apply_fetch(outcome("a"), "w", [intent("x", IntentKind.UPDATED, title="a's")], KEEP)
+    assert holders(store, "c") == {"x": Holder.YIELDING}  # listed first now
+    assert holders(store, "b") == {"x": Holder.PREVAILING}
 
 
 def test_apply_fetch_is_one_transaction(store: SqlStore) -> None:

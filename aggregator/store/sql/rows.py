@@ -42,6 +42,7 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             source_id=row.source_id,
             category_slugs=tuple(slugs.get(row.item_id, ())),
             first_seq=row.first_seq,
+            source_updated_at=row.source_updated_at,
         )
         for row in rows
     ]

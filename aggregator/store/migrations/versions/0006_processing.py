@@ -6,7 +6,7 @@ dropped_items: (source, stable id) the steps dropped, with the item's hash and t
 fingerprint: not processed (or fetched for full text) again while both stay the same.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from aggregator.store.schema import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
