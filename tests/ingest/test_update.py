@@ -175,6 +175,7 @@ sources:
 
 
 PRECEDENCE_CONFIG = """
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
 sources:

@@ -103,6 +103,7 @@ def test_jekyll_export_of_the_seed_is_byte_identical_in_any_fetch_order(
     config.write_text(
         f"""
 database: {database_url}
+allow_networks: [127.0.0.0/8]
 categories:
   shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
 sources:
