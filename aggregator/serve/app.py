@@ -389,7 +389,11 @@ class App:
         """None when the request carries the admin token, else the 401 to send."""
         token = self.settings.server.admin_token or ""
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if token and scheme.lower() == "bearer" and hmac.compare_digest(given, token):
+        # compare bytes: compare_digest refuses str with non-ASCII characters (TypeError).
+        # Starlette decodes header bytes as Latin-1, so this gives back the bytes sent,
+        # which for a token with non-ASCII characters are its UTF-8.
+        sent, expected = given.encode("latin-1"), token.encode("utf-8")
+        if token and scheme.lower() == "bearer" and hmac.compare_digest(sent, expected):
             return None
         return JSONResponse(
             {"error": "a valid admin bearer token is required"},
