@@ -24,6 +24,10 @@ from aggregator.model import StoredItem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Sequence numbers and item ids are signed 64-bit integers in the store (BIGINT on
+# PostgreSQL, INTEGER on SQLite): a larger number is no value either database can hold,
+# so it is refused here instead of failing inside the driver (issue 13).
+MAX_INT64 = 2**63 - 1
 MAX_PATTERN_LENGTH = 200
 FILTER_TIMEOUT_SECONDS = 0.05
 FEED_FORMATS = ("xml", "atom", "json")
@@ -52,29 +56,51 @@ class FeedQuery:
         return self.include is not None or self.exclude is not None
 
 
+def _shown(raw: str) -> str:
+    """A client's value quoted for a message, cut short when it is long."""
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def whole_number(raw: str, maximum: int = MAX_INT64) -> int | None:
+    """The value of ``raw`` when it is ASCII digits (leading zeros allowed) and at most
+    ``maximum``, else None. ``str.isdigit`` alone also accepts other scripts' digits and
+    superscripts ("²", which ``int`` refuses), and ``int`` refuses more than 4,300
+    digits: neither may reach the caller as an exception."""
+    digits = raw.lstrip("0") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(maximum)):
+        return None
+    value = int(digits)
+    return value if value <= maximum else None
+
+
 def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise QueryError(f"limit must be a whole number from 1 to {maximum}, not {raw!r}")
-    return min(int(raw), maximum)
+    value = whole_number(raw)
+    if value is None or value < 1:
+        raise QueryError(f"limit must be a whole number from 1 to {maximum}, not {_shown(raw)}")
+    return min(value, maximum)
 
 
 def parse_since(raw: str | None) -> tuple[int | None, datetime | None]:
-    """``since`` is a sequence number (digits) or an ISO 8601 time."""
+    """``since`` is a sequence number (digits, at most ``MAX_INT64``) or an ISO 8601 time."""
     if raw is None or raw == "":
         return None, None
-    if raw.isdigit():
-        return int(raw), None
+    if raw.isascii() and raw.isdigit():
+        seq = whole_number(raw)
+        if seq is None:
+            raise QueryError(f"since must be a sequence number from 0 to {MAX_INT64}")
+        return seq, None
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        # a time at the edge of the calendar in another zone has no UTC equivalent
+        return None, moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise QueryError(
-            f"since must be a sequence number or an ISO 8601 time, not {raw!r}"
+            f"since must be a sequence number or an ISO 8601 time, not {_shown(raw)}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return None, moment.astimezone(UTC)
 
 
 def parse_pattern(name: str, raw: str | None) -> regex.Pattern[str] | None:
@@ -136,9 +162,10 @@ def decode_cursor(raw: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise QueryError("cursor is not one this service gave out") from None
     version, _, number = text.partition(":")
-    if version != "v1" or not number.isdigit():
+    seq = whole_number(number) if version == "v1" else None
+    if seq is None:
         raise QueryError("cursor is not one this service gave out")
-    return int(number)
+    return seq
 
 
 def parse_format(path_extension: str | None, params: Mapping[str, str]) -> str:

@@ -56,6 +56,7 @@ from aggregator.publish.pages import (
 )
 from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import (
+    MAX_INT64,
     FeedQuery,
     decode_cursor,
     encode_cursor,
@@ -63,6 +64,7 @@ from aggregator.publish.query import (
     parse_format,
     parse_limit,
     parse_since,
+    whole_number,
 )
 from aggregator.publish.render import local_time
 from aggregator.serve.fastpath import FastFeeds
@@ -77,10 +79,12 @@ from aggregator.serve.httpcache import (
     make_etag,
 )
 from aggregator.serve.openapi import openapi_document
+from aggregator.slug import is_valid_slug
 from aggregator.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
+LAST_PAGE = MAX_INT64 // PAGE_SIZE  # no category holds more pages: the offset is a BIGINT
 HOME_ITEMS_PER_CATEGORY = 5
 API_DEFAULT_LIMIT = 100
 
@@ -168,8 +172,11 @@ class App:
             key = ",".join(slugs)
         else:
             slugs, key = (name,), name
-        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         base = self.base(request)
+        misshapen = [slug for slug in slugs or () if not is_valid_slug(slug)]
+        if misshapen:  # names no category, and a NUL would not even reach PostgreSQL
+            return self._unknown_feed(misshapen, base)
+        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         publisher = self.publisher  # one config for the whole request, even across a reload
         cache_key = (publisher.config_key, *feed_request.cache_key(), base)
         token = self.store.change_token()  # read before the stamp: see FastFeeds
@@ -244,16 +251,18 @@ class App:
         slug: str = request.path_params["slug"]
         base = self.base(request)
         page_raw = request.query_params.get("page", "1")
-        if not page_raw.isdigit() or int(page_raw) < 1:
+        if not (page_raw.isascii() and page_raw.isdigit()) or whole_number(page_raw) == 0:
             return PlainTextResponse(
                 "400 Bad Request: page must be a whole number from 1\n", status_code=400
             )
-        page = int(page_raw)
+        page = whole_number(page_raw, LAST_PAGE) or 0  # 0: past the last page of any category
         publisher = self.publisher
         infos = publisher.categories()
         if slug not in infos:
             body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+        if page == 0:
+            return self._no_such_page(infos[slug].title, base)
         stamp = self.store.category_stamp((slug,))
 
         def build() -> bytes:
@@ -267,13 +276,18 @@ class App:
         key = (publisher.config_key, "category", slug, page, base)
         return self._page(request, key, stamp, build)
 
+    def _no_such_page(self, title: str, base: str) -> Response:
+        body = render_not_found(f"“{title}” 没有这一页。", [], base)
+        return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
         base = self.base(request)
-        if not raw.isdigit():
+        item_id = whole_number(raw)
+        if item_id is None:
             return PlainTextResponse("404 Not Found\n", status_code=404)
         try:
-            stored = self.store.get_item(int(raw))
+            stored = self.store.get_item(item_id)
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
             return Response(body, status_code=404, media_type="text/html; charset=utf-8")
@@ -324,7 +338,9 @@ class App:
         except QueryError as e:
             return _error(400, str(e))
         category = params.get("category") or None
-        if category is not None and category not in self.publisher.categories([category]):
+        if category is not None and (
+            not is_valid_slug(category) or category not in self.publisher.categories([category])
+        ):
             return _error(404, f"no category {category!r} (see /api/categories)")
         rows = self.store.list_items_after(after, limit + 1, category)
         page, has_more = rows[:limit], len(rows) > limit
@@ -406,6 +422,8 @@ class App:
         if refused is not None:
             return refused
         source_id: str = request.path_params["source_id"]
+        if "\x00" in source_id:  # no source id holds one, and PostgreSQL refuses it in text
+            return _error(404, f"no source {source_id!r}")
         now = datetime.now(UTC)
         try:
             self.store.request_fetch(source_id, now)
