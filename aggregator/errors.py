@@ -18,6 +18,7 @@ with ``raise ... from e`` so callers only ever catch these::
     └── PublishError               a document or an export could not be made as asked
         ├── QueryError             a request parameter is invalid (the message is for the client)
         ├── UnknownCategoryError   a feed names categories that do not exist (carries them)
+        ├── PageNotFoundError      a category page past its last one
         ├── UnknownFormatError     no renderer for this extension (publish/formats.py)
         └── ExportError            a static export cannot be written where or as asked
 
@@ -117,6 +118,10 @@ class UnknownCategoryError(PublishError):
     def __init__(self, missing: Sequence[str]) -> None:
         self.missing = tuple(missing)
         super().__init__(", ".join(missing))
+
+
+class PageNotFoundError(PublishError):
+    """A category page past its last one (the web app answers 404)."""
 
 
 class UnknownFormatError(PublishError):

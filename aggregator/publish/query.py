@@ -74,12 +74,15 @@ def whole_number(raw: str, maximum: int = MAX_INT64) -> int | None:
 
 
 def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """A page size from 1 to ``maximum``. Anything else is a QueryError, a larger number
+    too: one rule for both ends, so a client asking for more than it can get is told so
+    instead of silently getting less."""
     if raw is None or raw == "":
         return default
-    value = whole_number(raw)
+    value = whole_number(raw, maximum)
     if value is None or value < 1:
         raise QueryError(f"limit must be a whole number from 1 to {maximum}, not {_shown(raw)}")
-    return min(value, maximum)
+    return value
 
 
 def parse_since(raw: str | None) -> tuple[int | None, datetime | None]:

@@ -40,6 +40,7 @@ from aggregator.config.reload import ConfigWatcher, ReloadResult
 from aggregator.config.settings import Settings
 from aggregator.errors import (
     ItemNotFoundError,
+    PageNotFoundError,
     QueryError,
     SourceNotFoundError,
     StoreError,
@@ -267,6 +268,8 @@ class App:
 
         def build() -> bytes:
             items = self.store.list_feed_items((slug,), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+            if page > 1 and not items:  # page 1 of an empty category says it is empty
+                raise PageNotFoundError(f"{slug} has no page {page}")
             titles = {s: i.title for s, i in infos.items()}
             views = publisher.views(items[:PAGE_SIZE], titles, {})
             page_request = FeedRequest(slug, (slug,), "html", FeedQuery())
@@ -274,7 +277,10 @@ class App:
             return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
 
         key = (publisher.config_key, "category", slug, page, base)
-        return self._page(request, key, stamp, build)
+        try:
+            return self._page(request, key, stamp, build)
+        except PageNotFoundError:
+            return self._no_such_page(infos[slug].title, base)
 
     def _no_such_page(self, title: str, base: str) -> Response:
         body = render_not_found(f"“{title}” 没有这一页。", [], base)

@@ -36,8 +36,8 @@ def openapi_document() -> dict[str, Any]:
         param(
             "limit",
             "query",
-            "How many items (default 50, at most 500).",
-            schema={"type": "integer", "minimum": 1},
+            "How many items (default 50, from 1 to 500; more is a 400).",
+            schema={"type": "integer", "minimum": 1, "maximum": 500},
         ),
         param(
             "since",
@@ -118,7 +118,8 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "The page.", **html},
-                        "404": {"description": "No such category.", **html},
+                        "400": {"description": "A page that is not a number from 1.", **text},
+                        "404": {"description": "No such category, or past its last page.", **html},
                     },
                 }
             },
@@ -151,8 +152,8 @@ def openapi_document() -> dict[str, Any]:
                         param(
                             "limit",
                             "query",
-                            "Items per page (default 100, at most 500).",
-                            schema={"type": "integer", "minimum": 1},
+                            "Items per page (default 100, from 1 to 500; more is a 400).",
+                            schema={"type": "integer", "minimum": 1, "maximum": 500},
                         ),
                     ],
                     "responses": {
