@@ -17,6 +17,7 @@ with ``raise ... from e`` so callers only ever catch these::
     │   └── ItemNotFoundError      get_item on an unknown item id
     └── PublishError               a document or an export could not be made as asked
         ├── QueryError             a request parameter is invalid (the message is for the client)
+        ├── FilterBudgetError      q/exclude ran out of the request's time, or its client left
         ├── UnknownCategoryError   a feed names categories that do not exist (carries them)
         ├── PageNotFoundError      a category page past its last one
         ├── UnknownFormatError     no renderer for this extension (publish/formats.py)
@@ -110,6 +111,10 @@ class PublishError(AggregatorError):
 
 class QueryError(PublishError):
     """A request parameter is invalid; the message is shown to the client."""
+
+
+class FilterBudgetError(PublishError):
+    """A request's q/exclude used up its time over the items, or its client went away."""
 
 
 class UnknownCategoryError(PublishError):

@@ -28,9 +28,12 @@ import hmac
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -39,6 +42,7 @@ from aggregator import __version__
 from aggregator.config.reload import ConfigWatcher, ReloadResult
 from aggregator.config.settings import Settings
 from aggregator.errors import (
+    FilterBudgetError,
     ItemNotFoundError,
     PageNotFoundError,
     QueryError,
@@ -59,6 +63,7 @@ from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import (
     MAX_INT64,
     FeedQuery,
+    FilterBudget,
     decode_cursor,
     encode_cursor,
     parse_feed_query,
@@ -88,6 +93,7 @@ PAGE_SIZE = 50
 LAST_PAGE = MAX_INT64 // PAGE_SIZE  # no category holds more pages: the offset is a BIGINT
 HOME_ITEMS_PER_CATEGORY = 5
 API_DEFAULT_LIMIT = 100
+FILTER_RETRY_AFTER_SECONDS = 30  # a filtered feed that ran out of time: not at once again
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
@@ -112,12 +118,44 @@ def _error(status: int, message: str) -> JSONResponse:
     return _json({"error": message}, status)
 
 
+async def _until_disconnected(
+    request: Request, budget: FilterBudget, work: Callable[[], Response]
+) -> Response:
+    """``work()`` on the thread pool while the connection is watched: when the client
+    disconnects, ``budget`` is cancelled and the work stops at its next check instead
+    of running on for nobody (issue 13: a filter ran on after a 120 s client timeout)."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass  # the (empty) body of a GET
+        budget.cancel()
+
+    answer: list[Response] = []
+    failure: list[Exception] = []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            answer.append(await run_in_threadpool(work))
+        except Exception as e:  # raised as itself below, not inside an ExceptionGroup
+            failure.append(e)
+        finally:
+            tasks.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
 def _feed_document(
-    publisher: Publisher, request: FeedRequest, key: tuple[object, ...], stamp: int, base: str
+    publisher: Publisher,
+    request: FeedRequest,
+    key: tuple[object, ...],
+    stamp: int,
+    base: str,
+    budget: FilterBudget | None,
 ) -> Document:
     """The feed rendered now, to be cached under ``key`` (config key first) at ``stamp``;
     Last-Modified is the newest item's time, stable between renders."""
-    rendered = publisher.render(request, base=base)
+    rendered = publisher.render(request, base=base, budget=budget)
     return Document(
         body=rendered.body,
         content_type=rendered.content_type,
@@ -152,7 +190,16 @@ class App:
 
     # ------------------------------------------------------------------ feeds
 
-    def feed(self, request: Request) -> Response:
+    async def feed(self, request: Request) -> Response:
+        """A feed, rendered on the thread pool. A filtered one (q/exclude) gets a
+        FilterBudget, cancelled when its client disconnects."""
+        params = request.query_params
+        if not (params.get("q") or params.get("exclude")):
+            return await run_in_threadpool(self._feed, request, None)
+        budget = FilterBudget()
+        return await _until_disconnected(request, budget, partial(self._feed, request, budget))
+
+    def _feed(self, request: Request, budget: FilterBudget | None) -> Response:
         name: str = request.path_params["name"]
         extension = request.path_params.get("ext")
         try:
@@ -186,10 +233,16 @@ class App:
             document = self.cache.cached(
                 cache_key,
                 stamp,
-                lambda: _feed_document(publisher, feed_request, cache_key, stamp, base),
+                lambda: _feed_document(publisher, feed_request, cache_key, stamp, base, budget),
             )
         except UnknownCategoryError as e:
             return self._unknown_feed(e.missing, base)
+        except FilterBudgetError as e:
+            return PlainTextResponse(
+                f"503 Service Unavailable: {e}\n",
+                status_code=503,
+                headers={"Retry-After": str(FILTER_RETRY_AFTER_SECONDS)},
+            )
         if token is not None:
             self.fast.remember(request.scope, token, document)
         return DocumentResponse(document, request.scope)

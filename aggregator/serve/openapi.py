@@ -44,8 +44,8 @@ def openapi_document() -> dict[str, Any]:
             "query",
             "Only items with seq above this number, or updated after this ISO 8601 time.",
         ),
-        param("q", "query", "Keep items whose title or text matches this regex."),
-        param("exclude", "query", "Drop items whose title or text matches this regex."),
+        param("q", "query", "Keep items whose title or text matches this RE2 pattern."),
+        param("exclude", "query", "Drop items whose title or text matches this RE2 pattern."),
         param("format", "query", "xml, atom or json when the path has no extension."),
     ]
     feed_responses = {
@@ -60,6 +60,7 @@ def openapi_document() -> dict[str, Any]:
         "304": {"description": "Not modified since the validator sent."},
         "400": {"description": "A bad parameter.", **text},
         "404": {"description": "No such category; the body lists those that exist.", **text},
+        "503": {"description": "q/exclude ran out of the request's time budget.", **text},
     }
     html = {"content": {"text/html": {"schema": {"type": "string"}}}}
     return {

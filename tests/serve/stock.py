@@ -4,7 +4,7 @@ fetching anything. The sources' URLs are never requested."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from aggregator.config.settings import Settings, parse_settings
@@ -32,11 +32,13 @@ def stock(
     store: Store,
     settings: Settings,
     counts: Mapping[str, int],
-    body: str = "<p>正文</p>",
+    body: str | Callable[[int], str] = "<p>正文</p>",
     title: str = "条目",
 ) -> None:
     """Make the database follow ``settings``, then write ``counts[slug]`` items into each
-    category, one minute apart, through its source."""
+    category, one minute apart, through its source; ``body`` may be a function of the
+    item's number."""
+    body_of = body if callable(body) else lambda _: body
     store.sync_config(source_plans(settings), configured_categories(settings), START)
     refs = {ref.slug: ref for ref in configured_categories(settings)}
     for slug, count in counts.items():
@@ -49,7 +51,7 @@ def stock(
                 link=f"http://news.example/{slug}/{n}",
                 guid=None,
                 summary=None,
-                content=body,
+                content=body_of(n),
                 author=None,
                 published_at=START + timedelta(minutes=n),
                 published_offset_minutes=480,
