@@ -16,8 +16,9 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 BATCH = 500
 
 
-def stock_settings(titles: Mapping[str, str], extra: str = "") -> Settings:
-    """A config with these categories (slug: title) and one source per category."""
+def stock_config(titles: Mapping[str, str], extra: str = "") -> str:
+    """The YAML of a config with these categories (slug: title) and one source per
+    category, then ``extra``."""
     lines = ["site_url: http://news.example", "categories:"]
     lines += [f"  {slug}: {{title: {title}}}" for slug, title in titles.items()]
     lines.append("sources:")
@@ -25,7 +26,11 @@ def stock_settings(titles: Mapping[str, str], extra: str = "") -> Settings:
         f'  - {{id: {slug}-src, url: "http://127.0.0.1:9/{slug}.xml", category: {slug}}}'
         for slug in titles
     ]
-    return parse_settings("\n".join(lines) + "\n" + extra)
+    return "\n".join(lines) + "\n" + extra
+
+
+def stock_settings(titles: Mapping[str, str], extra: str = "") -> Settings:
+    return parse_settings(stock_config(titles, extra))
 
 
 def stock(
