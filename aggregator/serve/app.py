@@ -83,6 +83,7 @@ from aggregator.serve.httpcache import (
     DocumentCache,
     DocumentResponse,
     make_etag,
+    page_response,
 )
 from aggregator.serve.openapi import openapi_document
 from aggregator.slug import is_valid_slug
@@ -314,7 +315,7 @@ class App:
         infos = publisher.categories()
         if slug not in infos:
             body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
-            return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+            return page_response(body, 404)
         if page == 0:
             return self._no_such_page(infos[slug].title, base)
         stamp = self.store.category_stamp((slug,))
@@ -337,7 +338,7 @@ class App:
 
     def _no_such_page(self, title: str, base: str) -> Response:
         body = render_not_found(f"“{title}” 没有这一页。", [], base)
-        return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+        return page_response(body, 404)
 
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
@@ -349,7 +350,7 @@ class App:
             stored = self.store.get_item(item_id)
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
-            return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+            return page_response(body, 404)
         publisher = self.publisher
         titles = {s: c.title for s, c in publisher.categories(stored.category_slugs).items()}
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]

@@ -11,12 +11,16 @@ ETag or a header is decided by one piece of code.
         304 when If-None-Match names either ETag (or *), else when If-Modified-Since
         is not older than Last-Modified (RFC 9110 section 13.2.2: If-None-Match wins)
         headers encoded once per document and variant (the fast path sends them as is)
+        HTML pages also get Content-Security-Policy, nosniff and Referrer-Policy
+        (page_security_headers), 404 pages too (page_response)
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -40,6 +44,39 @@ API_CACHE_CONTROL = "no-cache"
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]  # status, encoded headers, body
+HTML = "text/html; charset=utf-8"
+_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.DOTALL)
+
+
+def page_security_headers(body: bytes) -> list[tuple[str, str]]:
+    """The headers every HTML page carries. Its policy allows what the pages use and no
+    more: their inline stylesheets, each by its hash (read from the page's head, which
+    holds no feed text, so markup from a feed could not add one), and images from any
+    http(s) site (article bodies keep their images: content, not page assets; the
+    sanitizer lets ``<img>`` through with http(s) sources only). No scripts, fonts,
+    frames, forms or ``<base>``, and no framing by other sites. The pages link to the
+    original articles; ``no-referrer`` keeps their addresses from those sites and from
+    the image hosts."""
+    head = body.partition(b"<body")[0]
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(css).digest()).decode() + "'"
+        for css in _STYLE.findall(head)
+    ]
+    styles = " ".join(hashes) or "'none'"
+    policy = (
+        f"default-src 'none'; style-src {styles}; img-src http: https:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return [
+        ("content-security-policy", policy),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ]
+
+
+def page_response(body: bytes, status: int) -> Response:
+    """An HTML page that is no cached document (a 404), with the pages' headers."""
+    return Response(body, status, dict(page_security_headers(body)), media_type=HTML)
 
 
 @dataclass(slots=True)
@@ -118,6 +155,8 @@ class Document:
             pairs += [("content-type", self.content_type), ("content-length", str(len(body)))]
             if use_gzip:
                 pairs.append(("content-encoding", "gzip"))
+            if self.content_type.startswith("text/html"):
+                pairs += page_security_headers(self.body)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
         self._wire[(use_gzip, status)] = headers
         return headers

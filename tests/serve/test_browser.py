@@ -98,9 +98,14 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
 
         page.goto(site + "/")
         assert page.title() == "财经新闻聚合"
+        # the Content-Security-Policy lets the pages' own stylesheet apply
+        style = "getComputedStyle(document.querySelector('header.site')).borderBottomStyle"
+        assert page.evaluate(style) == "solid"
         headings = page.locator("section h2").all_inner_texts()
         assert "上海证券报新闻" in headings
         assert "风险测试" in headings
@@ -131,5 +136,8 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         page.screenshot(path=str(tmp_path / "item.png"), full_page=True)
         page_width = page.evaluate("document.documentElement.scrollWidth")
         assert page_width <= 390  # readable on a phone: no sideways scrolling
+        page.goto(site + "/category/nope.html")  # a 404 page is styled too
+        assert page.evaluate(style) == "solid"
         browser.close()
     assert dialogs == []  # no script ran
+    assert [text for text in console if "Content Security Policy" in text] == []
