@@ -9,4 +9,5 @@ and caching handled in one place.
     fastpath   the raw ASGI layer in front: repeated feed requests answered from that
                cache, raw UTF-8 in a query string percent-encoded for Starlette
     openapi    the OpenAPI description served at /openapi.json
+    admin      the mutating endpoints (bearer token): fetch a source now, reload the config
 """

@@ -24,7 +24,6 @@ store is synchronous.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -39,14 +38,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from aggregator import __version__
-from aggregator.config.reload import ConfigWatcher, ReloadResult
+from aggregator.config.reload import ConfigWatcher
 from aggregator.config.settings import Settings
 from aggregator.errors import (
     FilterBudgetError,
     ItemNotFoundError,
     PageNotFoundError,
     QueryError,
-    SourceNotFoundError,
     StoreError,
     UnknownCategoryError,
 )
@@ -73,6 +71,7 @@ from aggregator.publish.query import (
     whole_number,
 )
 from aggregator.publish.render import local_time
+from aggregator.serve.admin import fetch_now, refused, reload_now
 from aggregator.serve.fastpath import FastFeeds
 from aggregator.serve.httpcache import (
     API_CACHE_CONTROL,
@@ -461,46 +460,12 @@ class App:
 
     # ------------------------------------------------------------------ admin
 
-    def _authorized(self, request: Request) -> Response | None:
-        """None when the request carries the admin token, else the 401 to send."""
-        token = self.settings.server.admin_token or ""
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        # compare bytes: compare_digest refuses str with non-ASCII characters (TypeError).
-        # Starlette decodes header bytes as Latin-1, so this gives back the bytes sent,
-        # which for a token with non-ASCII characters are its UTF-8.
-        sent, expected = given.encode("latin-1"), token.encode("utf-8")
-        if token and scheme.lower() == "bearer" and hmac.compare_digest(sent, expected):
-            return None
-        return JSONResponse(
-            {"error": "a valid admin bearer token is required"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
-        )
-
     def admin_fetch(self, request: Request) -> Response:
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
-        source_id: str = request.path_params["source_id"]
-        if "\x00" in source_id:  # no source id holds one, and PostgreSQL refuses it in text
-            return _error(404, f"no source {source_id!r}")
-        now = datetime.now(UTC)
-        try:
-            self.store.request_fetch(source_id, now)
-        except SourceNotFoundError:
-            return _error(404, f"no source {source_id!r}")
-        except StoreError as e:
-            return _error(503, f"database: {e}")
-        return _json({"source": source_id, "due_at": now.isoformat()}, 202)
+        return refused(request, self.settings.server.admin_token) or fetch_now(request, self.store)
 
     def admin_reload(self, request: Request) -> Response:
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
         assert self.watcher is not None  # the route exists only with a watcher
-        result = self.watcher.check(force=True)
-        status = 422 if result is ReloadResult.REJECTED else 200
-        return _json({"result": result.value, "config": self.watcher.status().as_json()}, status)
+        return refused(request, self.settings.server.admin_token) or reload_now(self.watcher)
 
     def readyz(self, request: Request) -> Response:
         problems = []
