@@ -10,4 +10,5 @@ and caching handled in one place.
                cache, raw UTF-8 in a query string percent-encoded for Starlette
     openapi    the OpenAPI description served at /openapi.json
     admin      the mutating endpoints (bearer token): fetch a source now, reload the config
+    availability  serving while the database is away: stale documents, 503s, two log lines
 """

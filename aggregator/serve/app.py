@@ -18,7 +18,8 @@ Feeds carry a strong ETag and Last-Modified and answer conditional requests with
 a request for an unchanged feed costs one primary-key lookup (its stamp), and on SQLite
 none at all (fastpath.py). Validators, 304s, headers and the one document cache live in
 httpcache.py. Handlers are plain functions, run on Starlette's thread pool, because the
-store is synchronous.
+store is synchronous. When the database does not answer, a feed or page rendered before
+is served stale and anything else is a 503 (availability.py).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from aggregator.publish.query import (
 )
 from aggregator.publish.render import local_time
 from aggregator.serve.admin import fetch_now, refused, reload_now
+from aggregator.serve.availability import DatabaseWatch, unavailable
 from aggregator.serve.fastpath import FastFeeds
 from aggregator.serve.httpcache import (
     API_CACHE_CONTROL,
@@ -182,11 +184,40 @@ class App:
         self.scheduler_alive = scheduler_alive
         self.cache = DocumentCache(settings.server.max_cache_entries)
         self.fast = FastFeeds(store, self.cache)
+        self.database = DatabaseWatch()
 
     def base(self, request: Request) -> str:
         if self.publisher.site_url:
             return self.publisher.site_url
         return f"{request.url.scheme}://{request.url.netloc}"
+
+    def _document(
+        self,
+        key: tuple[object, ...],
+        read_stamp: Callable[[], int],
+        build: Callable[[int], Document],
+    ) -> tuple[Document, bool]:
+        """The document under ``key`` valid at the stamp ``read_stamp()`` gives, from the
+        cache or ``build(stamp)``, and False; or, when the database does not answer, the
+        last one rendered under ``key`` and True (stale). Raises StoreError when there
+        is none (availability.py)."""
+        try:
+            stamp = read_stamp()
+            document = self.cache.cached(key, stamp, lambda: build(stamp))
+        except StoreError as e:
+            last = self.cache.find(key)
+            if last is None:
+                raise
+            self.database.failed(e, stale=True)
+            return last[1], True
+        self.database.answered()
+        return document, False
+
+    def database_failed(self, request: Request, error: Exception) -> Response:
+        """Starlette's handler of a StoreError no route caught: the database is away."""
+        assert isinstance(error, StoreError)
+        self.database.failed(error, stale=False)
+        return unavailable(request)
 
     # ------------------------------------------------------------------ feeds
 
@@ -229,11 +260,12 @@ class App:
         cache_key = (publisher.config_key, *feed_request.cache_key(), base)
         token = self.store.change_token()  # read before the stamp: see FastFeeds
         try:
-            stamp = publisher.stamp(feed_request)
-            document = self.cache.cached(
+            document, stale = self._document(
                 cache_key,
-                stamp,
-                lambda: _feed_document(publisher, feed_request, cache_key, stamp, base, budget),
+                lambda: publisher.stamp(feed_request),
+                lambda stamp: _feed_document(
+                    publisher, feed_request, cache_key, stamp, base, budget
+                ),
             )
         except UnknownCategoryError as e:
             return self._unknown_feed(e.missing, base)
@@ -243,9 +275,9 @@ class App:
                 status_code=503,
                 headers={"Retry-After": str(FILTER_RETRY_AFTER_SECONDS)},
             )
-        if token is not None:
+        if token is not None and not stale:
             self.fast.remember(request.scope, token, document)
-        return DocumentResponse(document, request.scope)
+        return DocumentResponse(document, request.scope, stale)
 
     def _unknown_feed(self, missing: Sequence[str], base: str) -> Response:
         lines = [
@@ -264,12 +296,16 @@ class App:
     # ------------------------------------------------------------------ pages
 
     def _page(
-        self, request: Request, key: tuple[object, ...], stamp: int, build: Callable[[], bytes]
+        self,
+        request: Request,
+        key: tuple[object, ...],
+        read_stamp: Callable[[], int],
+        build: Callable[[], bytes],
     ) -> Response:
         """A page from the cache while its stamp holds, else ``build()``'s; ``key`` starts
         with the config key of the publisher that ``build`` renders with."""
 
-        def document() -> Document:
+        def document(stamp: int) -> Document:
             return Document(
                 body=build(),
                 content_type="text/html; charset=utf-8",
@@ -278,12 +314,12 @@ class App:
                 cache_control=PAGE_CACHE_CONTROL,
             )
 
-        return DocumentResponse(self.cache.cached(key, stamp, document), request.scope)
+        found, stale = self._document(key, read_stamp, document)
+        return DocumentResponse(found, request.scope, stale)
 
     def home(self, request: Request) -> Response:
         base = self.base(request)
         publisher = self.publisher
-        stamp = self.store.category_stamp(None)
 
         def build() -> bytes:
             # titles by primary key (list_categories would count every item); a category
@@ -299,6 +335,7 @@ class App:
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
             return render_home(sections, base)
 
+        stamp = partial(self.store.category_stamp, None)
         return self._page(request, (publisher.config_key, "home", base), stamp, build)
 
     def category(self, request: Request) -> Response:
@@ -311,15 +348,13 @@ class App:
             )
         page = whole_number(page_raw, LAST_PAGE) or 0  # 0: past the last page of any category
         publisher = self.publisher
-        infos = publisher.categories()
-        if slug not in infos:
-            body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
-            return page_response(body, 404)
-        if page == 0:
-            return self._no_such_page(infos[slug].title, base)
-        stamp = self.store.category_stamp((slug,))
 
         def build() -> bytes:
+            infos = publisher.categories()
+            if slug not in infos:
+                raise UnknownCategoryError([slug])
+            if page == 0:
+                raise PageNotFoundError(f"{slug} has no page {page_raw}")
             items = self.store.list_feed_items((slug,), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
             if page > 1 and not items:  # page 1 of an empty category says it is empty
                 raise PageNotFoundError(f"{slug} has no page {page}")
@@ -330,13 +365,17 @@ class App:
             return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
 
         key = (publisher.config_key, "category", slug, page, base)
+        stamp = partial(self.store.category_stamp, (slug,))
         try:
+            if not is_valid_slug(slug):  # names none, and a NUL would not reach PostgreSQL
+                raise UnknownCategoryError([slug])
             return self._page(request, key, stamp, build)
+        except UnknownCategoryError:
+            infos = publisher.categories()
+            body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
         except PageNotFoundError:
-            return self._no_such_page(infos[slug].title, base)
-
-    def _no_such_page(self, title: str, base: str) -> Response:
-        body = render_not_found(f"“{title}” 没有这一页。", [], base)
+            info = publisher.categories([slug]).get(slug)
+            body = render_not_found(f"“{info.title if info else slug}” 没有这一页。", [], base)
         return page_response(body, 404)
 
     def item(self, request: Request) -> Response:
@@ -352,6 +391,7 @@ class App:
             return page_response(body, 404)
         publisher = self.publisher
         titles = {s: c.title for s, c in publisher.categories(stored.category_slugs).items()}
+        self.database.answered()
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
         key = (publisher.config_key, "item", stored.item_id, base)
         document = Document(
@@ -402,6 +442,7 @@ class App:
         ):
             return _error(404, f"no category {category!r} (see /api/categories)")
         rows = self.store.list_items_after(after, limit + 1, category)
+        self.database.answered()
         page, has_more = rows[:limit], len(rows) > limit
         last = page[-1].seq if page else after
         base = self.base(request)
@@ -471,7 +512,9 @@ class App:
         problems = []
         try:
             self.store.ping()
+            self.database.answered()
         except StoreError as e:
+            self.database.failed(e, stale=False)
             problems.append(f"database: {e}")
         if self.scheduler_alive is not None and not self.scheduler_alive():
             problems.append("scheduler: no dispatch tick recently")
@@ -523,7 +566,7 @@ def create_app(
         ]
     if watcher is not None:
         watcher.subscribe(app_state.apply_settings)
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={StoreError: app_state.database_failed})
     app.state.aggregator = app_state
     app_state.fast.app = app
     return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette

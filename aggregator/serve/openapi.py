@@ -60,9 +60,17 @@ def openapi_document() -> dict[str, Any]:
         "304": {"description": "Not modified since the validator sent."},
         "400": {"description": "A bad parameter.", **text},
         "404": {"description": "No such category; the body lists those that exist.", **text},
-        "503": {"description": "q/exclude ran out of the request's time budget.", **text},
+        "503": {
+            "description": "q/exclude ran out of the request's time budget, or the database "
+            "is not answering and this feed was not rendered before (Retry-After).",
+            **text,
+        },
     }
     html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    # while the database is away: pages rendered before are served stale (Cache-Status)
+    away = "The database is not answering (Retry-After)."
+    page_away = {"503": {"description": away, **text}}
+    api_away = {"503": {"description": away, **json_any}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -102,7 +110,7 @@ def openapi_document() -> dict[str, Any]:
             "/": {
                 "get": {
                     "summary": "Every category with its latest five items.",
-                    "responses": {"200": {"description": "The home page.", **html}},
+                    "responses": {"200": {"description": "The home page.", **html}, **page_away},
                 }
             },
             "/category/{slug}.html": {
@@ -121,6 +129,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": {"description": "The page.", **html},
                         "400": {"description": "A page that is not a number from 1.", **text},
                         "404": {"description": "No such category, or past its last page.", **html},
+                        **page_away,
                     },
                 }
             },
@@ -133,6 +142,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "The page.", **html},
                         "404": {"description": "No such item.", **html},
+                        **page_away,
                     },
                 }
             },
@@ -161,19 +171,20 @@ def openapi_document() -> dict[str, Any]:
                         "200": {"description": "A page of items.", **json_any},
                         "400": {"description": "A bad parameter.", **json_any},
                         "404": {"description": "No such category.", **json_any},
+                        **api_away,
                     },
                 }
             },
             "/api/categories": {
                 "get": {
                     "summary": "Every category with its feeds.",
-                    "responses": {"200": {"description": "Categories.", **json_list}},
+                    "responses": {"200": {"description": "Categories.", **json_list}, **api_away},
                 }
             },
             "/api/sources": {
                 "get": {
                     "summary": "Each source's fetch status.",
-                    "responses": {"200": {"description": "Sources.", **json_list}},
+                    "responses": {"200": {"description": "Sources.", **json_list}, **api_away},
                 }
             },
             "/openapi.json": {
