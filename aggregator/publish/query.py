@@ -8,10 +8,10 @@ Filters are RE2 patterns (google-re2), not Python's: RE2 matches in time linear 
 text whatever the pattern, where a backtracking engine can take exponential time
 (``(x+x+)+y`` on a long run of x). The ``regex`` module's timeout of 50 ms an item did not
 bound a request: on 2,000 long items ``(x+x+)+y`` kept a CPU busy for 110 s (issue 13);
-RE2 answers it in a tenth of a second. The price is RE2's syntax: no backreferences and
-no lookaround (a 400 says so). Linear can still be slow (an NFA over a large program),
-so one request's filters also share a ``FilterBudget``: a total time over every item
-they look at, and a flag the web app sets when the client goes away.
+RE2 reads those items once, in hundredths of a second. The price is RE2's syntax: no
+backreferences and no lookaround (a 400 says so). Linear can still be slow (an NFA over a
+large program), so one request's filters also share a ``FilterBudget``: a total time over
+every item they look at, and a flag the web app sets when the client goes away.
 """
 
 from __future__ import annotations

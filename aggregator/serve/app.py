@@ -335,8 +335,8 @@ class App:
                 sections.append(Section(info.slug, info.title, tuple(page_item(i) for i in latest)))
             return render_home(sections, base)
 
-        stamp = partial(self.store.category_stamp, None)
-        return self._page(request, (publisher.config_key, "home", base), stamp, build)
+        read_stamp = partial(self.store.category_stamp, None)
+        return self._page(request, (publisher.config_key, "home", base), read_stamp, build)
 
     def category(self, request: Request) -> Response:
         slug: str = request.path_params["slug"]
@@ -365,11 +365,11 @@ class App:
             return render_category_page(channel, views, page, len(items) > PAGE_SIZE, base)
 
         key = (publisher.config_key, "category", slug, page, base)
-        stamp = partial(self.store.category_stamp, (slug,))
+        read_stamp = partial(self.store.category_stamp, (slug,))
         try:
             if not is_valid_slug(slug):  # names none, and a NUL would not reach PostgreSQL
                 raise UnknownCategoryError([slug])
-            return self._page(request, key, stamp, build)
+            return self._page(request, key, read_stamp, build)
         except UnknownCategoryError:
             infos = publisher.categories()
             body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
