@@ -18,7 +18,9 @@ with ``raise ... from e`` so callers only ever catch these::
     │   └── ItemNotFoundError      get_item on an unknown item id
     └── PublishError               a document or an export could not be made as asked
         ├── QueryError             a request parameter is invalid (the message is for the client)
+        ├── FilterBudgetError      q/exclude ran out of the request's time, or its client left
         ├── UnknownCategoryError   a feed names categories that do not exist (carries them)
+        ├── PageNotFoundError      a category page past its last one
         ├── UnknownFormatError     no renderer for this extension (publish/formats.py)
         └── ExportError            a static export cannot be written where or as asked
 
@@ -117,12 +119,20 @@ class QueryError(PublishError):
     """A request parameter is invalid; the message is shown to the client."""
 
 
+class FilterBudgetError(PublishError):
+    """A request's q/exclude used up its time over the items, or its client went away."""
+
+
 class UnknownCategoryError(PublishError):
     """A feed names categories that do not exist; ``missing`` holds them."""
 
     def __init__(self, missing: Sequence[str]) -> None:
         self.missing = tuple(missing)
         super().__init__(", ".join(missing))
+
+
+class PageNotFoundError(PublishError):
+    """A category page past its last one (the web app answers 404)."""
 
 
 class UnknownFormatError(PublishError):

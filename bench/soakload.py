@@ -194,6 +194,7 @@ class LoadGenerator:
         self.examples: list[str] = []
         self.etags: dict[str, str] = {}
         self.slugs: list[str] = []
+        self.pages: dict[str, int] = {}  # slug: its page count (a page past the last is a 404)
         self.item_pages: deque[str] = deque(maxlen=500)
         self.max_seq = 0
         self.cursor: str | None = None
@@ -288,6 +289,7 @@ class LoadGenerator:
     def _remember_categories(self, response: requests.Response) -> None:
         if response.status_code == 200:  # a 304 keeps what we know
             self.slugs = [c["slug"] for c in response.json() if c["items"]] or self.slugs
+            self.pages = {c["slug"]: -(-c["items"] // 50) for c in response.json()} or self.pages
 
     def _path(self, label: str, rng: random.Random) -> str | None:
         slug = rng.choice(self.slugs) if self.slugs else None
@@ -318,7 +320,7 @@ class LoadGenerator:
         if label == "api/items (category)":
             return f"/api/items?category={slug}&limit=50"
         if label == "category page":
-            return f"/category/{slug}.html?page={rng.randint(1, 3)}"
+            return f"/category/{slug}.html?page={rng.randint(1, min(3, self.pages.get(slug, 1)))}"
         raise AssertionError(label)
 
     def _worker(self) -> None:

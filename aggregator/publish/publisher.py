@@ -18,7 +18,7 @@ from aggregator.config.settings import Settings
 from aggregator.errors import UnknownCategoryError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
 from aggregator.publish.formats import get_renderer
-from aggregator.publish.query import FeedQuery, matches
+from aggregator.publish.query import FeedQuery, FilterBudget, filter_items
 from aggregator.publish.render import (
     ChannelView,
     ItemView,
@@ -138,7 +138,10 @@ class Publisher:
             updated=latest_update(views, EMPTY_FEED_UPDATED),
         )
 
-    def select_items(self, request: FeedRequest) -> list[StoredItem]:
+    def select_items(
+        self, request: FeedRequest, budget: FilterBudget | None = None
+    ) -> list[StoredItem]:
+        """The feed's items; q/exclude check ``budget`` (FilterBudgetError) item by item."""
         query = request.query
         if not query.is_filtered:
             return self.store.list_feed_items(
@@ -150,7 +153,7 @@ class Publisher:
             page = self.store.list_feed_items(
                 request.slugs, batch, offset, query.since_seq, query.since_time
             )
-            chosen += [item for item in page if matches(query, item)]
+            chosen += filter_items(query, page, budget)
             if len(page) < batch:
                 break
             offset += batch
@@ -168,15 +171,22 @@ class Publisher:
             raise UnknownCategoryError(missing)
         return infos
 
-    def render(self, request: FeedRequest, *, base: str | None = None) -> Rendered:
+    def render(
+        self,
+        request: FeedRequest,
+        *,
+        base: str | None = None,
+        budget: FilterBudget | None = None,
+    ) -> Rendered:
         """Render ``request`` from the items stored now; ``base`` is the site URL self
         links use (default: the configured site_url). Nothing is cached here: the server
-        keeps what it rendered with the stamp it read first. Raises UnknownCategoryError."""
+        keeps what it rendered with the stamp it read first. Raises UnknownCategoryError,
+        and FilterBudgetError when the filters use up ``budget``."""
         base = self.site_url if base is None else base
         slugs = request.slugs
         infos = self.categories() if slugs is None else self.check_slugs(slugs)
         titles = {slug: info.title for slug, info in infos.items()}
-        items = self.select_items(request)
+        items = self.select_items(request, budget)
         wanted = {item.source_id for item in items if item.source_id}
         views = self.views(items, titles, self.store.list_source_info(wanted))
         channel = self.channel(request, infos, views, base)

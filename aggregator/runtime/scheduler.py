@@ -35,13 +35,15 @@ from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError
 from aggregator.ingest.freshness import spread_overdue
 from aggregator.ingest.update import Context, update_source
-from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, SourceState
+from aggregator.model import FetchOutcome, ItemIntent, SourceState
 from aggregator.runtime.housekeeping import run_housekeeping_if_due
 from aggregator.runtime.owners import dead_local_owners, is_pid_alive, this_machine
 from aggregator.runtime.politeness import HostTurns, PoliteCursor
 from aggregator.runtime.service import close_context, open_context
+from aggregator.runtime.service import configured_categories as configured_categories
+from aggregator.runtime.service import source_plans as source_plans
 from aggregator.runtime.shards import Cursor, LocalCursor, ShardContexts, can_fork, run_shards
-from aggregator.store import HostLimits, SourcePlan, SourceUpdate, WriteCounts
+from aggregator.store import HostLimits, SourceUpdate, WriteCounts
 from aggregator.store.batching import GroupCommitter, should_wait_for
 
 log = logging.getLogger(__name__)
@@ -115,21 +117,6 @@ def housekeeping_check_seconds(settings: Settings) -> float:
 
 def host_limits(settings: Settings) -> HostLimits:
     return HostLimits(settings.per_host.max_concurrent, settings.per_host.max_per_minute)
-
-
-def source_plans(settings: Settings) -> list[SourcePlan]:
-    return [
-        SourcePlan(
-            s.id, s.url, s.enabled, s.effective_interval(settings.defaults), s.category, s.priority
-        )
-        for s in settings.sources
-    ]
-
-
-def configured_categories(settings: Settings) -> list[CategoryRef]:
-    return [
-        CategoryRef(slug, c.title, c.description, c.name) for slug, c in settings.categories.items()
-    ]
 
 
 def sync_and_spread(ctx: Context) -> None:

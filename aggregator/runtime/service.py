@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aggregator.config.settings import Settings
 from aggregator.ingest.fetcher import Fetcher
 from aggregator.ingest.update import Context
+from aggregator.model import CategoryRef
 from aggregator.runtime.memory import Trimmer, limit_arenas
 from aggregator.runtime.owners import new_owner_id
-from aggregator.store import Store
+from aggregator.store import SourcePlan, Store
 from aggregator.store.sql import SqlStore
 
 if TYPE_CHECKING:
@@ -24,6 +27,29 @@ def open_context(settings: Settings, migrate: bool | None = None) -> Context:
         store.upgrade()
     fetcher = Fetcher(settings.defaults.user_agent, pool_size=max(workers, 4))
     return Context(settings=settings, store=store, fetcher=fetcher, owner=new_owner_id())
+
+
+def source_plans(settings: Settings) -> list[SourcePlan]:
+    return [
+        SourcePlan(
+            s.id, s.url, s.enabled, s.effective_interval(settings.defaults), s.category, s.priority
+        )
+        for s in settings.sources
+    ]
+
+
+def configured_categories(settings: Settings) -> list[CategoryRef]:
+    return [
+        CategoryRef(slug, c.title, c.description, c.name) for slug, c in settings.categories.items()
+    ]
+
+
+def follow_config(store: Store, settings: Settings) -> None:
+    """Make the database follow a reloaded config: its sources, and its categories'
+    titles and descriptions (a retitled category gets a new stamp, so every cached copy
+    and ETag of its feeds goes stale). ``serve`` subscribes this to its config watcher,
+    before its app; ``run`` and ``worker`` do it in ``Dispatcher.apply_settings``."""
+    store.sync_config(source_plans(settings), configured_categories(settings), datetime.now(UTC))
 
 
 def close_context(ctx: Context) -> None:
@@ -53,6 +79,9 @@ def app_from_env() -> Starlette:
     watcher = ConfigWatcher(config_path(), settings)
     store = open_context(settings, migrate=False).store
     start_long_running(store)  # its trimmer runs for the life of this server process
+    # the database first, then the app (create_app subscribes it): before, `serve` alone
+    # logged a reload and kept serving the old category titles (issue 13)
+    watcher.subscribe(partial(follow_config, store))
     app = create_app(settings, store, watcher=watcher)
     watcher.start()
     return app

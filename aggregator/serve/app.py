@@ -18,30 +18,34 @@ Feeds carry a strong ETag and Last-Modified and answer conditional requests with
 a request for an unchanged feed costs one primary-key lookup (its stamp), and on SQLite
 none at all (fastpath.py). Validators, 304s, headers and the one document cache live in
 httpcache.py. Handlers are plain functions, run on Starlette's thread pool, because the
-store is synchronous.
+store is synchronous. When the database does not answer, a feed or page rendered before
+is served stale and anything else is a 503 (availability.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from aggregator import __version__
-from aggregator.config.reload import ConfigWatcher, ReloadResult
+from aggregator.config.reload import ConfigWatcher
 from aggregator.config.settings import Settings
 from aggregator.errors import (
+    FilterBudgetError,
     ItemNotFoundError,
+    PageNotFoundError,
     QueryError,
-    SourceNotFoundError,
     StoreError,
     UnknownCategoryError,
 )
@@ -58,15 +62,20 @@ from aggregator.publish.pages import (
 )
 from aggregator.publish.publisher import FeedRequest, Publisher
 from aggregator.publish.query import (
+    MAX_INT64,
     FeedQuery,
+    FilterBudget,
     decode_cursor,
     encode_cursor,
     parse_feed_query,
     parse_format,
     parse_limit,
     parse_since,
+    whole_number,
 )
 from aggregator.publish.render import local_time
+from aggregator.serve.admin import fetch_now, refused, reload_now
+from aggregator.serve.availability import DatabaseWatch, unavailable
 from aggregator.serve.fastpath import FastFeeds
 from aggregator.serve.httpcache import (
     API_CACHE_CONTROL,
@@ -77,14 +86,18 @@ from aggregator.serve.httpcache import (
     DocumentCache,
     DocumentResponse,
     make_etag,
+    page_response,
 )
 from aggregator.serve.openapi import openapi_document
+from aggregator.slug import is_valid_slug
 from aggregator.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
 PAGE_SIZE = 50
+LAST_PAGE = MAX_INT64 // PAGE_SIZE  # no category holds more pages: the offset is a BIGINT
 HOME_ITEMS_PER_CATEGORY = 5
 API_DEFAULT_LIMIT = 100
+FILTER_RETRY_AFTER_SECONDS = 30  # a filtered feed that ran out of time: not at once again
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
@@ -109,12 +122,44 @@ def _error(status: int, message: str) -> JSONResponse:
     return _json({"error": message}, status)
 
 
+async def _until_disconnected(
+    request: Request, budget: FilterBudget, work: Callable[[], Response]
+) -> Response:
+    """``work()`` on the thread pool while the connection is watched: when the client
+    disconnects, ``budget`` is cancelled and the work stops at its next check instead
+    of running on for nobody (issue 13: a filter ran on after a 120 s client timeout)."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass  # the (empty) body of a GET
+        budget.cancel()
+
+    answer: list[Response] = []
+    failure: list[Exception] = []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            answer.append(await run_in_threadpool(work))
+        except Exception as e:  # raised as itself below, not inside an ExceptionGroup
+            failure.append(e)
+        finally:
+            tasks.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return answer[0]
+
+
 def _feed_document(
-    publisher: Publisher, request: FeedRequest, key: tuple[object, ...], stamp: int, base: str
+    publisher: Publisher,
+    request: FeedRequest,
+    key: tuple[object, ...],
+    stamp: int,
+    base: str,
+    budget: FilterBudget | None,
 ) -> Document:
     """The feed rendered now, to be cached under ``key`` (config key first) at ``stamp``;
     Last-Modified is the newest item's time, stable between renders."""
-    rendered = publisher.render(request, base=base)
+    rendered = publisher.render(request, base=base, budget=budget)
     return Document(
         body=rendered.body,
         content_type=rendered.content_type,
@@ -141,15 +186,53 @@ class App:
         self.scheduler_alive = scheduler_alive
         self.cache = DocumentCache(settings.server.max_cache_entries)
         self.fast = FastFeeds(store, self.cache)
+        self.database = DatabaseWatch()
 
     def base(self, request: Request) -> str:
         if self.publisher.site_url:
             return self.publisher.site_url
         return f"{request.url.scheme}://{request.url.netloc}"
 
+    def _document(
+        self,
+        key: tuple[object, ...],
+        read_stamp: Callable[[], int],
+        build: Callable[[int], Document],
+    ) -> tuple[Document, bool]:
+        """The document under ``key`` valid at the stamp ``read_stamp()`` gives, from the
+        cache or ``build(stamp)``, and False; or, when the database does not answer, the
+        last one rendered under ``key`` and True (stale). Raises StoreError when there
+        is none (availability.py)."""
+        try:
+            stamp = read_stamp()
+            document = self.cache.cached(key, stamp, lambda: build(stamp))
+        except StoreError as e:
+            last = self.cache.find(key)
+            if last is None:
+                raise
+            self.database.failed(e, stale=True)
+            return last[1], True
+        self.database.answered()
+        return document, False
+
+    def database_failed(self, request: Request, error: Exception) -> Response:
+        """Starlette's handler of a StoreError no route caught: the database is away."""
+        assert isinstance(error, StoreError)
+        self.database.failed(error, stale=False)
+        return unavailable(request)
+
     # ------------------------------------------------------------------ feeds
 
-    def feed(self, request: Request) -> Response:
+    async def feed(self, request: Request) -> Response:
+        """A feed, rendered on the thread pool. A filtered one (q/exclude) gets a
+        FilterBudget, cancelled when its client disconnects."""
+        params = request.query_params
+        if not (params.get("q") or params.get("exclude")):
+            return await run_in_threadpool(self._feed, request, None)
+        budget = FilterBudget()
+        return await _until_disconnected(request, budget, partial(self._feed, request, budget))
+
+    def _feed(self, request: Request, budget: FilterBudget | None) -> Response:
         name: str = request.path_params["name"]
         extension = request.path_params.get("ext")
         try:
@@ -170,23 +253,33 @@ class App:
             key = ",".join(slugs)
         else:
             slugs, key = (name,), name
-        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         base = self.base(request)
+        misshapen = [slug for slug in slugs or () if not is_valid_slug(slug)]
+        if misshapen:  # names no category, and a NUL would not even reach PostgreSQL
+            return self._unknown_feed(misshapen, base)
+        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
         publisher = self.publisher  # one config for the whole request, even across a reload
         cache_key = (publisher.config_key, *feed_request.cache_key(), base)
         token = self.store.change_token()  # read before the stamp: see FastFeeds
         try:
-            stamp = publisher.stamp(feed_request)
-            document = self.cache.cached(
+            document, stale = self._document(
                 cache_key,
-                stamp,
-                lambda: _feed_document(publisher, feed_request, cache_key, stamp, base),
+                lambda: publisher.stamp(feed_request),
+                lambda stamp: _feed_document(
+                    publisher, feed_request, cache_key, stamp, base, budget
+                ),
             )
         except UnknownCategoryError as e:
             return self._unknown_feed(e.missing, base)
-        if token is not None:
+        except FilterBudgetError as e:
+            return PlainTextResponse(
+                f"503 Service Unavailable: {e}\n",
+                status_code=503,
+                headers={"Retry-After": str(FILTER_RETRY_AFTER_SECONDS)},
+            )
+        if token is not None and not stale:
             self.fast.remember(request.scope, token, document)
-        return DocumentResponse(document, request.scope)
+        return DocumentResponse(document, request.scope, stale)
 
     def _unknown_feed(self, missing: Sequence[str], base: str) -> Response:
         lines = [
@@ -205,12 +298,16 @@ class App:
     # ------------------------------------------------------------------ pages
 
     def _page(
-        self, request: Request, key: tuple[object, ...], stamp: int, build: Callable[[], bytes]
+        self,
+        request: Request,
+        key: tuple[object, ...],
+        read_stamp: Callable[[], int],
+        build: Callable[[], bytes],
     ) -> Response:
         """A page from the cache while its stamp holds, else ``build()``'s; ``key`` starts
         with the config key of the publisher that ``build`` renders with."""
 
-        def document() -> Document:
+        def document(stamp: int) -> Document:
             return Document(
                 body=build(),
                 content_type="text/html; charset=utf-8",
@@ -219,12 +316,12 @@ class App:
                 cache_control=PAGE_CACHE_CONTROL,
             )
 
-        return DocumentResponse(self.cache.cached(key, stamp, document), request.scope)
+        found, stale = self._document(key, read_stamp, document)
+        return DocumentResponse(found, request.scope, stale)
 
     def home(self, request: Request) -> Response:
         base = self.base(request)
         publisher = self.publisher
-        stamp = self.store.category_stamp(None)
 
         def build() -> bytes:
             # titles by primary key (list_categories would count every item); a category
@@ -242,26 +339,29 @@ class App:
             outlets = outlet_names(infos)
             return render_home(sections, base, latest=[page_item(i, outlets) for i in newest])
 
-        return self._page(request, (publisher.config_key, "home", base), stamp, build)
+        read_stamp = partial(self.store.category_stamp, None)
+        return self._page(request, (publisher.config_key, "home", base), read_stamp, build)
 
     def category(self, request: Request) -> Response:
         slug: str = request.path_params["slug"]
         base = self.base(request)
         page_raw = request.query_params.get("page", "1")
-        if not page_raw.isdigit() or int(page_raw) < 1:
+        if not (page_raw.isascii() and page_raw.isdigit()) or whole_number(page_raw) == 0:
             return PlainTextResponse(
                 "400 Bad Request: page must be a whole number from 1\n", status_code=400
             )
-        page = int(page_raw)
+        page = whole_number(page_raw, LAST_PAGE) or 0  # 0: past the last page of any category
         publisher = self.publisher
-        infos = publisher.categories()
-        if slug not in infos:
-            body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
-            return Response(body, status_code=404, media_type="text/html; charset=utf-8")
-        stamp = self.store.category_stamp((slug,))
 
         def build() -> bytes:
+            infos = publisher.categories()
+            if slug not in infos:
+                raise UnknownCategoryError([slug])
+            if page == 0:
+                raise PageNotFoundError(f"{slug} has no page {page_raw}")
             items = self.store.list_feed_items((slug,), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+            if page > 1 and not items:  # page 1 of an empty category says it is empty
+                raise PageNotFoundError(f"{slug} has no page {page}")
             titles = {s: i.title for s, i in infos.items()}
             views = publisher.views(items[:PAGE_SIZE], titles, {})
             page_request = FeedRequest(slug, (slug,), "html", FeedQuery())
@@ -271,21 +371,34 @@ class App:
             return render_category_page(channel, views, page, more, base, outlets=outlets)
 
         key = (publisher.config_key, "category", slug, page, base)
-        return self._page(request, key, stamp, build)
+        read_stamp = partial(self.store.category_stamp, (slug,))
+        try:
+            if not is_valid_slug(slug):  # names none, and a NUL would not reach PostgreSQL
+                raise UnknownCategoryError([slug])
+            return self._page(request, key, read_stamp, build)
+        except UnknownCategoryError:
+            infos = publisher.categories()
+            body = render_not_found(f"没有分类 “{slug}”。", list(infos.values()), base)
+        except PageNotFoundError:
+            info = publisher.categories([slug]).get(slug)
+            body = render_not_found(f"“{info.title if info else slug}” 没有这一页。", [], base)
+        return page_response(body, 404)
 
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
         base = self.base(request)
-        if not raw.isdigit():
+        item_id = whole_number(raw)
+        if item_id is None:
             return PlainTextResponse("404 Not Found\n", status_code=404)
         try:
-            stored = self.store.get_item(int(raw))
+            stored = self.store.get_item(item_id)
         except ItemNotFoundError:
             body = render_not_found(f"没有条目 {raw}。", [], base)
-            return Response(body, status_code=404, media_type="text/html; charset=utf-8")
+            return page_response(body, 404)
         publisher = self.publisher
         infos = publisher.categories(stored.category_slugs)
         titles = {s: c.title for s, c in infos.items()}
+        self.database.answered()
         categories = [(slug, titles.get(slug, slug)) for slug in stored.category_slugs]
         # previous/next in its first category's page order; the stamp changes with the item
         # and with any item of its categories (a newer one may arrive beside it)
@@ -347,9 +460,12 @@ class App:
         except QueryError as e:
             return _error(400, str(e))
         category = params.get("category") or None
-        if category is not None and category not in self.publisher.categories([category]):
+        if category is not None and (
+            not is_valid_slug(category) or category not in self.publisher.categories([category])
+        ):
             return _error(404, f"no category {category!r} (see /api/categories)")
         rows = self.store.list_items_after(after, limit + 1, category)
+        self.database.answered()
         page, has_more = rows[:limit], len(rows) > limit
         last = page[-1].seq if page else after
         base = self.base(request)
@@ -408,46 +524,20 @@ class App:
 
     # ------------------------------------------------------------------ admin
 
-    def _authorized(self, request: Request) -> Response | None:
-        """None when the request carries the admin token, else the 401 to send."""
-        token = self.settings.server.admin_token or ""
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if token and scheme.lower() == "bearer" and hmac.compare_digest(given, token):
-            return None
-        return JSONResponse(
-            {"error": "a valid admin bearer token is required"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
-        )
-
     def admin_fetch(self, request: Request) -> Response:
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
-        source_id: str = request.path_params["source_id"]
-        now = datetime.now(UTC)
-        try:
-            self.store.request_fetch(source_id, now)
-        except SourceNotFoundError:
-            return _error(404, f"no source {source_id!r}")
-        except StoreError as e:
-            return _error(503, f"database: {e}")
-        return _json({"source": source_id, "due_at": now.isoformat()}, 202)
+        return refused(request, self.settings.server.admin_token) or fetch_now(request, self.store)
 
     def admin_reload(self, request: Request) -> Response:
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
         assert self.watcher is not None  # the route exists only with a watcher
-        result = self.watcher.check(force=True)
-        status = 422 if result is ReloadResult.REJECTED else 200
-        return _json({"result": result.value, "config": self.watcher.status().as_json()}, status)
+        return refused(request, self.settings.server.admin_token) or reload_now(self.watcher)
 
     def readyz(self, request: Request) -> Response:
         problems = []
         try:
             self.store.ping()
+            self.database.answered()
         except StoreError as e:
+            self.database.failed(e, stale=False)
             problems.append(f"database: {e}")
         if self.scheduler_alive is not None and not self.scheduler_alive():
             problems.append("scheduler: no dispatch tick recently")
@@ -499,7 +589,7 @@ def create_app(
         ]
     if watcher is not None:
         watcher.subscribe(app_state.apply_settings)
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={StoreError: app_state.database_failed})
     app.state.aggregator = app_state
     app_state.fast.app = app
     return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette

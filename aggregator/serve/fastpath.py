@@ -8,11 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 from starlette.applications import Starlette
 
 from aggregator.serve.httpcache import Document, DocumentCache, scan_headers
 from aggregator.store import Store
+
+_ASCII = "".join(map(chr, range(128)))
+
+
+def ascii_query(scope: Any) -> Any:
+    """``scope`` with the bytes of its query string above 127 percent-encoded.
+
+    ``?q=芯片`` sent unencoded arrives as raw UTF-8 (granian passes it on; uvicorn's
+    parsers refuse the request with a 400 before any app runs). Starlette reads a query
+    string as Latin-1 and then percent-decodes it as UTF-8, so raw bytes became mojibake
+    and the filter matched nothing. Encoding them as the client should have (RFC 3986
+    section 2.1) reads them as UTF-8, as everything else is; what is not UTF-8 becomes
+    U+FFFD. ASCII, the usual case, is left as it is, ``%`` and all."""
+    query = scope.get("query_string", b"")
+    if query.isascii():
+        return scope
+    return {**scope, "query_string": quote_from_bytes(query, safe=_ASCII).encode("ascii")}
 
 
 class FastFeeds:
@@ -45,6 +63,8 @@ class FastFeeds:
         self.cache.add((scope["path"], scope["query_string"], host), token, document)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = ascii_query(scope)
         if (
             scope["type"] == "http"
             and scope["method"] in ("GET", "HEAD")

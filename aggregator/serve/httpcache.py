@@ -11,12 +11,18 @@ ETag or a header is decided by one piece of code.
         304 when If-None-Match names either ETag (or *), else when If-Modified-Since
         is not older than Last-Modified (RFC 9110 section 13.2.2: If-None-Match wins)
         headers encoded once per document and variant (the fast path sends them as is)
+        HTML pages also get Content-Security-Policy, nosniff and Referrer-Policy
+        (page_security_headers), 404 pages too (page_response)
+        a stale answer (the database did not answer: availability.py) says so in
+        Cache-Status
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -37,9 +43,45 @@ FEED_CACHE_CONTROL = "public, max-age=60"
 PAGE_CACHE_CONTROL = "public, max-age=30"
 ITEM_CACHE_CONTROL = "public, max-age=60"
 API_CACHE_CONTROL = "no-cache"
+# A document answered without its freshness checked, because the database did not answer
+# (RFC 9211's Cache-Status; the idea of RFC 5861's stale-if-error).
+STALE_CACHE_STATUS = "aggregator; hit; detail=stale-if-error"
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]  # status, encoded headers, body
+HTML = "text/html; charset=utf-8"
+_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.DOTALL)
+
+
+def page_security_headers(body: bytes) -> list[tuple[str, str]]:
+    """The headers every HTML page carries. Its policy allows what the pages use and no
+    more: their inline stylesheets, each by its hash (read from the page's head, which
+    holds no feed text, so markup from a feed could not add one), and images from any
+    http(s) site (article bodies keep their images: content, not page assets; the
+    sanitizer lets ``<img>`` through with http(s) sources only). No scripts, fonts,
+    frames, forms or ``<base>``, and no framing by other sites. The pages link to the
+    original articles; ``no-referrer`` keeps their addresses from those sites and from
+    the image hosts."""
+    head = body.partition(b"<body")[0]
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(css).digest()).decode() + "'"
+        for css in _STYLE.findall(head)
+    ]
+    styles = " ".join(hashes) or "'none'"
+    policy = (
+        f"default-src 'none'; style-src {styles}; img-src http: https:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return [
+        ("content-security-policy", policy),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ]
+
+
+def page_response(body: bytes, status: int) -> Response:
+    """An HTML page that is no cached document (a 404), with the pages' headers."""
+    return Response(body, status, dict(page_security_headers(body)), media_type=HTML)
 
 
 @dataclass(slots=True)
@@ -53,7 +95,7 @@ class Document:
     last_modified: datetime
     cache_control: str
     _gzipped: bytes | None = field(default=None, repr=False)
-    _wire: dict[tuple[bool, int], Headers] = field(default_factory=dict, repr=False)
+    _wire: dict[tuple[bool, int, bool], Headers] = field(default_factory=dict, repr=False)
 
     def gzipped(self) -> bytes:
         if self._gzipped is None:
@@ -87,24 +129,30 @@ class Document:
         return False
 
     def answer(
-        self, accept_encoding: bytes, if_none_match: bytes, if_modified_since: bytes, head: bool
+        self,
+        accept_encoding: bytes,
+        if_none_match: bytes,
+        if_modified_since: bytes,
+        head: bool,
+        stale: bool = False,
     ) -> Answer:
         """Status, headers and body for a request with these header values (empty when
-        absent): gzip when accepted, 304 when a validator matches, no body for HEAD."""
+        absent): gzip when accepted, 304 when a validator matches, no body for HEAD;
+        ``stale``: answered without checking the database, which did not answer."""
         use_gzip = b"gzip" in accept_encoding.lower() and len(self.body) >= GZIP_MIN_BYTES
         status = 200
         if (if_none_match or if_modified_since) and self.is_not_modified(
             if_none_match, if_modified_since
         ):
             status = 304
-        headers = self._wire.get((use_gzip, status))
+        headers = self._wire.get((use_gzip, status, stale))
         if headers is None:
-            headers = self._headers(use_gzip, status)
+            headers = self._headers(use_gzip, status, stale)
         if status == 304 or head:
             return status, headers, b""
         return status, headers, self.gzipped() if use_gzip else self.body
 
-    def _headers(self, use_gzip: bool, status: int) -> Headers:
+    def _headers(self, use_gzip: bool, status: int, stale: bool) -> Headers:
         """The encoded response headers of one variant, built once per document. A 304
         carries the validators and caching headers only; HEAD gets a 200's headers."""
         pairs = [
@@ -118,8 +166,12 @@ class Document:
             pairs += [("content-type", self.content_type), ("content-length", str(len(body)))]
             if use_gzip:
                 pairs.append(("content-encoding", "gzip"))
+            if self.content_type.startswith("text/html"):
+                pairs += page_security_headers(self.body)
+        if stale:
+            pairs.append(("cache-status", STALE_CACHE_STATUS))
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
-        self._wire[(use_gzip, status)] = headers
+        self._wire[(use_gzip, status, stale)] = headers
         return headers
 
 
@@ -147,11 +199,12 @@ def scan_headers(raw: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, bytes, byte
 
 
 class DocumentResponse(Response):
-    """A Starlette response answering the request in ``scope`` with ``document``."""
+    """A Starlette response answering the request in ``scope`` with ``document``
+    (``stale``: without its freshness checked, see ``Document.answer``)."""
 
-    def __init__(self, document: Document, scope: Mapping[str, Any]) -> None:
+    def __init__(self, document: Document, scope: Mapping[str, Any], stale: bool = False) -> None:
         _, accept, match, since = scan_headers(scope["headers"])
-        answer = document.answer(accept, match, since, scope["method"] == "HEAD")
+        answer = document.answer(accept, match, since, scope["method"] == "HEAD", stale)
         self.status_code, self.raw_headers, self.body = answer
         self.background = None
 

@@ -36,16 +36,16 @@ def openapi_document() -> dict[str, Any]:
         param(
             "limit",
             "query",
-            "How many items (default 50, at most 500).",
-            schema={"type": "integer", "minimum": 1},
+            "How many items (default 50, from 1 to 500; more is a 400).",
+            schema={"type": "integer", "minimum": 1, "maximum": 500},
         ),
         param(
             "since",
             "query",
             "Only items with seq above this number, or updated after this ISO 8601 time.",
         ),
-        param("q", "query", "Keep items whose title or text matches this regex."),
-        param("exclude", "query", "Drop items whose title or text matches this regex."),
+        param("q", "query", "Keep items whose title or text matches this RE2 pattern."),
+        param("exclude", "query", "Drop items whose title or text matches this RE2 pattern."),
         param("format", "query", "xml, atom or json when the path has no extension."),
     ]
     feed_responses = {
@@ -60,8 +60,17 @@ def openapi_document() -> dict[str, Any]:
         "304": {"description": "Not modified since the validator sent."},
         "400": {"description": "A bad parameter.", **text},
         "404": {"description": "No such category; the body lists those that exist.", **text},
+        "503": {
+            "description": "q/exclude ran out of the request's time budget, or the database "
+            "is not answering and this feed was not rendered before (Retry-After).",
+            **text,
+        },
     }
     html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    # while the database is away: pages rendered before are served stale (Cache-Status)
+    away = "The database is not answering (Retry-After)."
+    page_away = {"503": {"description": away, **text}}
+    api_away = {"503": {"description": away, **json_any}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -101,7 +110,7 @@ def openapi_document() -> dict[str, Any]:
             "/": {
                 "get": {
                     "summary": "The latest items, then every category with its latest five.",
-                    "responses": {"200": {"description": "The home page.", **html}},
+                    "responses": {"200": {"description": "The home page.", **html}, **page_away},
                 }
             },
             "/category/{slug}.html": {
@@ -118,7 +127,9 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": {"description": "The page.", **html},
-                        "404": {"description": "No such category.", **html},
+                        "400": {"description": "A page that is not a number from 1.", **text},
+                        "404": {"description": "No such category, or past its last page.", **html},
+                        **page_away,
                     },
                 }
             },
@@ -131,6 +142,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "The page.", **html},
                         "404": {"description": "No such item.", **html},
+                        **page_away,
                     },
                 }
             },
@@ -151,27 +163,28 @@ def openapi_document() -> dict[str, Any]:
                         param(
                             "limit",
                             "query",
-                            "Items per page (default 100, at most 500).",
-                            schema={"type": "integer", "minimum": 1},
+                            "Items per page (default 100, from 1 to 500; more is a 400).",
+                            schema={"type": "integer", "minimum": 1, "maximum": 500},
                         ),
                     ],
                     "responses": {
                         "200": {"description": "A page of items.", **json_any},
                         "400": {"description": "A bad parameter.", **json_any},
                         "404": {"description": "No such category.", **json_any},
+                        **api_away,
                     },
                 }
             },
             "/api/categories": {
                 "get": {
                     "summary": "Every category with its feeds.",
-                    "responses": {"200": {"description": "Categories.", **json_list}},
+                    "responses": {"200": {"description": "Categories.", **json_list}, **api_away},
                 }
             },
             "/api/sources": {
                 "get": {
                     "summary": "Each source's fetch status.",
-                    "responses": {"200": {"description": "Sources.", **json_list}},
+                    "responses": {"200": {"description": "Sources.", **json_list}, **api_away},
                 }
             },
             "/openapi.json": {

@@ -111,9 +111,14 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
 
         page.goto(site + "/")
         assert page.title() == "财经新闻聚合"
+        # the Content-Security-Policy lets the pages' own stylesheet apply
+        style = "getComputedStyle(document.querySelector('header.site')).borderBottomStyle"
+        assert page.evaluate(style) == "solid"
         headings = page.locator("section h2").all_inner_texts()
         assert "上海证券报新闻" in headings
         assert "风险测试" in headings
@@ -144,8 +149,11 @@ def test_pages_in_a_real_browser(site: str, seed: Seed, tmp_path: Path) -> None:
         page.screenshot(path=str(tmp_path / "item.png"), full_page=True)
         page_width = page.evaluate("document.documentElement.scrollWidth")
         assert page_width <= 390  # readable on a phone: no sideways scrolling
+        page.goto(site + "/category/nope.html")  # a 404 page is styled too
+        assert page.evaluate(style) == "solid"
         browser.close()
     assert dialogs == []  # no script ran
+    assert [text for text in console if "Content Security Policy" in text] == []
 
 
 # Every element with text of its own, and every :visited colour in effect, against the

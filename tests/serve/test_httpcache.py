@@ -185,3 +185,15 @@ def test_the_cache_stays_bounded_under_concurrent_writers() -> None:
     for thread in threads:
         thread.join()
     assert len(cache) == 50
+
+
+def test_a_stale_answer_says_so() -> None:
+    doc = document()
+    fresh = doc.answer(b"", b"", b"", head=False)
+    stale = doc.answer(b"", b"", b"", head=False, stale=True)
+    assert stale[1] == [*fresh[1], (b"cache-status", b"aggregator; hit; detail=stale-if-error")]
+    assert stale[2] == fresh[2]
+    not_modified = doc.answer(b"", b'"abc"', b"", head=False, stale=True)
+    assert not_modified[0] == 304
+    assert (b"cache-status", b"aggregator; hit; detail=stale-if-error") in not_modified[1]
+    assert doc.answer(b"", b"", b"", head=False) == fresh  # the fresh variant unchanged
