@@ -563,9 +563,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     finally:
         close_context(context)
     configured = {s.id: s for s in settings.sources}
+    schedules = {s.id: s.schedule(settings.defaults) for s in settings.sources}
     tz = ZoneInfo(settings.timezone)
     if as_json:
-        out = [r.as_json() for r in rows]
+        out = [{**r.as_json(), "schedule": schedules.get(r.source_id)} for r in rows]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     from rich.console import Console
@@ -577,6 +578,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         "category",
         "last fetch",
         "status",
+        "schedule",
         "next due",
         "items",
         "errors",
@@ -595,6 +597,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             category,
             _local(r.last_fetch_at, tz),
             status,
+            schedules.get(r.source_id, "-"),
             _local(r.next_due_at, tz) if r.health not in ("disabled", "retired") else "-",
             str(r.item_count),
             str(r.consecutive_errors),

@@ -19,6 +19,7 @@ MODELS: list[type[BaseModel]] = [
     config.Category,
     config.Source,
     config.JsonFields,
+    config.MarketInterval,
     config.Server,
 ]
 

@@ -26,8 +26,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -119,6 +121,45 @@ class JsonFields(_Frozen):
     category_from: str | None = None
 
 
+MARKETS_EXTRA = "pip install 'aggregator[markets]'"
+
+
+class MarketInterval(_Frozen):
+    """Poll on an exchange's calendar: ``trading`` during its sessions (and the opening
+    auction), ``closed`` otherwise: nights, lunch breaks, weekends and holidays."""
+
+    trading: Duration
+    closed: Duration
+    market: str  # an exchange-calendars name: XSHG (Shanghai), XHKG, XNYS, ...
+
+    @field_validator("market")
+    @classmethod
+    def _known_market(cls, value: str) -> str:
+        try:
+            import exchange_calendars
+        except ImportError as e:
+            raise ValueError(
+                f"market {value!r} needs the exchange calendars: {MARKETS_EXTRA}"
+            ) from e
+        names = exchange_calendars.get_calendar_names(include_aliases=True)
+        if value not in names:
+            close = difflib.get_close_matches(value.upper(), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (e.g. XSHG, XHKG, XNYS)"
+            raise ValueError(f"unknown market {value!r}{hint}")
+        return value
+
+
+def _interval_kind(value: Any) -> str:
+    return "MarketInterval" if isinstance(value, dict | MarketInterval) else "Duration"
+
+
+# a duration ("5m"), or the mapping form {trading: 1m, closed: 30m, market: XSHG}
+Interval = Annotated[
+    Annotated[Duration, Tag("Duration")] | Annotated[MarketInterval, Tag("MarketInterval")],
+    Discriminator(_interval_kind),
+]
+
+
 class IdFrom(_Frozen):
     regex: str
 
@@ -140,7 +181,7 @@ class Source(_Frozen):
     category_from: str | None = None
     category_title: str = "{name}新闻"
     tags: tuple[str, ...] = ()
-    interval: Duration | None = None
+    interval: Interval | None = None
     cron: str | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=600)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -210,7 +251,22 @@ class Source(_Frozen):
         return IdRule(first=self.id_from)
 
     def effective_interval(self, defaults: Defaults) -> timedelta:
+        """The plain interval; a market-clocked source's shortest (its trading one)."""
+        if isinstance(self.interval, MarketInterval):
+            return self.interval.trading
         return self.interval or defaults.interval
+
+    def market_interval(self) -> MarketInterval | None:
+        return self.interval if isinstance(self.interval, MarketInterval) else None
+
+    def schedule(self, defaults: Defaults) -> str:
+        """How it is polled, for people: ``every 5m``, ``cron */15 * * * *``, ``XSHG 1m/30m``."""
+        if self.cron:
+            return f"cron {self.cron}"
+        if (market := self.market_interval()) is not None:
+            trading, closed = format_duration(market.trading), format_duration(market.closed)
+            return f"{market.market} {trading}/{closed}"
+        return f"every {format_duration(self.effective_interval(defaults))}"
 
     def effective_timeout(self, defaults: Defaults) -> float:
         return self.timeout_seconds or defaults.timeout_seconds

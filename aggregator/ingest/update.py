@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
+from aggregator.finance.exchanges import market_clock
 from aggregator.ingest.decide import CategoryRule, ItemsPlan, plan_items
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
-from aggregator.ingest.freshness import next_fetch_after
+from aggregator.ingest.freshness import MarketSchedule, next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
 from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
@@ -131,6 +132,10 @@ def _due(
 
         trigger = CronTrigger.from_crontab(source.cron, timezone=settings.timezone)
         cron_next = trigger.get_next_fire_time(None, now)
+    market = None
+    if (clocked := source.market_interval()) is not None:
+        clock = market_clock(clocked.market)
+        market = MarketSchedule(clocked.trading, clocked.closed, clock)
     return next_fetch_after(
         now=now,
         interval=source.effective_interval(settings.defaults),
@@ -142,6 +147,7 @@ def _due(
         retry_after=retry_after or (facts.retry_after if facts else None),
         cache_max_age_seconds=facts.cache_max_age_seconds if facts else None,
         expires=facts.expires if facts else None,
+        market=market,
     )
 
 
