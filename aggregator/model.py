@@ -154,6 +154,8 @@ class ItemIntent:
     is_content_external: bool  # True: an update without content keeps the stored body
     content_sha256: str
     categories: tuple[CategoryRef, ...]
+    # securities it names (600519.SH), found on new and changed items only (finance/)
+    tickers: tuple[str, ...] = ()
 
 
 class OutcomeKind(enum.Enum):
@@ -215,6 +217,7 @@ class StoredItem:
     source_id: str
     category_slugs: tuple[str, ...]
     first_seq: int = 0
+    tickers: tuple[str, ...] = ()  # the securities it names, sorted (600519.SH)
 
     @property
     def is_update(self) -> bool:

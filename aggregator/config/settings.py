@@ -285,6 +285,13 @@ class Server(_Frozen):
 class Settings(_Frozen):
     """The whole file. ``path`` is where it was read from (not a YAML key)."""
 
+    @field_validator("ticker_names")
+    @classmethod
+    def _names_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file {value!r} (a CSV with columns name and code)")
+        return value
+
     database: str = DEFAULT_DATABASE_URL
     timezone: str = "Asia/Shanghai"
     site_url: str | None = None
@@ -295,6 +302,9 @@ class Settings(_Frozen):
     # items older than this (by publication time) are pruned and never stored again;
     # unset: kept forever. Per category: categories.<slug>.retention
     retention: Duration | None = None
+    # a CSV of security names and codes (columns name, code) to find tickers by name;
+    # relative to the config file's folder. Unset: tickers by code only.
+    ticker_names: str | None = None
     per_host: PerHost = PerHost()
     housekeeping: Housekeeping = Housekeeping()
     server: Server = Server()
@@ -415,7 +425,10 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 
 def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
-    """`file:samples/x.xml` is relative to the config file's folder."""
+    """`file:samples/x.xml` and `ticker_names` are relative to the config file's folder."""
+    names = data.get("ticker_names")
+    if isinstance(names, str) and names:
+        data["ticker_names"] = str((base_dir / names).resolve())
     for source in data.get("sources") or []:
         if not isinstance(source, dict):
             continue

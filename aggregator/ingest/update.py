@@ -23,6 +23,7 @@ from aggregator.ingest.freshness import MarketSchedule, next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
 from aggregator.ingest.parser import ParseRules, parse_body, parse_content_body
+from aggregator.ingest.tickers import names_matcher, with_tickers
 from aggregator.model import (
     CategoryRef,
     FetchOutcome,
@@ -259,6 +260,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
         bodies   = fetch content_url for ids not stored yet (JSON API sources)
         intents  = plan_items(pairs, known, registry, now)         # pure
+    intents  = with tickers, for new and changed items         # pure (finance/)
         update   = next_source_update(state, what the fetch found) # pure
         record(outcome, intents, update)      # one transaction (or savepoint) per source
 
@@ -289,6 +291,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             attempt.started_at,
             ZoneInfo(ctx.settings.timezone),
         )
+        plan = replace(plan, intents=with_tickers(plan.intents, names_matcher(ctx.settings)))
         return attempt.record_items(result.http, body_sha256, feed, plan, problems)
     except AggregatorError as e:
         return attempt.record_error(e)

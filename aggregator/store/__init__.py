@@ -337,9 +337,12 @@ class Store(Protocol):
         offset: int = 0,
         since_seq: int | None = None,
         since_time: datetime | None = None,
+        ticker: str | None = None,
     ) -> list[StoredItem]:
         """Items of any of ``slugs`` (None: all), newest published first, ties by item id
-        descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it."""
+        descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it;
+        ``ticker`` (``600519.SH``) keeps the items naming that security, walking its
+        (code, published_at, item_id) index. Each item carries its ``tickers``."""
 
     def find_adjacent_items(
         self, slug: str, item_id: int

@@ -15,12 +15,13 @@ the placeholder style and datetime binding differ, handled by ``Dialect``.
     update changed      UPDATE items ... per changed item
     memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
     provenance          INSERT INTO item_sources ... ON CONFLICT DO UPDATE
+    tickers             new and changed items: DELETE theirs, INSERT INTO item_tickers
     stamps              UPDATE categories SET last_seq ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -178,6 +179,10 @@ class ItemWriter:
             "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at",
         )
         self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
+        self.clear_tickers = d.sql("DELETE FROM item_tickers WHERE item_id = ?")
+        self.insert_ticker = RowsInsert(
+            d, "INSERT INTO item_tickers (item_id, code, published_at)", 3, "ON CONFLICT DO NOTHING"
+        )
         self.insert_fetch = d.sql(
             "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
             "bytes_received, new_count, updated_count, unchanged_count, item_count, error, "
@@ -368,6 +373,28 @@ class ItemWriter:
         moved = raw.all(self.move_members, (self.d.dt(published), row[0]))
         return int(row[0]), published, [str(r[0]) for r in moved]
 
+    def _write_tickers(
+        self,
+        raw: Raw,
+        intents: Sequence[ItemIntent],
+        new_ids: set[str],
+        changed_ids: set[str],
+        item_ids: Mapping[str, int],
+        published: Mapping[str, Any],
+    ) -> None:
+        """A new item's tickers, and a changed item's anew (its text, hence its tickers,
+        or its published time may have changed). Memberships leave them alone."""
+        raw.many(self.clear_tickers, [(item_ids[sid],) for sid in sorted(changed_ids)])
+        raw.insert(
+            self.insert_ticker,
+            [
+                (item_ids[i.stable_id], code, published[i.stable_id])
+                for i in intents
+                if i.stable_id in new_ids or i.stable_id in changed_ids
+                for code in i.tickers
+            ],
+        )
+
     def stamp_categories(self, raw: Raw, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
         (seq order is commit order, so the stamp only ever grows)."""
@@ -422,12 +449,14 @@ class ItemWriter:
         published = {sid: row[2] for sid, row in rows.items()}
         touched: set[str] = set()
         updated = 0
+        changed_ids: set[str] = set()
         for intent in intents:
             if intent.kind is not IntentKind.UPDATED or intent.stable_id not in rows:
                 continue
             changed = self._update(raw, intent, seq_of[intent.stable_id], now)
             if changed is not None:
                 updated += 1
+                changed_ids.add(intent.stable_id)
                 published[intent.stable_id] = dt(changed[1])
                 touched.update(changed[2])
         # memberships: which (item, category) pairs are missing. New items have none.
@@ -460,5 +489,6 @@ class ItemWriter:
                 if i.stable_id in item_ids
             ],
         )
+        self._write_tickers(raw, intents, new_ids, changed_ids, item_ids, published)
         top = first_seq + len(intents) - 1
         return WriteResult(new=len(new_ids), updated=updated, memberships=len(joined)), touched, top
