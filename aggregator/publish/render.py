@@ -113,6 +113,8 @@ def _add_entries(
             entry.description(title if for_atom else html.escape(title))
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
+        for code in item.tickers:  # RSS <category domain="ticker">, Atom scheme="ticker"
+            entry.category(term=code, scheme="ticker", label=code)
         if view.source is not None:
             entry.source(url=view.source.url, title=xml_safe(view.source.title))
 
@@ -148,7 +150,7 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
             "date_modified": _rfc3339(
                 max(item.updated_at, item.published_at).astimezone(local_time(item).tzinfo)
             ),
-            "tags": [title for _, title in view.categories],
+            "tags": [title for _, title in view.categories] + list(item.tickers),
             "_aggregator": {
                 "seq": item.seq,
                 "categories": [slug for slug, _ in view.categories],

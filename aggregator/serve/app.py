@@ -45,6 +45,7 @@ from aggregator.errors import (
     StoreError,
     UnknownCategoryError,
 )
+from aggregator.finance.tickers import normalise_code
 from aggregator.model import StoredItem
 from aggregator.publish.pages import (
     HOME_LATEST_ITEMS,
@@ -150,7 +151,7 @@ class App:
     # ------------------------------------------------------------------ feeds
 
     def feed(self, request: Request) -> Response:
-        name: str = request.path_params["name"]
+        name: str = request.path_params.get("name", "")
         extension = request.path_params.get("ext")
         try:
             chosen = parse_format(extension, request.query_params)
@@ -158,7 +159,13 @@ class App:
         except QueryError as e:
             return PlainTextResponse(f"400 Bad Request: {e}\n", status_code=400)
         slugs: tuple[str, ...] | None
-        if name == "all":
+        ticker = None
+        if "code" in request.path_params:  # /feeds/ticker/600519.SH.xml: one security
+            ticker = normalise_code(request.path_params["code"])
+            if ticker is None:
+                return PlainTextResponse("404 Not Found: not a ticker code\n", status_code=404)
+            slugs, key = None, f"ticker:{ticker}"
+        elif name == "all":
             slugs, key = None, "all"
         elif name == "merge":
             raw = request.query_params.get("c", "")
@@ -170,7 +177,7 @@ class App:
             key = ",".join(slugs)
         else:
             slugs, key = (name,), name
-        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
+        feed_request = FeedRequest(key, slugs, chosen, query, ticker)
         base = self.base(request)
         publisher = self.publisher  # one config for the whole request, even across a reload
         cache_key = (publisher.config_key, *feed_request.cache_key(), base)
@@ -273,6 +280,24 @@ class App:
         key = (publisher.config_key, "category", slug, page, base)
         return self._page(request, key, stamp, build)
 
+    def ticker_page(self, request: Request) -> Response:
+        """The newest items naming one security, with its feeds (no pagination)."""
+        ticker = normalise_code(request.path_params["code"])
+        if ticker is None:
+            return PlainTextResponse("404 Not Found: not a ticker code\n", status_code=404)
+        base, publisher = self.base(request), self.publisher
+
+        def build() -> bytes:
+            items = self.store.list_feed_items(None, PAGE_SIZE, ticker=ticker)
+            infos = publisher.categories()
+            views = publisher.views(items, {s: i.title for s, i in infos.items()}, {})
+            page_request = FeedRequest(f"ticker:{ticker}", None, "html", FeedQuery(), ticker)
+            channel = publisher.channel(page_request, infos, views, base)
+            return render_category_page(channel, views, 1, False, base)
+
+        stamp = self.store.category_stamp(None)
+        return self._page(request, (publisher.config_key, "ticker", ticker, base), stamp, build)
+
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
         base = self.base(request)
@@ -330,6 +355,7 @@ class App:
             "author": item.author,
             "categories": list(item.category_slugs),
             "source": item.source_id,
+            "tickers": list(item.tickers),
         }
 
     def api_items(self, request: Request) -> Response:
@@ -349,7 +375,12 @@ class App:
         category = params.get("category") or None
         if category is not None and category not in self.publisher.categories([category]):
             return _error(404, f"no category {category!r} (see /api/categories)")
-        rows = self.store.list_items_after(after, limit + 1, category)
+        ticker = None
+        if params.get("ticker"):
+            ticker = normalise_code(params["ticker"])
+            if ticker is None:
+                return _error(400, f"not a ticker code: {params['ticker']!r} (e.g. 600519.SH)")
+        rows = self.store.list_items_after(after, limit + 1, category, ticker)
         page, has_more = rows[:limit], len(rows) > limit
         last = page[-1].seq if page else after
         base = self.base(request)
@@ -457,11 +488,13 @@ class App:
 
 
 ENDPOINTS: list[tuple[str, str]] = [
+    ("/feeds/ticker/{code}.{ext}", "feed"),
     ("/feeds/{name}.{ext}", "feed"),
     ("/feeds/{name}", "feed"),
     ("/", "home"),
     ("/category/{slug}.html", "category"),
     ("/item/{item_id}.html", "item"),
+    ("/ticker/{code}.html", "ticker_page"),
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),

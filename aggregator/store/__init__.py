@@ -352,9 +352,10 @@ class Store(Protocol):
         (None, None) when the item is not in that category. Two index lookups."""
 
     def list_items_after(
-        self, after_seq: int, limit: int, slug: str | None = None
+        self, after_seq: int, limit: int, slug: str | None = None, ticker: str | None = None
     ) -> list[StoredItem]:
-        """Items with seq > ``after_seq`` in seq order (for cursors)."""
+        """Items with seq > ``after_seq`` in seq order (for cursors); ``slug`` keeps one
+        category's, ``ticker`` (``600519.SH``) the items naming that security."""
 
     def get_item(self, item_id: int) -> StoredItem:
         """Raises ItemNotFoundError."""

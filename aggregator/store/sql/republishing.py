@@ -158,9 +158,12 @@ class RepublishingMixin(SqlStoreBase):
         return found[0], found[1]
 
     def list_items_after(
-        self, after_seq: int, limit: int, slug: str | None = None
+        self, after_seq: int, limit: int, slug: str | None = None, ticker: str | None = None
     ) -> list[StoredItem]:
         query = select(items).where(items.c.seq > after_seq).order_by(items.c.seq)
+        if ticker is not None:
+            naming = select(item_tickers.c.item_id).where(item_tickers.c.code == ticker)
+            query = query.where(items.c.item_id.in_(naming))
         if slug is not None:
             members = select(item_categories.c.item_id).where(
                 item_categories.c.category_slug == slug
