@@ -260,7 +260,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
         bodies   = fetch content_url for ids not stored yet (JSON API sources)
         intents  = plan_items(pairs, known, registry, now)         # pure
-    intents  = with tickers, for new and changed items         # pure (finance/)
+        intents  = with tickers, for new and changed items         # pure (finance/)
         update   = next_source_update(state, what the fetch found) # pure
         record(outcome, intents, update)      # one transaction (or savepoint) per source
 

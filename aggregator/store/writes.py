@@ -383,8 +383,16 @@ class ItemWriter:
         published: Mapping[str, Any],
     ) -> None:
         """A new item's tickers, and a changed item's anew (its text, hence its tickers,
-        or its published time may have changed). Memberships leave them alone."""
-        raw.many(self.clear_tickers, [(item_ids[sid],) for sid in sorted(changed_ids)])
+        or its published time may have changed). Memberships leave them alone, and so
+        does an update without its body (a JSON API listing: the stored body stays, and
+        so do the codes found in it; the listing's are added)."""
+        by_id = {i.stable_id: i for i in intents}
+        cleared = [
+            sid
+            for sid in sorted(changed_ids)
+            if not (by_id[sid].is_content_external and by_id[sid].content is None)
+        ]
+        raw.many(self.clear_tickers, [(item_ids[sid],) for sid in cleared])
         raw.insert(
             self.insert_ticker,
             [

@@ -61,3 +61,17 @@ def test_pruned_items_take_their_tickers(store: SqlStore) -> None:
     store.apply_fetch(outcome("a"), "w", [old, replace(intent("new"), tickers=(MOUTAI,))], KEEP)
     store.prune({}, NOW - timedelta(days=7), NOW, NOW, NOW)
     assert [i.stable_id for i in store.list_feed_items(None, 10, ticker=MOUTAI)] == ["new"]
+
+
+def test_an_update_without_its_body_keeps_the_codes_found_in_it(store: SqlStore) -> None:
+    store.sync_config(plans("a"), [CAT], NOW)
+    store.apply_fetch(outcome("a"), "w", [replace(intent("x"), tickers=(MOUTAI,))], KEEP)
+    listing = replace(
+        intent("x", IntentKind.UPDATED, title="t2"),
+        content=None,
+        is_content_external=True,
+        tickers=("00700.HK",),
+    )
+    store.apply_fetch(outcome("a"), "w", [listing], KEEP)
+    (item,) = store.list_feed_items(None, 10, ticker=MOUTAI)
+    assert item.tickers == ("00700.HK", MOUTAI)
