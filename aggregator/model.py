@@ -181,6 +181,8 @@ class ItemIntent:
     categories: tuple[CategoryRef, ...]
     # the item's own last change as its feed gave it (not after the fetch); None: none given
     source_updated_at: datetime | None = None
+    # securities it names (600519.SH), found on new and changed items only (finance/)
+    tickers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +260,7 @@ class StoredItem:
     first_seq: int = 0
     # the item's own last change as its feed gave it; ``updated_at`` is when we stored it
     source_updated_at: datetime | None = None
+    tickers: tuple[str, ...] = ()  # the securities it names, sorted (600519.SH)
 
     @property
     def is_update(self) -> bool:

@@ -11,6 +11,7 @@ cannot make these checks pass.
 Floors, lowest first (an import may go down or stay within its own stage, never up):
 
     0  aggregator, model, errors, text, slug, sanitize   plain values and helpers
+    1  finance                                           tickers, market clocks (pure)
     1  config                                            settings, durations, reload
     2  store                                             protocol, schema, writes, sql
     3  ingest | process | publish                        siblings: none imports another,
@@ -52,6 +53,7 @@ FLOOR_MODULES: Mapping[str, int] = {
     "aggregator.__main__": 6,
 }
 FLOOR_PACKAGES: Mapping[str, int] = {
+    "aggregator.finance": 1,
     "aggregator.config": 1,
     "aggregator.store": 2,
     "aggregator.ingest": 3,

@@ -7,10 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from aggregator.finance.exchanges import market_clock
+from aggregator.ingest.freshness import MarketSchedule, market_next
 from tests.conftest import FIXTURES
 from tests.feedserver import FeedServer, Route
 
@@ -108,6 +111,35 @@ def test_sources_shows_status_at_a_glance(config: Path) -> None:
     assert by_id["seed"]["status"] == "ok"
     assert by_id["down"]["consecutive_errors"] == 1
     assert by_id["down"]["http_status"] == 404
+
+
+def test_sources_shows_a_market_clocked_schedule(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.routes["/seed.rss"] = Route((FIXTURES / "seed.rss").read_bytes())
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        f"""
+database: sqlite:///{tmp_path / "db.sqlite"}
+defaults: {{jitter_fraction: 0}}
+categories:
+  shanghaizhengquanbao: {{title: 上海证券报新闻, name: 上海证券报}}
+sources:
+  - id: market
+    url: "{feed_server.url("/seed.rss")}"
+    category: shanghaizhengquanbao
+    interval: {{trading: 1m, closed: 30m, market: XSHG}}
+""",
+        encoding="utf-8",
+    )
+    assert aggregator("--config", str(path), "fetch").returncode == 0
+    table = aggregator("--config", str(path), "sources")
+    assert "XSHG 1m/30m" in table.stdout, table.stdout
+    (row,) = json.loads(aggregator("--config", str(path), "sources", "--json").stdout)
+    assert row["schedule"] == "XSHG 1m/30m"
+    fetched = datetime.fromisoformat(row["last_fetch_at"])
+    due = datetime.fromisoformat(row["next_due_at"])
+    market = MarketSchedule(timedelta(minutes=1), timedelta(minutes=30), market_clock("XSHG"))
+    expected, _, _ = market_next(fetched, market)
+    assert abs(due - expected) < timedelta(seconds=5)
 
 
 def test_check_config_lists_every_problem(tmp_path: Path) -> None:

@@ -152,9 +152,10 @@ def sources(ctx: click.Context, as_json: bool) -> None:
     finally:
         close_context(context)
     configured = {s.id: s for s in settings.sources}
+    schedules = {s.id: s.schedule(settings.defaults) for s in settings.sources}
     tz = ZoneInfo(settings.timezone)
     if as_json:
-        out = [r.as_json() for r in rows]
+        out = [{**r.as_json(), "schedule": schedules.get(r.source_id)} for r in rows]
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     from rich.console import Console
@@ -166,6 +167,7 @@ def sources(ctx: click.Context, as_json: bool) -> None:
         "category",
         "last fetch",
         "status",
+        "schedule",
         "next due",
         "items",
         "dropped",
@@ -185,13 +187,14 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             category,
             local_time_text(r.last_fetch_at, tz),
             status,
+            schedules.get(r.source_id, "-"),
             local_time_text(r.next_due_at, tz) if r.health not in ("disabled", "retired") else "-",
             str(r.item_count),
             str(r.last_dropped_count),
             str(r.consecutive_errors),
             r.last_error or (f"warning: {r.last_warning}" if r.last_warning else ""),
         )
-    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+    Console(width=240 if not sys.stdout.isatty() else None).print(table)
 
 
 @click.command()

@@ -18,24 +18,33 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
     field_validator,
 )
 
-from aggregator.addresses import PRIVATE_NETWORKS, Network, parse_network
-from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.addresses import PRIVATE_NETWORKS
+from aggregator.config.durations import format_duration
+from aggregator.config.parts import (
+    AllowedNetwork,
+    Category,
+    Defaults,
+    Duration,
+    Housekeeping,
+    IdFrom,
+    Interval,
+    JsonFields,
+    MarketInterval,
+    PerHost,
+    _check_timezone,
+    _Frozen,
+)
 from aggregator.config.steps import StepConfig
 from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
@@ -48,102 +57,9 @@ CONFIG_ENV = "AGGREGATOR_CONFIG"
 DATABASE_ENV = "AGGREGATOR_DATABASE_URL"
 ADMIN_TOKEN_ENV = "AGGREGATOR_ADMIN_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "5m"]}),
-]
-# a network a fetch may reach although it is not public (addresses.py)
-AllowedNetwork = Annotated[
-    Network,
-    BeforeValidator(parse_network),
-    PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "examples": ["127.0.0.0/8", "::1/128", "10.1.2.3"]}),
-]
+
 log = logging.getLogger(__name__)
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(
-            f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai)"
-        ) from e
-    return value
-
-
-class Defaults(_Frozen):
-    """Values every source inherits unless it sets its own."""
-
-    interval: Duration = timedelta(minutes=30)
-    timeout_seconds: float = Field(20.0, gt=0, le=600)
-    total_timeout_seconds: float = Field(60.0, gt=0, le=3600)
-    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
-    user_agent: str = "aggregator/0.1 (+https://github.com/; feed aggregator)"
-    workers: int = Field(8, ge=1, le=256)
-    jitter_fraction: float = Field(0.1, ge=0, le=0.5)
-    max_backoff: Duration = timedelta(hours=6)
-    # how long a claimed source stays with its worker without a renewal; renewed every
-    # third of it while the fetch runs, so only a dead worker's sources expire
-    lease: Duration = timedelta(seconds=60)
-    # processing steps every source's new and changed items pass, before its own
-    # (config/steps.py, aggregator/process/)
-    process: tuple[StepConfig, ...] = ()
-
-
-class PerHost(_Frozen):
-    """Politeness to one host across the whole cluster; a source postponed for it is not
-    in error. Unset: no limit."""
-
-    max_concurrent: int | None = Field(None, ge=1)
-    max_per_minute: int | None = Field(None, ge=1)
-
-
-class Housekeeping(_Frozen):
-    """Periodic work done once per cluster (whichever process claims it first)."""
-
-    every: Duration = timedelta(hours=1)
-    fetch_log_days: int = Field(30, ge=1)  # fetch-log rows older than this are deleted
-
-
-class Category(_Frozen):
-    title: str = Field(min_length=1)
-    description: str = ""
-    name: str | None = None  # the media name that files here (e.g. 上海证券报)
-    retention: Duration | None = None  # overrides the top-level retention here
-
-
-class JsonFields(_Frozen):
-    """Where each item field lives in a JSON API record (dotted paths)."""
-
-    id: str
-    title: str
-    link: str | None = None
-    published: str | None = None
-    summary: str | None = None
-    content: str | None = None
-    author: str | None = None
-    category_from: str | None = None
-
-
-class IdFrom(_Frozen):
-    regex: str
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as e:
-            raise ValueError(f"bad regex {value!r}: {e}") from e
-        return value
 
 
 class Source(_Frozen):
@@ -154,7 +70,7 @@ class Source(_Frozen):
     category_from: str | None = None
     category_title: str = "{name}新闻"
     tags: tuple[str, ...] = ()
-    interval: Duration | None = None
+    interval: Interval | None = None
     cron: str | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=600)
     headers: dict[str, str] = Field(default_factory=dict)
@@ -229,7 +145,22 @@ class Source(_Frozen):
         return IdRule(first=self.id_from)
 
     def effective_interval(self, defaults: Defaults) -> timedelta:
+        """The plain interval; a market-clocked source's shortest (its trading one)."""
+        if isinstance(self.interval, MarketInterval):
+            return self.interval.trading
         return self.interval or defaults.interval
+
+    def market_interval(self) -> MarketInterval | None:
+        return self.interval if isinstance(self.interval, MarketInterval) else None
+
+    def schedule(self, defaults: Defaults) -> str:
+        """How it is polled, for people: ``every 5m``, ``cron */15 * * * *``, ``XSHG 1m/30m``."""
+        if self.cron:
+            return f"cron {self.cron}"
+        if (market := self.market_interval()) is not None:
+            trading, closed = format_duration(market.trading), format_duration(market.closed)
+            return f"{market.market} {trading}/{closed}"
+        return f"every {format_duration(self.effective_interval(defaults))}"
 
     def effective_timeout(self, defaults: Defaults) -> float:
         return self.timeout_seconds or defaults.timeout_seconds
@@ -252,6 +183,13 @@ class Server(_Frozen):
 class Settings(_Frozen):
     """The whole file. ``path`` is where it was read from (not a YAML key)."""
 
+    @field_validator("ticker_names")
+    @classmethod
+    def _names_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file {value!r} (a CSV with columns name and code)")
+        return value
+
     database: str = DEFAULT_DATABASE_URL
     timezone: str = "Asia/Shanghai"
     site_url: str | None = None
@@ -262,6 +200,9 @@ class Settings(_Frozen):
     # items older than this (by publication time) are pruned and never stored again;
     # unset: kept forever. Per category: categories.<slug>.retention
     retention: Duration | None = None
+    # a CSV of security names and codes (columns name, code) to find tickers by name;
+    # relative to the config file's folder. Unset: tickers by code only.
+    ticker_names: str | None = None
     per_host: PerHost = PerHost()
     housekeeping: Housekeeping = Housekeeping()
     server: Server = Server()
@@ -396,7 +337,10 @@ def _resolve_step_urls(steps: Any, base_dir: Path) -> None:
 
 
 def _resolve_file_urls(data: dict[str, Any], base_dir: Path) -> None:
-    """`file:samples/x.xml` is relative to the config file's folder."""
+    """`file:samples/x.xml` and `ticker_names` are relative to the config file's folder."""
+    names = data.get("ticker_names")
+    if isinstance(names, str) and names:
+        data["ticker_names"] = str((base_dir / names).resolve())
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         _resolve_step_urls(defaults.get("process"), base_dir)

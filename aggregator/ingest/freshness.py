@@ -1,7 +1,9 @@
 """When a source is next due: one pure function over the interval, its jitter, the
 server's and the feed's hints and the error backoff, clamped.
 
-    next = now + interval (or the cron schedule's next time)
+    next = now + interval (or the cron schedule's next time; or, on a market's clock,
+           now + trading while it is open, else the earlier of now + closed and its
+           next open)
     later of that and the latest of the server's Cache-Control max-age / Expires and
         the feed's RSS <ttl> (up to max_backoff, or the interval if longer)
     on errors: now + interval * 2**(errors-1), capped at max_backoff
@@ -20,8 +22,10 @@ from __future__ import annotations
 import email.utils
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from aggregator.finance.clock import MarketClock
 from aggregator.model import FeedHints
 
 MAX_RETRY_AFTER = timedelta(hours=24)
@@ -50,6 +54,26 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     return moment
 
 
+@dataclass(frozen=True, slots=True)
+class MarketSchedule:
+    """``interval: {trading, closed, market}`` with the market's clock."""
+
+    trading: timedelta
+    closed: timedelta
+    clock: MarketClock
+
+
+def market_next(now: datetime, market: MarketSchedule) -> tuple[datetime, timedelta, bool]:
+    """The market clock's plain due time, the interval in force, and whether the time is
+    pinned to the market's open (no jitter then: the open is the moment that matters)."""
+    if market.clock.is_open(now):
+        return now + market.trading, market.trading, False
+    opens = market.clock.next_open(now)
+    if opens is not None and opens < now + market.closed:
+        return opens, market.closed, True
+    return now + market.closed, market.closed, False
+
+
 def next_fetch_after(
     *,
     now: datetime,
@@ -63,8 +87,12 @@ def next_fetch_after(
     cache_max_age_seconds: int | None = None,
     expires: str | None = None,
     feed: FeedHints | None = None,
+    market: MarketSchedule | None = None,
 ) -> datetime:
     due = cron_next if cron_next is not None else now + interval
+    pinned = cron_next is not None
+    if market is not None:
+        due, interval, pinned = market_next(now, market)
     cap = max(max_backoff, interval)
     hint: datetime | None = None
     if cache_max_age_seconds is not None:
@@ -84,7 +112,7 @@ def next_fetch_after(
     server_says = parse_retry_after(retry_after, now)
     if server_says is not None:
         due = max(due, min(server_says, now + MAX_RETRY_AFTER))
-    if cron_next is None and jitter_fraction > 0:
+    if not pinned and jitter_fraction > 0:
         due += interval * jitter_fraction * stable_fraction(source_key)
     if feed is not None:
         due = outside_skipped(due, feed.skip_hours, feed.skip_days)

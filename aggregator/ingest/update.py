@@ -16,15 +16,17 @@ from zoneinfo import ZoneInfo
 
 from aggregator.config.settings import Settings, Source
 from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
+from aggregator.finance.exchanges import market_clock
 from aggregator.ingest.decide import CategoryRule, ItemsPlan, content_sha256, plan_items
 from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
 from aggregator.ingest.fields import ParseRules
-from aggregator.ingest.freshness import next_fetch_after
+from aggregator.ingest.freshness import MarketSchedule, next_fetch_after
 from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
 from aggregator.ingest.identity import identify
 from aggregator.ingest.jsonparse import parse_content_body
 from aggregator.ingest.parser import parse_body
+from aggregator.ingest.tickers import names_matcher, with_tickers
 from aggregator.model import (
     CategoryRef,
     FeedHints,
@@ -141,6 +143,10 @@ def _due(
 
         trigger = CronTrigger.from_crontab(source.cron, timezone=settings.timezone)
         cron_next = trigger.get_next_fire_time(None, now)
+    market = None
+    if (clocked := source.market_interval()) is not None:
+        clock = market_clock(clocked.market)
+        market = MarketSchedule(clocked.trading, clocked.closed, clock)
     return next_fetch_after(
         now=now,
         interval=source.effective_interval(settings.defaults),
@@ -153,6 +159,7 @@ def _due(
         cache_max_age_seconds=facts.cache_max_age_seconds if facts else None,
         expires=facts.expires if facts else None,
         feed=feed,
+        market=market,
     )
 
 
@@ -289,6 +296,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
                    source's copy (JSON API sources)
         pairs, dropped = process(new and changed pairs)  # the source's steps (process/)
         intents  = plan_items(pairs, known, registry, now)         # pure
+        intents  = with tickers, for new and changed items         # pure (finance/)
         update   = next_source_update(state, what the fetch found) # pure
         record(outcome, intents, update)      # one transaction (or savepoint) per source
 
@@ -338,6 +346,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
             ZoneInfo(ctx.settings.timezone),
             processed.digests if processed else None,
         )
+        plan = replace(plan, intents=with_tickers(plan.intents, names_matcher(ctx.settings)))
         return attempt.record_items(result.http, body_sha256, feed, plan, problems, processed)
     except AggregatorError as e:
         return attempt.record_error(e)

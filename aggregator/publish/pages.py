@@ -135,6 +135,7 @@ def render_item_page(
         newer=page_item(newer) if newer else None,
         older=page_item(older) if older else None,
         categories=categories,
+        tickers=item.tickers,
         body=Markup(body),  # noqa: S704
         root=root,
         site_title=site_title,

@@ -38,9 +38,10 @@ class FeedRequest:
     slugs: tuple[str, ...] | None  # None: every category
     extension: str
     query: FeedQuery
+    ticker: str | None = None  # a security's feed (600519.SH): its items in every category
 
     def cache_key(self) -> tuple[object, ...]:
-        return (self.key, self.extension, *self.query.cache_key())
+        return (self.key, self.extension, *self.query.cache_key(), self.ticker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,10 @@ class Publisher:
         """The channel of a feed, or of a category's page (extension ``html``: its own
         URL is the page's). A single category's description is its own, empty when it
         has none: a page then shows none, and ``render`` gives a feed the title instead."""
-        if request.slugs is None:
+        if request.ticker is not None:
+            title, description = f"{request.ticker} 相关新闻", f"提及 {request.ticker} 的条目"
+            html_url = f"{base}/ticker/{request.ticker}.html"
+        elif request.slugs is None:
             title, description = "全部新闻", "所有分类的最新条目"
             html_url = f"{base}/"
         elif len(request.slugs) == 1:
@@ -121,6 +125,8 @@ class Publisher:
             description = "合并订阅：" + title
             html_url = f"{base}/"
         feed_name = "merge" if request.slugs and len(request.slugs) > 1 else request.key
+        if request.ticker is not None:
+            feed_name = f"ticker/{request.ticker}"
         feed_base = f"{base}/feeds/{feed_name}"
         self_url = html_url if request.extension == "html" else f"{feed_base}.{request.extension}"
         if feed_name == "merge":
@@ -145,13 +151,13 @@ class Publisher:
         query = request.query
         if not query.is_filtered:
             return self.store.list_feed_items(
-                request.slugs, query.limit, 0, query.since_seq, query.since_time
+                request.slugs, query.limit, 0, query.since_seq, query.since_time, request.ticker
             )
         chosen: list[StoredItem] = []
         offset, batch = 0, 200
         while len(chosen) < query.limit and offset < FILTER_SCAN_LIMIT:
             page = self.store.list_feed_items(
-                request.slugs, batch, offset, query.since_seq, query.since_time
+                request.slugs, batch, offset, query.since_seq, query.since_time, request.ticker
             )
             chosen += filter_items(query, page, budget)
             if len(page) < batch:

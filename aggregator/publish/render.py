@@ -134,6 +134,8 @@ def _add_entries(
             entry.description(shown if for_atom else html.escape(shown))
         for slug, title in view.categories:
             entry.category(term=slug, label=xml_safe(title))
+        for code in item.tickers:  # RSS <category domain="ticker">, Atom scheme="ticker"
+            entry.category(term=code, scheme="ticker", label=code)
         if view.source is not None:
             _add_source(entry, item, view.source, for_atom)
 
@@ -209,7 +211,7 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
             "content_html": item.content or item.summary or "",
             "date_published": _rfc3339(local_time(item)),
             "date_modified": _rfc3339(item_updated(item)),
-            "tags": [title for _, title in view.categories],
+            "tags": [title for _, title in view.categories] + list(item.tickers),
             "_aggregator": {
                 "seq": item.seq,
                 "categories": [slug for slug, _ in view.categories],

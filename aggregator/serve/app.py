@@ -24,8 +24,6 @@ is served stale and anything else is a 503 (availability.py).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -35,7 +33,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from aggregator import __version__
@@ -49,7 +47,7 @@ from aggregator.errors import (
     StoreError,
     UnknownCategoryError,
 )
-from aggregator.model import StoredItem
+from aggregator.finance.tickers import normalise_code
 from aggregator.publish.pages import (
     HOME_LATEST_ITEMS,
     Section,
@@ -65,20 +63,15 @@ from aggregator.publish.query import (
     MAX_INT64,
     FeedQuery,
     FilterBudget,
-    decode_cursor,
-    encode_cursor,
     parse_feed_query,
     parse_format,
-    parse_limit,
-    parse_since,
     whole_number,
 )
-from aggregator.publish.render import local_time
 from aggregator.serve.admin import fetch_now, refused, reload_now
+from aggregator.serve.api import ApiRoutes, _json
 from aggregator.serve.availability import DatabaseWatch, unavailable
 from aggregator.serve.fastpath import FastFeeds
 from aggregator.serve.httpcache import (
-    API_CACHE_CONTROL,
     FEED_CACHE_CONTROL,
     ITEM_CACHE_CONTROL,
     PAGE_CACHE_CONTROL,
@@ -88,7 +81,6 @@ from aggregator.serve.httpcache import (
     make_etag,
     page_response,
 )
-from aggregator.serve.openapi import openapi_document
 from aggregator.slug import is_valid_slug
 from aggregator.store import Store
 
@@ -98,28 +90,6 @@ LAST_PAGE = MAX_INT64 // PAGE_SIZE  # no category holds more pages: the offset i
 HOME_ITEMS_PER_CATEGORY = 5
 API_DEFAULT_LIMIT = 100
 FILTER_RETRY_AFTER_SECONDS = 30  # a filtered feed that ran out of time: not at once again
-
-
-def _json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status, media_type="application/json; charset=utf-8")
-
-
-def _json_validated(request: Request, data: Any, last_modified: datetime | None = None) -> Response:
-    """A 200 JSON answer with a strong ETag over its bytes (and Last-Modified when the
-    data has a time), or 304 when the client's validator matches."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    document = Document(
-        body=body,
-        content_type="application/json; charset=utf-8",
-        etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-        last_modified=(last_modified or EPOCH).replace(microsecond=0),
-        cache_control=API_CACHE_CONTROL,
-    )
-    return DocumentResponse(document, request.scope)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return _json({"error": message}, status)
 
 
 async def _until_disconnected(
@@ -169,7 +139,7 @@ def _feed_document(
     )
 
 
-class App:
+class App(ApiRoutes):
     """The web application's state: settings, store, publisher, scheduler liveness."""
 
     def __init__(
@@ -233,7 +203,7 @@ class App:
         return await _until_disconnected(request, budget, partial(self._feed, request, budget))
 
     def _feed(self, request: Request, budget: FilterBudget | None) -> Response:
-        name: str = request.path_params["name"]
+        name: str = request.path_params.get("name", "")
         extension = request.path_params.get("ext")
         try:
             chosen = parse_format(extension, request.query_params)
@@ -241,7 +211,13 @@ class App:
         except QueryError as e:
             return PlainTextResponse(f"400 Bad Request: {e}\n", status_code=400)
         slugs: tuple[str, ...] | None
-        if name == "all":
+        ticker = None
+        if "code" in request.path_params:  # /feeds/ticker/600519.SH.xml: one security
+            ticker = normalise_code(request.path_params["code"])
+            if ticker is None:
+                return PlainTextResponse("404 Not Found: not a ticker code\n", status_code=404)
+            slugs, key = None, f"ticker:{ticker}"
+        elif name == "all":
             slugs, key = None, "all"
         elif name == "merge":
             raw = request.query_params.get("c", "")
@@ -257,7 +233,7 @@ class App:
         misshapen = [slug for slug in slugs or () if not is_valid_slug(slug)]
         if misshapen:  # names no category, and a NUL would not even reach PostgreSQL
             return self._unknown_feed(misshapen, base)
-        feed_request = FeedRequest(key=key, slugs=slugs, extension=chosen, query=query)
+        feed_request = FeedRequest(key, slugs, chosen, query, ticker)
         publisher = self.publisher  # one config for the whole request, even across a reload
         cache_key = (publisher.config_key, *feed_request.cache_key(), base)
         token = self.store.change_token()  # read before the stamp: see FastFeeds
@@ -384,6 +360,25 @@ class App:
             body = render_not_found(f"“{info.title if info else slug}” 没有这一页。", [], base)
         return page_response(body, 404)
 
+    def ticker_page(self, request: Request) -> Response:
+        """The newest items naming one security, with its feeds (no pagination)."""
+        ticker = normalise_code(request.path_params["code"])
+        if ticker is None:
+            return PlainTextResponse("404 Not Found: not a ticker code\n", status_code=404)
+        base, publisher = self.base(request), self.publisher
+
+        def build() -> bytes:
+            items = self.store.list_feed_items(None, PAGE_SIZE, ticker=ticker)
+            infos = publisher.categories()
+            views = publisher.views(items, {s: i.title for s, i in infos.items()}, {})
+            page_request = FeedRequest(f"ticker:{ticker}", None, "html", FeedQuery(), ticker)
+            channel = publisher.channel(page_request, infos, views, base)
+            return render_category_page(channel, views, 1, False, base)
+
+        read_stamp = partial(self.store.category_stamp, None)
+        key = (publisher.config_key, "ticker", ticker, base)
+        return self._page(request, key, read_stamp, build)
+
     def item(self, request: Request) -> Response:
         raw: str = request.path_params["item_id"]
         base = self.base(request)
@@ -426,86 +421,6 @@ class App:
         )
         return DocumentResponse(document, request.scope)
 
-    # ------------------------------------------------------------------ API
-
-    def _item_json(self, item: StoredItem, base: str) -> dict[str, Any]:
-        return {
-            "id": item.stable_id,
-            "seq": item.seq,
-            "is_update": item.is_update,
-            "title": item.title,
-            "url": item.link,
-            "page_url": f"{base}/item/{item.item_id}.html",
-            "published": local_time(item).isoformat(),
-            "updated": item.updated_at.isoformat(),
-            "summary": item.summary,
-            "content_html": item.content,
-            "author": item.author,
-            "categories": list(item.category_slugs),
-            "source": item.source_id,
-        }
-
-    def api_items(self, request: Request) -> Response:
-        params = request.query_params
-        try:
-            limit = parse_limit(params.get("limit"), API_DEFAULT_LIMIT)
-            cursor = params.get("cursor")
-            if cursor:
-                after = decode_cursor(cursor)
-            else:
-                since_seq, since_time = parse_since(params.get("since"))
-                if since_time is not None:
-                    raise QueryError("since must be a sequence number here (use the cursor)")
-                after = since_seq or 0
-        except QueryError as e:
-            return _error(400, str(e))
-        category = params.get("category") or None
-        if category is not None and (
-            not is_valid_slug(category) or category not in self.publisher.categories([category])
-        ):
-            return _error(404, f"no category {category!r} (see /api/categories)")
-        rows = self.store.list_items_after(after, limit + 1, category)
-        self.database.answered()
-        page, has_more = rows[:limit], len(rows) > limit
-        last = page[-1].seq if page else after
-        base = self.base(request)
-        newest = max((item.updated_at for item in page), default=None)
-        return _json_validated(
-            request,
-            {
-                "items": [self._item_json(item, base) for item in page],
-                "next_cursor": encode_cursor(last),
-                "has_more": has_more,
-            },
-            newest,
-        )
-
-    def api_categories(self, request: Request) -> Response:
-        base = self.base(request)
-        return _json_validated(
-            request,
-            [
-                {
-                    "slug": c.slug,
-                    "title": c.title,
-                    "description": c.description,
-                    "name": c.name,
-                    "items": c.item_count,
-                    "page_url": f"{base}/category/{c.slug}.html",
-                    "feeds": {
-                        ext: f"{base}/feeds/{c.slug}.{ext}" for ext in ("xml", "atom", "json")
-                    },
-                }
-                for c in self.store.list_categories()
-            ],
-        )
-
-    def api_sources(self, request: Request) -> Response:
-        return _json_validated(request, [s.as_json() for s in self.store.list_source_status()])
-
-    def openapi(self, request: Request) -> Response:
-        return _json_validated(request, openapi_document())
-
     def healthz(self, request: Request) -> Response:
         answer: dict[str, Any] = {"status": "ok", "version": __version__}
         if self.watcher is not None:
@@ -547,11 +462,13 @@ class App:
 
 
 ENDPOINTS: list[tuple[str, str]] = [
+    ("/feeds/ticker/{code}.{ext}", "feed"),
     ("/feeds/{name}.{ext}", "feed"),
     ("/feeds/{name}", "feed"),
     ("/", "home"),
     ("/category/{slug}.html", "category"),
     ("/item/{item_id}.html", "item"),
+    ("/ticker/{code}.html", "ticker_page"),
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),

@@ -96,6 +96,32 @@ def openapi_document() -> dict[str, Any]:
                     "responses": feed_responses,
                 }
             },
+            "/feeds/ticker/{code}.{ext}": {
+                "get": {
+                    "summary": "The items naming one security, in every category.",
+                    "parameters": [
+                        param("code", "path", "A ticker: 600519.SH, SH600519, 00700.HK, AAPL.US."),
+                        param(
+                            "ext",
+                            "path",
+                            "xml (RSS 2.0), atom or json (JSON Feed 1.1).",
+                            schema={"type": "string", "enum": ["xml", "atom", "json"]},
+                        ),
+                        *feed_params,
+                    ],
+                    "responses": {**feed_responses, "404": {"description": "Not a ticker code."}},
+                }
+            },
+            "/ticker/{code}.html": {
+                "get": {
+                    "summary": "The newest items naming one security, with its feeds.",
+                    "parameters": [param("code", "path", "A ticker, e.g. 600519.SH.")],
+                    "responses": {
+                        "200": {"description": "The page.", **html},
+                        "404": {"description": "Not a ticker code."},
+                    },
+                }
+            },
             "/feeds/{name}": {
                 "get": {
                     "summary": "A feed, its format from the format parameter (default xml).",
@@ -153,6 +179,7 @@ def openapi_document() -> dict[str, Any]:
                     "item that changed appears again with is_update true.",
                     "parameters": [
                         param("category", "query", "Only this category."),
+                        param("ticker", "query", "Only items naming this security (600519.SH)."),
                         param(
                             "since",
                             "query",

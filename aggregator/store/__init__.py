@@ -384,9 +384,12 @@ class Store(Protocol):
         offset: int = 0,
         since_seq: int | None = None,
         since_time: datetime | None = None,
+        ticker: str | None = None,
     ) -> list[StoredItem]:
         """Items of any of ``slugs`` (None: all), newest published first, ties by item id
-        descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it."""
+        descending; ``since_seq`` keeps seq > it, ``since_time`` updated_at > it;
+        ``ticker`` (``600519.SH``) keeps the items naming that security, walking its
+        (code, published_at, item_id) index. Each item carries its ``tickers``."""
 
     def find_adjacent_items(
         self, slug: str, item_id: int
@@ -396,9 +399,10 @@ class Store(Protocol):
         (None, None) when the item is not in that category. Two index lookups."""
 
     def list_items_after(
-        self, after_seq: int, limit: int, slug: str | None = None
+        self, after_seq: int, limit: int, slug: str | None = None, ticker: str | None = None
     ) -> list[StoredItem]:
-        """Items with seq > ``after_seq`` in seq order (for cursors)."""
+        """Items with seq > ``after_seq`` in seq order (for cursors); ``slug`` keeps one
+        category's, ``ticker`` (``600519.SH``) the items naming that security."""
 
     def get_item(self, item_id: int) -> StoredItem:
         """Raises ItemNotFoundError."""

@@ -149,6 +149,17 @@ item_categories = Table(
     Index("ix_item_categories_feed", "category_slug", "published_at", "item_id"),
 )
 
+# the securities an item names (finance/tickers.py); published_at is copied so one index
+# serves a ticker's feed, as item_categories does a category's
+item_tickers = Table(
+    "item_tickers",
+    metadata,
+    Column("item_id", BigId, ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True),
+    Column("code", String(20), primary_key=True),
+    Column("published_at", UTCDateTime, nullable=False),
+    Index("ix_item_tickers_feed", "code", "published_at", "item_id"),
+)
+
 item_sources = Table(
     "item_sources",
     metadata,

@@ -15,12 +15,13 @@ the placeholder style and datetime binding differ, handled by ``Dialect``.
     update changed      UPDATE items ... per changed item
     memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
     provenance          INSERT INTO item_sources ... ON CONFLICT DO UPDATE
+    tickers             new and changed items: DELETE theirs, INSERT INTO item_tickers
     stamps              UPDATE categories SET last_seq ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -200,6 +201,10 @@ class ItemWriter:
             "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at",
         )
         self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
+        self.clear_tickers = d.sql("DELETE FROM item_tickers WHERE item_id = ?")
+        self.insert_ticker = RowsInsert(
+            d, "INSERT INTO item_tickers (item_id, code, published_at)", 3, "ON CONFLICT DO NOTHING"
+        )
         self.insert_fetch = d.sql(
             "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
             "bytes_received, new_count, updated_count, unchanged_count, item_count, error, "
@@ -441,6 +446,36 @@ class ItemWriter:
         moved = raw.all(self.move_members, (self.d.dt(published), row[0]))
         return int(row[0]), published, [str(r[0]) for r in moved]
 
+    def _write_tickers(
+        self,
+        raw: Raw,
+        intents: Sequence[ItemIntent],
+        new_ids: set[str],
+        changed_ids: set[str],
+        item_ids: Mapping[str, int],
+        published: Mapping[str, Any],
+    ) -> None:
+        """A new item's tickers, and a changed item's anew (its text, hence its tickers,
+        or its published time may have changed). Memberships leave them alone, and so
+        does an update without its body (a JSON API listing: the stored body stays, and
+        so do the codes found in it; the listing's are added)."""
+        by_id = {i.stable_id: i for i in intents}
+        cleared = [
+            sid
+            for sid in sorted(changed_ids)
+            if not (by_id[sid].is_content_external and by_id[sid].content is None)
+        ]
+        raw.many(self.clear_tickers, [(item_ids[sid],) for sid in cleared])
+        raw.insert(
+            self.insert_ticker,
+            [
+                (item_ids[i.stable_id], code, published[i.stable_id])
+                for i in intents
+                if i.stable_id in new_ids or i.stable_id in changed_ids
+                for code in i.tickers
+            ],
+        )
+
     def stamp_categories(self, raw: Raw, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
         (seq order is commit order, so the stamp only ever grows)."""
@@ -538,6 +573,7 @@ class ItemWriter:
                 if i.stable_id in item_ids
             ],
         )
+        self._write_tickers(raw, intents, new_ids, replaced, item_ids, published)
         top = first_seq + len(intents) - 1
         counts = WriteResult(new=len(new_ids), updated=len(replaced), memberships=len(joined))
         return counts, touched, top

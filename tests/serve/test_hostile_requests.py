@@ -26,10 +26,12 @@ FEED_PARAMS = ("limit", "since", "q", "exclude", "format", "c")
 SURFACE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "/feeds/{name}.{ext}": ("GET", ("name", "ext"), FEED_PARAMS),
     "/feeds/{name}": ("GET", ("name",), FEED_PARAMS),
+    "/feeds/ticker/{code}.{ext}": ("GET", ("code", "ext"), FEED_PARAMS),
+    "/ticker/{code}.html": ("GET", ("code",), ()),
     "/": ("GET", (), ()),
     "/category/{slug}.html": ("GET", ("slug",), ("page",)),
     "/item/{item_id}.html": ("GET", ("item_id",), ()),
-    "/api/items": ("GET", (), ("category", "since", "cursor", "limit")),
+    "/api/items": ("GET", (), ("category", "ticker", "since", "cursor", "limit")),
     "/api/categories": ("GET", (), ()),
     "/api/sources": ("GET", (), ()),
     "/openapi.json": ("GET", (), ()),
@@ -92,6 +94,11 @@ EDGES = [
     cursor_of("v1:²"),
     cursor_of("v2:1"),
     "alpha-src",
+    "600519.SH",
+    "SH600519",
+    "00700.HK",
+    "NASDAQ:AAPL",
+    "999999.SH",
 ]
 VALUES = st.one_of(
     st.sampled_from(EDGES),

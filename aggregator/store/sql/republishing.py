@@ -11,7 +11,14 @@ from sqlalchemy import and_, func, or_, select
 
 from aggregator.errors import ItemNotFoundError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
-from aggregator.store.schema import categories, counters, item_categories, items, sources
+from aggregator.store.schema import (
+    categories,
+    counters,
+    item_categories,
+    item_tickers,
+    items,
+    sources,
+)
 from aggregator.store.sql.base import SqlStoreBase
 from aggregator.store.sql.rows import stored_items
 from aggregator.store.writes import SEQ_COUNTER, chunks
@@ -75,8 +82,22 @@ class RepublishingMixin(SqlStoreBase):
         offset: int = 0,
         since_seq: int | None = None,
         since_time: datetime | None = None,
+        ticker: str | None = None,
     ) -> list[StoredItem]:
-        if slugs is not None and len(slugs) == 1:
+        if ticker is not None:
+            # one security: walk its (code, published_at, item_id) index
+            query = (
+                select(items)
+                .join(item_tickers, item_tickers.c.item_id == items.c.item_id)
+                .where(item_tickers.c.code == ticker)
+                .order_by(item_tickers.c.published_at.desc(), item_tickers.c.item_id.desc())
+            )
+            if slugs is not None:
+                members = select(item_categories.c.item_id).where(
+                    item_categories.c.category_slug.in_(list(slugs))
+                )
+                query = query.where(items.c.item_id.in_(members))
+        elif slugs is not None and len(slugs) == 1:
             # one category: walk its (slug, published_at, item_id) index
             query = (
                 select(items)
@@ -137,9 +158,12 @@ class RepublishingMixin(SqlStoreBase):
         return found[0], found[1]
 
     def list_items_after(
-        self, after_seq: int, limit: int, slug: str | None = None
+        self, after_seq: int, limit: int, slug: str | None = None, ticker: str | None = None
     ) -> list[StoredItem]:
         query = select(items).where(items.c.seq > after_seq).order_by(items.c.seq)
+        if ticker is not None:
+            naming = select(item_tickers.c.item_id).where(item_tickers.c.code == ticker)
+            query = query.where(items.c.item_id.in_(naming))
         if slug is not None:
             members = select(item_categories.c.item_id).where(
                 item_categories.c.category_slug == slug

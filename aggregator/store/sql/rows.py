@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from aggregator.model import SourceState, StoredItem
-from aggregator.store.schema import item_categories
+from aggregator.store.schema import item_categories, item_tickers
 from aggregator.store.writes import chunks
 
 
@@ -23,6 +23,14 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             .order_by(item_categories.c.category_slug)
         ):
             slugs.setdefault(row.item_id, []).append(row.category_slug)
+    codes: dict[int, list[str]] = {}
+    for chunk in chunks(ids):
+        for row in conn.execute(
+            select(item_tickers.c.item_id, item_tickers.c.code)
+            .where(item_tickers.c.item_id.in_(chunk))
+            .order_by(item_tickers.c.code)
+        ):
+            codes.setdefault(row.item_id, []).append(row.code)
     return [
         StoredItem(
             item_id=row.item_id,
@@ -43,6 +51,7 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             category_slugs=tuple(slugs.get(row.item_id, ())),
             first_seq=row.first_seq,
             source_updated_at=row.source_updated_at,
+            tickers=tuple(codes.get(row.item_id, ())),
         )
         for row in rows
     ]
