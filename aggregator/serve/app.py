@@ -11,7 +11,7 @@ keep the three in step):
     GET /item/{id}.html                      one item
     GET /api/items?category=&since=&cursor=&limit=   items in seq order, with a cursor
     GET /api/categories, /api/sources        what exists, and each source's status
-    GET /openapi.json, /healthz, /readyz
+    GET /openapi.json, /healthz, /readyz, /metrics (Prometheus)
     POST /api/sources/{id}/fetch, /api/reload    only with an admin token (bearer auth)
 
 Feeds carry a strong ETag and Last-Modified and answer conditional requests with 304;
@@ -78,6 +78,7 @@ from aggregator.serve.httpcache import (
     DocumentResponse,
     make_etag,
 )
+from aggregator.serve.metrics import RequestMetrics, metrics_response
 from aggregator.serve.openapi import openapi_document
 from aggregator.store import Store
 
@@ -387,6 +388,9 @@ class App:
     def api_sources(self, request: Request) -> Response:
         return _json_validated(request, [s.as_json() for s in self.store.list_source_status()])
 
+    def metrics(self, request: Request) -> Response:
+        return metrics_response(request, self.store)
+
     def openapi(self, request: Request) -> Response:
         return _json_validated(request, openapi_document())
 
@@ -465,6 +469,7 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),
+    ("/metrics", "metrics"),
     ("/openapi.json", "openapi"),
     ("/healthz", "healthz"),
     ("/readyz", "readyz"),
@@ -502,4 +507,5 @@ def create_app(
     app = Starlette(routes=routes)
     app.state.aggregator = app_state
     app_state.fast.app = app
-    return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette
+    # ASGI layers in front of Starlette: request metrics, then the fast path
+    return RequestMetrics(app_state.fast, app.routes, app.state)  # type: ignore[return-value]

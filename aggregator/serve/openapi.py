@@ -174,6 +174,13 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Sources.", **json_list}},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: fetches, items, sources by health, "
+                    "schedule lag, commit batches, HTTP requests, render cache.",
+                    "responses": {"200": {"description": "Prometheus text format.", **text}},
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document.",
