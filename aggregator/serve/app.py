@@ -11,6 +11,7 @@ keep the three in step):
     GET /item/{id}.html                      one item
     GET /api/items?category=&since=&cursor=&limit=   items in seq order, with a cursor
     GET /api/categories, /api/sources        what exists, and each source's status
+    GET /status, /status/{source_id}         the same as HTML, failing first; fetch history
     GET /openapi.json, /healthz, /readyz, /metrics (Prometheus)
     POST /api/sources/{id}/fetch, /api/reload    only with an admin token (bearer auth)
 
@@ -80,6 +81,7 @@ from aggregator.serve.httpcache import (
 )
 from aggregator.serve.metrics import RequestMetrics, metrics_response
 from aggregator.serve.openapi import openapi_document
+from aggregator.serve.status import source_status_page, status_page
 from aggregator.store import Store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # Last-Modified for data without a time
@@ -388,6 +390,12 @@ class App:
     def api_sources(self, request: Request) -> Response:
         return _json_validated(request, [s.as_json() for s in self.store.list_source_status()])
 
+    def status(self, request: Request) -> Response:
+        return status_page(request, self.store, self.base(request))
+
+    def source_status(self, request: Request) -> Response:
+        return source_status_page(request, self.store, self.base(request))
+
     def metrics(self, request: Request) -> Response:
         return metrics_response(request, self.store)
 
@@ -469,6 +477,8 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),
+    ("/status", "status"),
+    ("/status/{source_id}", "source_status"),
     ("/metrics", "metrics"),
     ("/openapi.json", "openapi"),
     ("/healthz", "healthz"),

@@ -174,6 +174,23 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Sources.", **json_list}},
                 }
             },
+            "/status": {
+                "get": {
+                    "summary": "Every source's status as an HTML page, failing ones first "
+                    "(the rows of /api/sources).",
+                    "responses": {"200": {"description": "HTML.", **html}},
+                }
+            },
+            "/status/{source_id}": {
+                "get": {
+                    "summary": "One source's status and its last fetches from the log.",
+                    "parameters": [param("source_id", "path", "A source id.")],
+                    "responses": {
+                        "200": {"description": "HTML.", **html},
+                        "404": {"description": "No such source.", **html},
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics: fetches, items, sources by health, "
