@@ -5,6 +5,7 @@ keep the three in step):
 
     GET /feeds/{slug|all}.{xml|atom|json}    a category's feed, or every category merged
     GET /feeds/merge.{xml|atom|json}?c=a,b   any set of categories merged
+    GET /feeds.opml                          every output feed as OPML 2.0
         ?limit= (50, max 500) &since= (seq or ISO time) &q= &exclude= (regex) &format=
     GET /                                    the latest items, then every category with its five
     GET /category/{slug}.html?page=N         a category's items, newest first
@@ -81,6 +82,7 @@ from aggregator.serve.httpcache import (
 )
 from aggregator.serve.metrics import RequestMetrics, metrics_response
 from aggregator.serve.openapi import openapi_document
+from aggregator.serve.opml import feeds_opml_response
 from aggregator.serve.status import source_status_page, status_page
 from aggregator.store import Store
 
@@ -396,6 +398,9 @@ class App:
     def source_status(self, request: Request) -> Response:
         return source_status_page(request, self.store, self.base(request))
 
+    def feeds_opml(self, request: Request) -> Response:
+        return feeds_opml_response(request, self.publisher, self.base(request))
+
     def metrics(self, request: Request) -> Response:
         return metrics_response(request, self.store)
 
@@ -477,6 +482,7 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),
+    ("/feeds.opml", "feeds_opml"),
     ("/status", "status"),
     ("/status/{source_id}", "source_status"),
     ("/metrics", "metrics"),

@@ -174,6 +174,18 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Sources.", **json_list}},
                 }
             },
+            "/feeds.opml": {
+                "get": {
+                    "summary": "Every output feed (each category, all merged), grouped, as "
+                    "OPML 2.0: subscribe to all in one step.",
+                    "responses": {
+                        "200": {
+                            "description": "OPML.",
+                            "content": {"text/x-opml": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/status": {
                 "get": {
                     "summary": "Every source's status as an HTML page, failing ones first "
