@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -84,6 +85,7 @@ RENDER_CACHE = Counter(
 _NEW = ITEMS.labels(change="new")
 _UPDATED = ITEMS.labels(change="updated")
 _DROPPED = ITEMS.labels(change="dropped")
+_FETCH_CHILDREN: dict[tuple[str, str], Any] = {}
 CACHE_HIT = RENDER_CACHE.labels(result="hit")
 CACHE_MISS = RENDER_CACHE.labels(result="miss")
 CACHE_FAST = RENDER_CACHE.labels(result="fast")
@@ -98,7 +100,11 @@ def status_class(http_status: int | None) -> str:
 
 def record_outcome(outcome: FetchOutcome) -> None:
     """Count one fetch: the scheduler's ``on_outcome`` hook (a few increments)."""
-    FETCHES.labels(outcome.kind.value, status_class(outcome.http_status)).inc()
+    key = (outcome.kind.value, status_class(outcome.http_status))
+    counter = _FETCH_CHILDREN.get(key)
+    if counter is None:  # .labels() costs more than the increment; the keys are few
+        counter = _FETCH_CHILDREN.setdefault(key, FETCHES.labels(*key))
+    counter.inc()
     FETCH_SECONDS.observe(outcome.duration_seconds)
     if outcome.new_count:
         _NEW.inc(outcome.new_count)

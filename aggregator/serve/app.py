@@ -5,8 +5,8 @@ keep the three in step):
 
     GET /feeds/{slug|all}.{xml|atom|json}    a category's feed, or every category merged
     GET /feeds/merge.{xml|atom|json}?c=a,b   any set of categories merged
-    GET /feeds.opml                          every output feed as OPML 2.0
         ?limit= (50, max 500) &since= (seq or ISO time) &q= &exclude= (regex) &format=
+    GET /feeds.opml                          every output feed as OPML 2.0
     GET /                                    the latest items, then every category with its five
     GET /category/{slug}.html?page=N         a category's items, newest first
     GET /item/{id}.html                      one item
