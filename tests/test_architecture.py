@@ -14,7 +14,7 @@ Floors, lowest first (an import may go down or stay within its own stage, never 
     1  finance                                           tickers, market clocks (pure)
     1  config                                            settings, durations, reload
     2  store                                             protocol, schema, writes, sql
-    3  ingest | process | publish                        siblings: none imports another,
+    3  ingest | process | publish | observe              siblings: none imports another,
                                                          but ingest's orchestrator runs
                                                          process (the stage after identify)
     4  serve                                             the HTTP app
@@ -59,6 +59,7 @@ FLOOR_PACKAGES: Mapping[str, int] = {
     "aggregator.ingest": 3,
     "aggregator.process": 3,
     "aggregator.publish": 3,
+    "aggregator.observe": 3,
     "aggregator.serve": 4,
     "aggregator.runtime": 5,
     "aggregator.cli": 6,

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aggregator.finance.exchanges import market_clock
 from aggregator.ingest.freshness import MarketSchedule, market_next
@@ -274,3 +275,30 @@ def test_serve_answers_over_a_real_socket_and_stops_on_sigterm(
         process.wait(30)
         log.close()
     assert process.returncode == 0, (tmp_path / "serve.log").read_text()
+
+
+def test_opml_export_then_import_gives_the_configured_feed_sources(tmp_path: Path) -> None:
+    sample = ROOT / "config" / "sources.yaml"
+    exported = aggregator(
+        "--config", str(sample), "opml", "export", "--out", "s.opml", cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "left out 2 JSON API source(s): eastmoney-api, eastmoney-live" in exported.stderr
+    imported = aggregator("opml", "import", str(tmp_path / "s.opml"), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    fragment = yaml.safe_load(imported.stdout)
+    assert [s["id"] for s in fragment["sources"]] == [
+        "eastmoney-rss",
+        "cnstock-atom",
+        "cnstock-fulltext",
+    ]
+    assert all(s["category_from"] == "author" for s in fragment["sources"])
+    written = aggregator("opml", "import", "s.opml", "--out", "new.yaml", cwd=tmp_path)
+    assert written.returncode == 0
+    assert yaml.safe_load((tmp_path / "new.yaml").read_text(encoding="utf-8")) == fragment
+    assert "3 source(s)" in written.stderr
+    (tmp_path / "bad.opml").write_bytes(b"<opml><body>")
+    bad = aggregator("opml", "import", "bad.opml", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("error: bad.opml: not well-formed XML")

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 import click
 
-from aggregator.cli import maintenance, passes, servers
+from aggregator.cli import maintenance, opml, passes, servers
 from aggregator.cli.common import CONFIG_HELP, LOG_LEVELS
 
 
@@ -93,5 +93,6 @@ for command in (
     maintenance.check_config,
     maintenance.config_schema,
     maintenance.db,
+    opml.opml,
 ):
     main.add_command(command)

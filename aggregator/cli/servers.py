@@ -24,6 +24,9 @@ from aggregator.cli.common import (
 )
 from aggregator.config.reload import ConfigWatcher
 from aggregator.config.settings import Settings, config_path
+from aggregator.ingest.update import Context
+from aggregator.model import FetchOutcome
+from aggregator.observe.procdir import multiprocess_dir
 from aggregator.runtime.scheduler import Dispatcher
 from aggregator.runtime.service import close_context, start_long_running
 
@@ -89,6 +92,17 @@ def _serve(app: Any, host: str, port: int, workers: int = 1) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+def _dispatcher(context: Context) -> Dispatcher:
+    """The long-running scheduler, reporting each outcome to the log and the metrics."""
+    from aggregator.observe.metrics import record_batch, record_outcome
+
+    def on_outcome(outcome: FetchOutcome) -> None:
+        record_outcome(outcome)
+        report_outcome(outcome)
+
+    return Dispatcher(context, on_outcome=on_outcome, on_batch=record_batch)
+
+
 def _watch(ctx: click.Context, settings: Settings) -> ConfigWatcher:
     """Follow the config file (reload.py); SIGHUP checks it at once."""
     watcher = ConfigWatcher(config_path(ctx.obj["config"]), settings)
@@ -118,7 +132,7 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
     _check_port(ctx, host, port)
     context = open_or_exit(ctx, settings)
     trimmer = start_long_running(context.store)
-    dispatcher = Dispatcher(context, on_outcome=report_outcome)
+    dispatcher = _dispatcher(context)
     dispatcher.start()
     watcher = _watch(ctx, settings)
     watcher.subscribe(dispatcher.apply_settings)  # the schedule first, then the web app
@@ -150,7 +164,7 @@ def worker(ctx: click.Context) -> None:
     settings = settings_or_exit(ctx)
     context = open_or_exit(ctx, settings)
     trimmer = start_long_running(context.store)
-    dispatcher = Dispatcher(context, on_outcome=report_outcome)
+    dispatcher = _dispatcher(context)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -211,6 +225,16 @@ def serve(
     if ctx.obj["config"]:
         os.environ["AGGREGATOR_CONFIG"] = ctx.obj["config"]  # read by each server process
     log.info("serving http://%s:%d/ with %s, %d worker(s)", host, port, server_name, workers)
+    if workers > 1:
+        # prometheus-client's multiprocess mode: every worker writes its metrics to files
+        # in one directory, and a scrape of any worker adds them all up (observe.metrics)
+        with multiprocess_dir():
+            _serve_with(server_name, host, port, workers)
+    else:
+        _serve_with(server_name, host, port, workers)
+
+
+def _serve_with(server_name: str, host: str, port: int, workers: int) -> None:
     if server_name == "uvicorn":
         from aggregator.runtime.service import app_from_env
 

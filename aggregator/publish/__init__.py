@@ -8,6 +8,7 @@ by the static and Jekyll exports.
     query      what a feed request asks for (filters, cursors), parsed and matched
     render     the RSS 2.0, Atom and JSON Feed renderers, and the Jekyll post
     pages      the HTML pages (Jinja templates in ``templates/``)
+    status     the operators' status pages (every source; one source's fetches)
     formats    every output format by extension (feeds and the HTML page), listed
     publisher  channel metadata, item views and rendering for one request
     export     static site and Jekyll posts written to a directory

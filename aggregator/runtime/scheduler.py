@@ -149,8 +149,13 @@ def _safe_update(ctx: Context, source: Source, state: SourceState) -> FetchOutco
 class Dispatcher:
     """Claims due sources and runs them on a bounded pool (see the module docstring)."""
 
-    def __init__(self, ctx: Context, on_outcome: Callable[[FetchOutcome], None] | None = None):
-        self.committer = GroupCommitter(ctx.store)
+    def __init__(
+        self,
+        ctx: Context,
+        on_outcome: Callable[[FetchOutcome], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        self.committer = GroupCommitter(ctx.store, on_batch=on_batch)
         self.ctx = replace(ctx, sink=self.committer)
         self.workers = ctx.settings.defaults.workers
         self.lease = lease_for(ctx.settings)

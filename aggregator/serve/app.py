@@ -6,12 +6,14 @@ keep the three in step):
     GET /feeds/{slug|all}.{xml|atom|json}    a category's feed, or every category merged
     GET /feeds/merge.{xml|atom|json}?c=a,b   any set of categories merged
         ?limit= (50, max 500) &since= (seq or ISO time) &q= &exclude= (regex) &format=
+    GET /feeds.opml                          every output feed as OPML 2.0
     GET /                                    the latest items, then every category with its five
     GET /category/{slug}.html?page=N         a category's items, newest first
     GET /item/{id}.html                      one item
     GET /api/items?category=&since=&cursor=&limit=   items in seq order, with a cursor
     GET /api/categories, /api/sources        what exists, and each source's status
-    GET /openapi.json, /healthz, /readyz
+    GET /status, /status/{source_id}         the same as HTML, failing first; fetch history
+    GET /openapi.json, /healthz, /readyz, /metrics (Prometheus)
     POST /api/sources/{id}/fetch, /api/reload    only with an admin token (bearer auth)
 
 Feeds carry a strong ETag and Last-Modified and answer conditional requests with 304;
@@ -81,6 +83,9 @@ from aggregator.serve.httpcache import (
     make_etag,
     page_response,
 )
+from aggregator.serve.metrics import RequestMetrics, metrics_response
+from aggregator.serve.opml import feeds_opml_response
+from aggregator.serve.status import source_status_page, status_page
 from aggregator.slug import is_valid_slug
 from aggregator.store import Store
 
@@ -421,6 +426,18 @@ class App(ApiRoutes):
         )
         return DocumentResponse(document, request.scope)
 
+    def status(self, request: Request) -> Response:
+        return status_page(request, self.store, self.base(request))
+
+    def source_status(self, request: Request) -> Response:
+        return source_status_page(request, self.store, self.base(request))
+
+    def feeds_opml(self, request: Request) -> Response:
+        return feeds_opml_response(request, self.publisher, self.base(request))
+
+    def metrics(self, request: Request) -> Response:
+        return metrics_response(request, self.store)
+
     def healthz(self, request: Request) -> Response:
         answer: dict[str, Any] = {"status": "ok", "version": __version__}
         if self.watcher is not None:
@@ -472,6 +489,10 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("/api/items", "api_items"),
     ("/api/categories", "api_categories"),
     ("/api/sources", "api_sources"),
+    ("/feeds.opml", "feeds_opml"),
+    ("/status", "status"),
+    ("/status/{source_id}", "source_status"),
+    ("/metrics", "metrics"),
     ("/openapi.json", "openapi"),
     ("/healthz", "healthz"),
     ("/readyz", "readyz"),
@@ -509,4 +530,5 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers={StoreError: app_state.database_failed})
     app.state.aggregator = app_state
     app_state.fast.app = app
-    return app_state.fast  # type: ignore[return-value]  # an ASGI app in front of Starlette
+    # ASGI layers in front of Starlette: request metrics, then the fast path
+    return RequestMetrics(app_state.fast, app.routes, app.state)  # type: ignore[return-value]

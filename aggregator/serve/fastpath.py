@@ -12,6 +12,7 @@ from urllib.parse import quote_from_bytes
 
 from starlette.applications import Starlette
 
+from aggregator.observe.metrics import CACHE_FAST
 from aggregator.serve.httpcache import Document, DocumentCache, scan_headers
 from aggregator.store import Store
 
@@ -81,6 +82,7 @@ class FastFeeds:
         hit = self.cache.find((scope["path"], scope["query_string"], host))
         if hit is None or hit[0] != self.store.change_token():
             return False
+        CACHE_FAST.inc()
         status, headers, body = hit[1].answer(accept, match, since, scope["method"] == "HEAD")
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

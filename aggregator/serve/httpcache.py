@@ -34,6 +34,7 @@ from typing import Any
 from starlette.responses import Response
 
 from aggregator import __version__
+from aggregator.observe.metrics import CACHE_HIT, CACHE_MISS
 
 GZIP_MIN_BYTES = 1024  # smaller bodies gain too little from gzip to pay for it
 
@@ -265,7 +266,9 @@ class DocumentCache:
         kept for the next request."""
         entry = self.find(key)
         if entry is not None and entry[0] == version:
+            CACHE_HIT.inc()
             return entry[1]
+        CACHE_MISS.inc()
         document = build()
         self.add(key, version, document)
         return document

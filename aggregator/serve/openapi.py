@@ -214,6 +214,42 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "Sources.", **json_list}, **api_away},
                 }
             },
+            "/feeds.opml": {
+                "get": {
+                    "summary": "Every output feed (each category, all merged), grouped, as "
+                    "OPML 2.0: subscribe to all in one step.",
+                    "responses": {
+                        "200": {
+                            "description": "OPML.",
+                            "content": {"text/x-opml": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/status": {
+                "get": {
+                    "summary": "Every source's status as an HTML page, failing ones first "
+                    "(the rows of /api/sources).",
+                    "responses": {"200": {"description": "HTML.", **html}},
+                }
+            },
+            "/status/{source_id}": {
+                "get": {
+                    "summary": "One source's status and its last fetches from the log.",
+                    "parameters": [param("source_id", "path", "A source id.")],
+                    "responses": {
+                        "200": {"description": "HTML.", **html},
+                        "404": {"description": "No such source.", **html},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: fetches, items, sources by health, "
+                    "schedule lag, commit batches, HTTP requests, render cache.",
+                    "responses": {"200": {"description": "Prometheus text format.", **text}},
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document.",

@@ -268,6 +268,11 @@ class Store(Protocol):
 
     def set_due_times(self, due: Mapping[str, datetime]) -> None: ...
 
+    def find_oldest_unclaimed_due(self, now: datetime) -> datetime | None:
+        """The earliest ``next_due_at`` before ``now`` of an enabled, not retired source
+        that no live lease holds, or None when nothing waits (``/metrics``' schedule
+        lag)."""
+
     # --- housekeeping (once per cluster) ---------------------------------------------
     def claim_job(self, name: str, now: datetime, every: timedelta, owner: str) -> bool:
         """True for exactly one caller per period across all processes: the one that

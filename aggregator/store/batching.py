@@ -50,9 +50,15 @@ def _log_failure(source_id: str) -> Callable[[Future[WriteCounts]], None]:
 
 
 class GroupCommitter:
-    def __init__(self, store: Store, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.on_batch = on_batch  # told each transaction's size (the batch-size metric)
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
@@ -110,6 +116,8 @@ class GroupCommitter:
                         break
                     batch.append(job)
                 self._commit(batch)  # type: ignore[arg-type]
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             if stopping:
                 return
 

@@ -37,6 +37,10 @@ SURFACE: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "/openapi.json": ("GET", (), ()),
     "/healthz": ("GET", (), ()),
     "/readyz": ("GET", (), ()),
+    "/metrics": ("GET", (), ()),
+    "/status": ("GET", (), ()),
+    "/status/{source_id}": ("GET", ("source_id",), ()),
+    "/feeds.opml": ("GET", (), ()),
     "/api/sources/{source_id}/fetch": ("POST", ("source_id",), ()),
     "/api/reload": ("POST", (), ()),
 }

@@ -582,7 +582,7 @@ def test_a_small_cache_evicts_and_every_answer_stays_the_same(
             assert response.content == expected[path].content, path
             again = small.get(path, headers={"If-None-Match": response.headers["etag"]})
             assert again.status_code == 304, path
-    state = small_app.app.state.aggregator  # type: ignore[attr-defined]  # FastFeeds in front
+    state = small_app.state.aggregator  # type: ignore[attr-defined]  # middleware in front
     assert 0 < len(state.cache) <= 3
 
 

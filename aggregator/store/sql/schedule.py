@@ -195,6 +195,18 @@ class ScheduleMixin(SqlStoreBase):
             )
             return [(row.source_id, row.next_due_at) for row in rows]
 
+    def find_oldest_unclaimed_due(self, now: datetime) -> datetime | None:
+        with self._read() as conn:
+            oldest = conn.execute(
+                select(func.min(sources.c.next_due_at)).where(
+                    sources.c.enabled.is_(True),
+                    sources.c.retired_at.is_(None),
+                    sources.c.next_due_at < now,
+                    or_(sources.c.lease_until.is_(None), sources.c.lease_until < now),
+                )
+            ).scalar_one_or_none()
+        return oldest  # min() keeps the column type: UTC-aware
+
     def set_due_times(self, due: Mapping[str, datetime]) -> None:
         with self._write() as conn:
             for source_id, moment in due.items():
