@@ -80,6 +80,22 @@ FetchResult = Retrieved | NotModified
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """A file an item carries: an enclosure (RSS ``<enclosure>``, Atom ``rel="enclosure"``,
+    Media RSS ``media:content``, a JSON Feed attachment), a thumbnail, or an image or
+    banner (JSON Feed). ``url`` is absolute http(s); the rest only where the feed gives it."""
+
+    url: str
+    role: str = "enclosure"  # enclosure | thumbnail | image | banner
+    type: str | None = None  # the MIME type
+    length: int | None = None  # bytes
+    medium: str | None = None  # Media RSS: image | audio | video | document | executable
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedItem:
     """One entry as the feed gave it, normalised (text stripped, dates aware UTC)."""
 
@@ -98,6 +114,7 @@ class ParsedItem:
     # The body comes from a per-item content_url, downloaded once: it is not part of the
     # change hash, and an update that lacks it keeps the stored body.
     is_content_external: bool = False
+    media: tuple[Media, ...] = ()  # in the feed's order, each URL once
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from aggregator.ingest.jsonparse import (
     parse_json_api,
     parse_json_feed,
 )
+from aggregator.ingest.media import build_media
 from aggregator.model import FeedHints, ParsedFeed, ParsedItem
 from aggregator.text import xml_safe
 
@@ -181,6 +182,7 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules, checked: bool = False)
         updated_at=updated[0] if updated else None,
         category_name=_category_name(raw, rules.category_from, author, checked),
         tags=tuple(str(tag) for tag in raw["tags"]),
+        media=build_media(raw.get("media"), rules.base_url),
     )
 
 
@@ -191,6 +193,18 @@ def _author(entry: Mapping[str, Any]) -> str | None:
         return str(detail["name"])
     author = _raw(entry, "author")
     return str(author) if author else None
+
+
+def _feedparser_media(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw media feedparser read (see ingest/media.py): enclosures are the links with
+    rel="enclosure" (RSS <enclosure> becomes one), Media RSS in media_content/_thumbnail."""
+    links = _raw(entry, "links") or []
+    enclosures = [link for link in links if link.get("rel") == "enclosure"]
+    contents = _raw(entry, "media_content") or []
+    thumbnails = _raw(entry, "media_thumbnail") or []
+    if not (enclosures or contents or thumbnails):
+        return None
+    return {"enclosures": enclosures, "contents": contents, "thumbnails": thumbnails}
 
 
 def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,6 +228,7 @@ def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
         "parsed_date": parsed_date,
         "tags": [t for t in (clean(tag.get("term")) for tag in entry.get("tags") or []) if t],
         "source": lookup(entry, "source.title"),
+        "media": _feedparser_media(entry),
         "entry": entry,
     }
 
