@@ -183,6 +183,7 @@ class ItemIntent:
     is_content_external: bool  # True: an update without content keeps the stored body
     content_sha256: str
     categories: tuple[CategoryRef, ...]
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,7 @@ class StoredItem:
     source_id: str
     category_slugs: tuple[str, ...]
     first_seq: int = 0
+    media: tuple[Media, ...] = ()  # enclosures first, in the feed's order
 
     @property
     def is_update(self) -> bool:

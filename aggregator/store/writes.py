@@ -15,6 +15,7 @@ the placeholder style and datetime binding differ, handled by ``Dialect``.
     update changed      UPDATE items ... per changed item
     memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
     provenance          INSERT INTO item_sources ... ON CONFLICT DO UPDATE
+    media               DELETE FROM item_media (updated items), INSERT ... VALUES (..),(..)
     stamps              UPDATE categories SET last_seq ...
 """
 
@@ -177,6 +178,14 @@ class ItemWriter:
             "ON CONFLICT (item_id, source_id) DO UPDATE "
             "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at",
         )
+        # an item's media, replaced as a whole when it is updated (0007)
+        self.insert_media = RowsInsert(
+            d,
+            "INSERT INTO item_media (item_id, position, url, role, type, length, medium, "
+            "width, height, duration_seconds)",
+            10,
+        )
+        self.delete_media = d.sql("DELETE FROM item_media WHERE item_id = ?")
         self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
         self.insert_fetch = d.sql(
             "INSERT INTO fetches (source_id, started_at, duration_ms, outcome, http_status, "
@@ -409,6 +418,38 @@ class ItemWriter:
         moved = raw.all(self.move_members, (self.d.dt(published), row[0]))
         return int(row[0]), published, [str(r[0]) for r in moved]
 
+    def _write_media(
+        self,
+        raw: Raw,
+        intents: Sequence[ItemIntent],
+        new_ids: set[str],
+        replaced: list[int],
+        item_ids: dict[str, int],
+    ) -> None:
+        """The media of the items inserted or updated now (an update replaces them all)."""
+        raw.many(self.delete_media, [(item_id,) for item_id in replaced])
+        written = set(replaced)
+        rows = [
+            (
+                item_ids[i.stable_id],
+                position,
+                m.url,
+                m.role,
+                m.type,
+                m.length,
+                m.medium,
+                m.width,
+                m.height,
+                m.duration_seconds,
+            )
+            for i in intents
+            if i.media
+            and i.stable_id in item_ids
+            and (i.stable_id in new_ids or item_ids[i.stable_id] in written)
+            for position, m in enumerate(i.media)
+        ]
+        raw.insert(self.insert_media, rows)
+
     def stamp_categories(self, raw: Raw, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
         (seq order is commit order, so the stamp only ever grows)."""
@@ -463,12 +504,14 @@ class ItemWriter:
         published = {sid: row[2] for sid, row in rows.items()}
         touched: set[str] = set()
         updated = 0
+        replaced: list[int] = []  # updated items: their media are written again
         for intent in intents:
             if intent.kind is not IntentKind.UPDATED or intent.stable_id not in rows:
                 continue
             changed = self._update(raw, intent, seq_of[intent.stable_id], now)
             if changed is not None:
                 updated += 1
+                replaced.append(changed[0])
                 published[intent.stable_id] = dt(changed[1])
                 touched.update(changed[2])
         # memberships: which (item, category) pairs are missing. New items have none.
@@ -501,5 +544,6 @@ class ItemWriter:
                 if i.stable_id in item_ids
             ],
         )
+        self._write_media(raw, intents, new_ids, replaced, item_ids)
         top = first_seq + len(intents) - 1
         return WriteResult(new=len(new_ids), updated=updated, memberships=len(joined)), touched, top

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from aggregator.model import SourceState, StoredItem
-from aggregator.store.schema import item_categories
+from aggregator.model import Media, SourceState, StoredItem
+from aggregator.store.schema import item_categories, item_media
 from aggregator.store.writes import chunks
 
 
@@ -23,6 +23,7 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             .order_by(item_categories.c.category_slug)
         ):
             slugs.setdefault(row.item_id, []).append(row.category_slug)
+    media = _media_of(conn, ids)
     return [
         StoredItem(
             item_id=row.item_id,
@@ -42,9 +43,32 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             source_id=row.source_id,
             category_slugs=tuple(slugs.get(row.item_id, ())),
             first_seq=row.first_seq,
+            media=tuple(media.get(row.item_id, ())),
         )
         for row in rows
     ]
+
+
+def _media_of(conn: Connection, ids: Sequence[int]) -> dict[int, list[Media]]:
+    found: dict[int, list[Media]] = {}
+    c = item_media.c
+    for chunk in chunks(ids):
+        for row in conn.execute(
+            select(item_media).where(c.item_id.in_(chunk)).order_by(c.item_id, c.position)
+        ):
+            found.setdefault(row.item_id, []).append(
+                Media(
+                    url=row.url,
+                    role=row.role,
+                    type=row.type,
+                    length=row.length,
+                    medium=row.medium,
+                    width=row.width,
+                    height=row.height,
+                    duration_seconds=row.duration_seconds,
+                )
+            )
+    return found
 
 
 def source_state(row: Any) -> SourceState:
