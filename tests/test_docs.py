@@ -20,6 +20,7 @@ MODELS: list[type[BaseModel]] = [
     config.Category,
     config.Source,
     config.JsonFields,
+    config.HtmlList,
     config.Server,
     steps.Match,
     steps.Replacement,

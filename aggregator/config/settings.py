@@ -36,6 +36,7 @@ from pydantic import (
 
 from aggregator.addresses import PRIVATE_NETWORKS, Network, parse_network
 from aggregator.config.durations import DURATION_PATTERN, format_duration, parse_duration
+from aggregator.config.selectors import HtmlList
 from aggregator.config.steps import StepConfig
 from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
@@ -149,7 +150,7 @@ class IdFrom(_Frozen):
 class Source(_Frozen):
     id: str
     url: str
-    type: Literal["auto", "rss", "atom", "jsonfeed", "json"] = "auto"
+    type: Literal["auto", "rss", "atom", "jsonfeed", "json", "html"] = "auto"
     category: str | None = None
     category_from: str | None = None
     category_title: str = "{name}新闻"
@@ -169,6 +170,8 @@ class Source(_Frozen):
     date_format: str | None = None
     content_url: str | None = None
     content_path: str | None = None
+    # HTML list pages (type: html)
+    html: HtmlList | None = None
     # processing steps after defaults.process (config/steps.py, aggregator/process/)
     process: tuple[StepConfig, ...] = ()
 
@@ -500,6 +503,11 @@ def _cross_check(data: Mapping[str, Any], problems: _Problems) -> None:
             problems.add(loc, "type json needs fields (at least id and title)")
         if is_json and source.get("items_path") is None:
             problems.add(loc, "type json needs items_path (e.g. record)")
+        is_html = source.get("type") == "html"
+        if is_html and not source.get("html"):
+            problems.add(loc, "type html needs html (at least items and title)")
+        if "html" in source and not is_html:
+            problems.add((*loc, "html"), "html only applies to type: html")
         for key in ("items_path", "fields", "content_url", "content_path", "date_format"):
             if key in source and not is_json:
                 problems.add((*loc, key), f"{key} only applies to type: json")

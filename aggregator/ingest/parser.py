@@ -34,6 +34,7 @@ from aggregator.ingest.fields import (
     plain_text,
     web_link,
 )
+from aggregator.ingest.htmllist import parse_html_list
 from aggregator.ingest.jsonparse import (
     load_json,
     parse_json_api,
@@ -368,6 +369,8 @@ def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Par
         body, content_type = _as_utf8_xml(text), None
     if not body.strip():
         raise ParseError("empty body")
+    if rules.kind == "html":
+        return parse_html_list(body, content_type, rules)
     if rules.kind == "json":
         data, warning = load_json(body, content_type)
         return _warned(parse_json_api(data, rules), warning)

@@ -98,6 +98,7 @@ def category_rule(source: Source, settings: Settings) -> CategoryRule:
 
 def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
     fields = source.fields.model_dump() if source.fields else None
+    page = source.html.model_dump() if source.html else None
     return ParseRules(
         kind=source.type,
         base_url=url,
@@ -105,7 +106,8 @@ def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
         category_from=source.category_from if source.type != "json" else None,
         items_path=source.items_path,
         fields=fields,
-        date_format=source.date_format,
+        date_format=source.html.date_format if source.html else source.date_format,
+        html=page,
     )
 
 
