@@ -293,6 +293,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         result   = fetch(url, If-None-Match/If-Modified-Since)     # may be NotModified
         if 304 or the body hash is unchanged: record it, schedule, done
         feed     = parse(body)                                     # pure
+        if a site's HTML page: fetch and parse the feed it names   # discovery.py, adopted
         pairs    = identify(feed.items)                            # pure: stable ids
         pruned, known, registry = store.find_fetch_knowledge(ids)  # one read transaction
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
