@@ -81,6 +81,22 @@ FetchResult = Retrieved | NotModified
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """A file an item carries: an enclosure (RSS ``<enclosure>``, Atom ``rel="enclosure"``,
+    Media RSS ``media:content``, a JSON Feed attachment), a thumbnail, or an image or
+    banner (JSON Feed). ``url`` is absolute http(s); the rest only where the feed gives it."""
+
+    url: str
+    role: str = "enclosure"  # enclosure | thumbnail | image | banner
+    type: str | None = None  # the MIME type
+    length: int | None = None  # bytes
+    medium: str | None = None  # Media RSS: image | audio | video | document | executable
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedItem:
     """One entry as the feed gave it, normalised (text stripped, dates aware UTC)."""
 
@@ -99,6 +115,7 @@ class ParsedItem:
     # The body comes from a per-item content_url, downloaded once: it is not part of the
     # change hash, and an update that lacks it keeps the stored body.
     is_content_external: bool = False
+    media: tuple[Media, ...] = ()  # in the feed's order, each URL once
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +200,7 @@ class ItemIntent:
     source_updated_at: datetime | None = None
     # securities it names (600519.SH), found on new and changed items only (finance/)
     tickers: tuple[str, ...] = ()
+    media: tuple[Media, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +279,7 @@ class StoredItem:
     # the item's own last change as its feed gave it; ``updated_at`` is when we stored it
     source_updated_at: datetime | None = None
     tickers: tuple[str, ...] = ()  # the securities it names, sorted (600519.SH)
+    media: tuple[Media, ...] = ()  # enclosures first, in the feed's order
 
     @property
     def is_update(self) -> bool:

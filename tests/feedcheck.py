@@ -53,6 +53,21 @@ JSON_FEED_SCHEMA: dict[str, Any] = {
                         },
                     },
                     "tags": {"type": "array", "items": {"type": "string"}},
+                    "image": {"type": "string", "format": "uri"},
+                    "banner_image": {"type": "string", "format": "uri"},
+                    "attachments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["url", "mime_type"],
+                            "properties": {
+                                "url": {"type": "string", "format": "uri"},
+                                "mime_type": {"type": "string", "minLength": 1},
+                                "size_in_bytes": {"type": "integer", "minimum": 0},
+                                "duration_in_seconds": {"type": "number", "minimum": 0},
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -97,6 +112,30 @@ def check_rss(body: bytes) -> list[str]:
         source = item.find("source")
         if source is not None and not source.get("url"):
             problems.append(f"item {index} <source> lacks url")
+        problems += _enclosure_problems(item, f"item {index}")
+    return problems
+
+
+MEDIA = "{http://search.yahoo.com/mrss/}"
+
+
+def _enclosure_problems(item: etree._Element, where: str) -> list[str]:
+    """The W3C feed validator's enclosure rules: one per item, with url (http), length (a
+    number) and type (a MIME type) all present; Media RSS elements need a url."""
+    problems: list[str] = []
+    enclosures = item.findall("enclosure")
+    if len(enclosures) > 1:
+        problems.append(f"{where} has {len(enclosures)} enclosures (RSS 2.0 allows one)")
+    for enclosure in enclosures:
+        if not (enclosure.get("url") or "").startswith(("http://", "https://")):
+            problems.append(f"{where} enclosure url is not http: {enclosure.get('url')!r}")
+        if not (enclosure.get("length") or "").isdigit():
+            problems.append(f"{where} enclosure length is not a number")
+        if not re.fullmatch(r"[\w.+-]+/[\w.+-]+", enclosure.get("type") or ""):
+            problems.append(f"{where} enclosure type is not a MIME type")
+    for element in item.iter(MEDIA + "content", MEDIA + "thumbnail"):
+        if not element.get("url"):
+            problems.append(f"{where} {element.tag} lacks url")
     return problems
 
 
@@ -151,6 +190,11 @@ def check_atom(body: bytes) -> list[str]:
                 problems.append(f"{where} source id is not an IRI")
             if not RFC3339.match(source.findtext(ATOM + "updated") or ""):
                 problems.append(f"{where} source updated is not RFC 3339")
+        for link in entry.iterfind(ATOM + "link[@rel='enclosure']"):
+            if not link.get("href") or not (link.get("length") or "0").isdigit():
+                problems.append(f"{where} enclosure link lacks href or has a bad length")
+            if not link.get("type"):
+                problems.append(f"{where} enclosure link lacks a type")
         for text_construct in ("title", "summary", "content"):
             element = entry.find(ATOM + text_construct)
             if element is not None and element.get("type", "text") not in ("text", "html", "xhtml"):

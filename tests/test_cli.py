@@ -283,7 +283,10 @@ def test_opml_export_then_import_gives_the_configured_feed_sources(tmp_path: Pat
         "--config", str(sample), "opml", "export", "--out", "s.opml", cwd=tmp_path
     )
     assert exported.returncode == 0, exported.stderr
-    assert "left out 2 JSON API source(s): eastmoney-api, eastmoney-live" in exported.stderr
+    assert (
+        "left out 3 source(s) that are not feeds (JSON APIs, HTML lists): cnstock-html, "
+        "eastmoney-api, eastmoney-live"
+    ) in exported.stderr
     imported = aggregator("opml", "import", str(tmp_path / "s.opml"), cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     fragment = yaml.safe_load(imported.stdout)

@@ -21,6 +21,7 @@ MODELS: list[type[BaseModel]] = [
     config.Source,
     config.JsonFields,
     config.MarketInterval,
+    config.HtmlList,
     config.Server,
     steps.Match,
     steps.Replacement,

@@ -35,7 +35,11 @@ def opml_export(ctx: click.Context, out_file: str | None) -> None:
     else:
         click.echo(document.decode("utf-8"), nl=False)
     if skipped:
-        click.echo(f"left out {len(skipped)} JSON API source(s): {', '.join(skipped)}", err=True)
+        click.echo(
+            f"left out {len(skipped)} source(s) that are not feeds (JSON APIs, HTML lists): "
+            + ", ".join(skipped),
+            err=True,
+        )
 
 
 @opml.command("import")

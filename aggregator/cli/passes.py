@@ -192,9 +192,18 @@ def sources(ctx: click.Context, as_json: bool) -> None:
             str(r.item_count),
             str(r.last_dropped_count),
             str(r.consecutive_errors),
-            r.last_error or (f"warning: {r.last_warning}" if r.last_warning else ""),
+            _last_words(r.last_error, r.last_warning, r.url, source.url if source else None),
         )
     Console(width=240 if not sys.stdout.isatty() else None).print(table)
+
+
+def _last_words(error: str | None, warning: str | None, url: str, configured: str | None) -> str:
+    """The last error, else the last warning; and the URL fetched when it is not the
+    configured one (a feed found on the configured HTML page, or a permanent redirect)."""
+    words = error or (f"warning: {warning}" if warning else "")
+    if configured is not None and url != configured:
+        words = f"{words}; fetches {url}" if words else f"fetches {url}"
+    return words
 
 
 @click.command()

@@ -45,6 +45,7 @@ from aggregator.config.parts import (
     _check_timezone,
     _Frozen,
 )
+from aggregator.config.selectors import HtmlList
 from aggregator.config.steps import StepConfig
 from aggregator.config.yaml_errors import describe_yaml_error
 from aggregator.errors import ConfigError
@@ -65,7 +66,7 @@ _SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 class Source(_Frozen):
     id: str
     url: str
-    type: Literal["auto", "rss", "atom", "jsonfeed", "json"] = "auto"
+    type: Literal["auto", "rss", "atom", "jsonfeed", "json", "html"] = "auto"
     category: str | None = None
     category_from: str | None = None
     category_title: str = "{name}新闻"
@@ -86,6 +87,8 @@ class Source(_Frozen):
     date_format: str | None = None
     content_url: str | None = None
     content_path: str | None = None
+    # HTML list pages (type: html)
+    html: HtmlList | None = None
     # processing steps after defaults.process (config/steps.py, aggregator/process/)
     process: tuple[StepConfig, ...] = ()
 
@@ -445,6 +448,11 @@ def _cross_check(data: Mapping[str, Any], problems: _Problems) -> None:
             problems.add(loc, "type json needs fields (at least id and title)")
         if is_json and source.get("items_path") is None:
             problems.add(loc, "type json needs items_path (e.g. record)")
+        is_html = source.get("type") == "html"
+        if is_html and not source.get("html"):
+            problems.add(loc, "type html needs html (at least items and title)")
+        if "html" in source and not is_html:
+            problems.add((*loc, "html"), "html only applies to type: html")
         for key in ("items_path", "fields", "content_url", "content_path", "date_format"):
             if key in source and not is_json:
                 problems.add((*loc, key), f"{key} only applies to type: json")

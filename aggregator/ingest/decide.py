@@ -29,7 +29,15 @@ from datetime import datetime, tzinfo
 from json.encoder import encode_basestring as _json_string
 
 from aggregator.ingest.fields import plain_text
-from aggregator.model import CategoryRef, Holder, IntentKind, ItemIntent, KnownItem, ParsedItem
+from aggregator.model import (
+    CategoryRef,
+    Holder,
+    IntentKind,
+    ItemIntent,
+    KnownItem,
+    Media,
+    ParsedItem,
+)
 from aggregator.sanitize import sanitize_html
 from aggregator.slug import CategoryRegistry
 
@@ -53,6 +61,16 @@ class ItemsPlan:
     new_categories: tuple[CategoryRef, ...]
 
 
+def _media_text(media: tuple[Media, ...]) -> str:
+    return _json_string(
+        "|".join(
+            f"{m.role} {m.url} {m.type} {m.length} {m.medium} {m.width} {m.height} "
+            f"{m.duration_seconds}"
+            for m in media
+        )
+    )
+
+
 def content_sha256(item: ParsedItem) -> str:
     """Hash of what a reader sees; a change in any of these is an update.
 
@@ -70,6 +88,10 @@ def content_sha256(item: ParsedItem) -> str:
         item.category_name,
     )
     text = "[" + ", ".join("null" if v is None else _json_string(v) for v in payload) + "]"
+    if item.media:
+        # only an item with media hashes them: the hash of every item without media stays
+        # what it was before media were read (issue 14), so none becomes an update
+        text = text[:-1] + ", " + _media_text(item.media) + "]"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -156,6 +178,7 @@ def plan_items(
                 content_sha256=digest,
                 categories=(category,),
                 source_updated_at=min(item.updated_at, now) if item.updated_at else None,
+                media=item.media,
             )
         )
     added = tuple(registry.by_slug[slug] for slug in registry.by_slug if slug not in before)

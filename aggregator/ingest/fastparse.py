@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from aggregator.ingest.media import MEDIA_RSS, attributes
 from aggregator.model import ParsedFeed, ParsedItem
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -120,6 +121,30 @@ _ATOM_FIELDS = frozenset(
 )
 
 
+_MEDIA_CONTENT = tuple(ns + "content" for ns in MEDIA_RSS)
+_MEDIA_THUMBNAIL = tuple(ns + "thumbnail" for ns in MEDIA_RSS)
+
+
+def _media(entry: etree._Element, enclosures: list[etree._Element]) -> dict[str, Any] | None:
+    """The raw media of an item or entry (see ingest/media.py), None when it has none.
+    Media RSS elements count at any depth (inside ``media:group``), as feedparser reads them."""
+    contents = [e for e in entry.iter(*_MEDIA_CONTENT) if e is not entry]
+    thumbnails = [e for e in entry.iter(*_MEDIA_THUMBNAIL) if e is not entry]
+    if not (enclosures or contents or thumbnails):
+        return None
+    return {
+        "enclosures": attributes(enclosures),
+        "contents": attributes(contents),
+        "thumbnails": attributes(thumbnails),
+    }
+
+
+def _is_enclosure(element: etree._Element) -> bool:
+    if element.tag == "enclosure":
+        return True
+    return element.tag == ATOM + "link" and element.get("rel") == "enclosure"
+
+
 def _rss_author(fields: dict[str, Any]) -> str | None:
     creator = _text(fields.get(DC + "creator"))
     author = _text(fields.get("author"))
@@ -164,6 +189,7 @@ def _rss_items(channel: etree._Element, base: str | None) -> list[RawEntry]:
                 "dates": dates,
                 "tags": [t for t in (_text(c) for c in fields["*categories"]) if t],
                 "source": _text(fields.get("source")),
+                "media": _media(item, [c for c in item if _is_enclosure(c)]),
             }
         )
     return out
@@ -216,6 +242,14 @@ def _atom_items(root: etree._Element, base: str | None) -> list[RawEntry]:
                     if c.get("term", "").strip()
                 ],
                 "source": None,
+                "media": _media(
+                    entry,
+                    [
+                        c
+                        for c in entry.iterfind(ATOM + "link")
+                        if c.get("rel") == "enclosure" and c.get("href")
+                    ],
+                ),
             }
         )
     return out

@@ -28,13 +28,14 @@ _BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|table|blockquo
 class ParseRules:
     """What the source config says about reading its bodies."""
 
-    kind: str = "auto"  # auto | rss | atom | jsonfeed | json
+    kind: str = "auto"  # auto | rss | atom | jsonfeed | json | html
     base_url: str | None = None
     source_tz: tzinfo = UTC  # for dates given without an offset
     category_from: str | None = None
     items_path: str | None = None
     fields: Mapping[str, str | None] | None = None
     date_format: str | None = None
+    html: Mapping[str, str | None] | None = None  # type html: the list page's selectors
 
 
 def parse_date(

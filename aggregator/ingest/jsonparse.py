@@ -14,6 +14,7 @@ from typing import Any
 from aggregator.errors import ParseError
 from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fields import ParseRules, clean, lookup, parse_date, plain_text, web_link
+from aggregator.ingest.media import json_feed_media
 from aggregator.model import ParsedFeed, ParsedItem
 
 
@@ -152,6 +153,7 @@ def parse_json_feed(data: Any, rules: ParseRules) -> ParsedFeed:
                 updated_at=updated[0] if updated else None,
                 category_name=category_name,
                 tags=fields.tags(raw, where),
+                media=json_feed_media(raw, base),
             )
         )
     kind = "jsonfeed11" if version.endswith("1.1") else "jsonfeed10"

@@ -34,11 +34,13 @@ from aggregator.ingest.fields import (
     plain_text,
     web_link,
 )
+from aggregator.ingest.htmllist import parse_html_list
 from aggregator.ingest.jsonparse import (
     load_json,
     parse_json_api,
     parse_json_feed,
 )
+from aggregator.ingest.media import build_media
 from aggregator.model import FeedHints, ParsedFeed, ParsedItem
 from aggregator.text import xml_safe
 
@@ -182,6 +184,7 @@ def build_item(raw: Mapping[str, Any], rules: ParseRules, checked: bool = False)
         updated_at=updated[0] if updated else None,
         category_name=_category_name(raw, rules.category_from, author, checked),
         tags=tuple(str(tag) for tag in raw["tags"]),
+        media=build_media(raw.get("media"), rules.base_url),
     )
 
 
@@ -192,6 +195,18 @@ def _author(entry: Mapping[str, Any]) -> str | None:
         return str(detail["name"])
     author = _raw(entry, "author")
     return str(author) if author else None
+
+
+def _feedparser_media(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw media feedparser read (see ingest/media.py): enclosures are the links with
+    rel="enclosure" (RSS <enclosure> becomes one), Media RSS in media_content/_thumbnail."""
+    links = _raw(entry, "links") or []
+    enclosures = [link for link in links if link.get("rel") == "enclosure"]
+    contents = _raw(entry, "media_content") or []
+    thumbnails = _raw(entry, "media_thumbnail") or []
+    if not (enclosures or contents or thumbnails):
+        return None
+    return {"enclosures": enclosures, "contents": contents, "thumbnails": thumbnails}
 
 
 def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,6 +230,7 @@ def _feedparser_raw(entry: Mapping[str, Any]) -> dict[str, Any]:
         "parsed_date": parsed_date,
         "tags": [t for t in (clean(tag.get("term")) for tag in entry.get("tags") or []) if t],
         "source": lookup(entry, "source.title"),
+        "media": _feedparser_media(entry),
         "entry": entry,
     }
 
@@ -354,6 +370,8 @@ def _parse_body(body: bytes, content_type: str | None, rules: ParseRules) -> Par
         body, content_type = _as_utf8_xml(text), None
     if not body.strip():
         raise ParseError("empty body")
+    if rules.kind == "html":
+        return parse_html_list(body, content_type, rules)
     if rules.kind == "json":
         data, warning = load_json(body, content_type)
         return _warned(parse_json_api(data, rules), warning)

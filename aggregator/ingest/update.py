@@ -15,14 +15,21 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from aggregator.config.settings import Settings, Source
-from aggregator.errors import AggregatorError, FetchError, HTTPStatusError
+from aggregator.errors import AggregatorError, FetchError, HTTPStatusError, ParseError
 from aggregator.finance.exchanges import market_clock
 from aggregator.ingest.decide import CategoryRule, ItemsPlan, content_sha256, plan_items
+from aggregator.ingest.discovery import HTML_PAGE_ERROR, find_feed_link
 from aggregator.ingest.encodings import decode_body
 from aggregator.ingest.fetcher import Fetcher, FetchRequest
 from aggregator.ingest.fields import ParseRules
 from aggregator.ingest.freshness import MarketSchedule, next_fetch_after
-from aggregator.ingest.health import count_gone, follow_redirect, is_retired, item_count_warning
+from aggregator.ingest.health import (
+    RedirectState,
+    count_gone,
+    follow_redirect,
+    is_retired,
+    item_count_warning,
+)
 from aggregator.ingest.identity import identify
 from aggregator.ingest.jsonparse import parse_content_body
 from aggregator.ingest.parser import parse_body
@@ -101,6 +108,7 @@ def category_rule(source: Source, settings: Settings) -> CategoryRule:
 
 def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
     fields = source.fields.model_dump() if source.fields else None
+    page = source.html.model_dump() if source.html else None
     return ParseRules(
         kind=source.type,
         base_url=url,
@@ -108,7 +116,8 @@ def parse_rules(source: Source, settings: Settings, url: str) -> ParseRules:
         category_from=source.category_from if source.type != "json" else None,
         items_path=source.items_path,
         fields=fields,
-        date_format=source.date_format,
+        date_format=source.html.date_format if source.html else source.date_format,
+        html=page,
     )
 
 
@@ -233,6 +242,7 @@ def next_source_update(
     warnings: Sequence[str] = (),
     is_content_missing: bool = False,
     status: int | None = None,
+    discovered_url: str | None = None,
 ) -> SourceUpdate:
     """The source's fetch state after a fetch that ended in ``kind``: pure, from the
     state before it and what the fetch found.
@@ -245,7 +255,8 @@ def next_source_update(
     OK              the same, with the feed's title (else the old one) and ``warnings``;
                     with ``is_content_missing`` (item bodies of a JSON API source that did
                     not arrive) the old validators and body hash, so that the same list
-                    is parsed again next time
+                    is parsed again next time; with ``discovered_url`` (the feed an HTML
+                    page named) that URL adopted at once, as a permanent redirect is
     """
     if kind is OutcomeKind.ERROR:
         gone = count_gone(state, status)
@@ -265,6 +276,8 @@ def next_source_update(
     if facts is None:
         raise ValueError(f"a fetch that ended in {kind.value} had an answer: facts needed")
     redirect = follow_redirect(state, facts.permanent_redirect_url)
+    if discovered_url is not None:
+        redirect = RedirectState(discovered_url, None, 0)
     is_parsed = kind is OutcomeKind.OK
     keeps_validators = is_parsed and is_content_missing
     return SourceUpdate(
@@ -289,6 +302,7 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         result   = fetch(url, If-None-Match/If-Modified-Since)     # may be NotModified
         if 304 or the body hash is unchanged: record it, schedule, done
         feed     = parse(body)                                     # pure
+        if a site's HTML page: fetch and parse the feed it names   # discovery.py, adopted
         pairs    = identify(feed.items)                            # pure: stable ids
         pruned, known, registry = store.find_fetch_knowledge(ids)  # one read transaction
         pairs   -= pruned: retention removed them (housekeeping.py), they never come back
@@ -313,7 +327,16 @@ def update_source(ctx: Context, source: Source, state: SourceState) -> FetchOutc
         if body_sha256 == state.body_sha256:
             return attempt.record_unchanged(OutcomeKind.UNCHANGED_BODY, result.http, body_sha256)
         rules = parse_rules(source, ctx.settings, result.http.final_url)
-        feed = parse_body(result.body, result.http.content_type, rules)
+        try:
+            feed = parse_body(result.body, result.http.content_type, rules)
+        except ParseError as e:
+            # a site's page, not its feed: follow the feed it names (discovery.py)
+            found = attempt.discover(result, e)
+            if found is None:
+                raise
+            result, body_sha256 = found
+            rules = parse_rules(source, ctx.settings, result.http.final_url)
+            feed = parse_body(result.body, result.http.content_type, rules)
         pairs, _repeats = identify(feed.items, source.id, source.id_rule())
         steps = compile_steps(source.effective_steps(ctx.settings.defaults))
         knowledge = ctx.store.find_fetch_knowledge(
@@ -364,6 +387,7 @@ class _Attempt:
     started_at: datetime
     clock: float  # time.monotonic() at the start, for the duration
     result: FetchResult | None = None  # the answer, once it came
+    discovered_url: str | None = None  # the feed a site's HTML page named (discovery.py)
 
     def fetch(self) -> FetchResult:
         url = self.state.effective_url or self.source.url
@@ -371,6 +395,20 @@ class _Attempt:
             _request(self.source, self.ctx.settings, url, self.state)
         )
         return self.result
+
+    def discover(self, page: Retrieved, error: ParseError) -> tuple[Retrieved, str] | None:
+        """The feed an HTML page names, fetched like the page (same fetcher and network
+        rules, no validators), with its body hash; None when the page names none."""
+        if self.source.type == "html" or HTML_PAGE_ERROR not in str(error):
+            return None
+        url = find_feed_link(page.body, page.http.content_type, page.http.final_url)
+        if url is None:
+            return None
+        result = self.ctx.fetcher.fetch(_request(self.source, self.ctx.settings, url, None))
+        if isinstance(result, NotModified):
+            raise FetchError("304 for a discovered feed fetched without validators")
+        self.result, self.discovered_url = result, url
+        return result, hashlib.sha256(result.body).hexdigest()
 
     @property
     def bytes_received(self) -> int:
@@ -406,6 +444,9 @@ class _Attempt:
         """A parsed feed: its intents, what its steps dropped, and the counts of what was
         written."""
         warnings = feed_warnings(feed, self.state.last_item_count)
+        if self.discovered_url:
+            note = f"feed discovered on the HTML page: {self.discovered_url} (fetched from now on)"
+            warnings = (note, *warnings)
         steps_warning = step_warning(processed.warnings) if processed else None
         if steps_warning:
             warnings = (*warnings, steps_warning)
@@ -417,6 +458,7 @@ class _Attempt:
             feed_title=feed.title,
             warnings=warnings,
             is_content_missing=bool(problems),
+            discovered_url=self.discovered_url,
         )
         outcome = FetchOutcome(
             source_id=self.source.id,

@@ -50,6 +50,7 @@ def reprocess_items(
             author=item.author,
             published_at=item.published_at,
             published_offset_minutes=item.published_offset_minutes,
+            media=item.media,
         )
         result = pipeline.run(given, ProcessContext(source_id, fetch_page, True, warnings))
         if isinstance(result, Dropped):
@@ -78,6 +79,7 @@ def reprocess_items(
                 is_content_external=False,
                 content_sha256=source_sha256,
                 categories=tuple(CategoryRef(slug, slug) for slug in item.category_slugs),
+                media=item.media,  # an update replaces the stored media: keep them
             )
         )
     return Reprocessed(tuple(intents), unchanged, tuple(would_drop), tuple(warnings))

@@ -75,9 +75,9 @@ def output_feed_groups(categories: Sequence[CategoryInfo], base: str) -> list[Gr
 
 
 def is_feed_source(source: Source) -> bool:
-    """Whether another reader could subscribe to the source: JSON list APIs are not
-    feeds, and their field maps have no place in OPML."""
-    return source.type != "json"
+    """Whether another reader could subscribe to the source: JSON list APIs and HTML list
+    pages are not feeds, and their field maps and selectors have no place in OPML."""
+    return source.type not in ("json", "html")
 
 
 def source_groups(settings: Settings) -> list[Group]:

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from aggregator.model import CategoryInfo, StoredItem
+from aggregator.publish.enclosures import page_media
 from aggregator.publish.render import ChannelView, ItemView, local_time
 from aggregator.sanitize import sanitize_html
 
@@ -137,6 +138,7 @@ def render_item_page(
         categories=categories,
         tickers=item.tickers,
         body=Markup(body),  # noqa: S704
+        media=page_media(item.media),
         root=root,
         site_title=site_title,
     )

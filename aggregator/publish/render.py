@@ -26,6 +26,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from aggregator.model import SourceInfo, StoredItem
+from aggregator.publish.enclosures import has_media, json_feed_media, load_media
 from aggregator.text import xml_safe
 
 ITEM_NAMESPACE = uuid.UUID("6b1c4a52-8a3e-5b7e-9d1f-3c0e1f2a9b10")
@@ -106,6 +107,8 @@ def _generator(channel: ChannelView, content_type: str) -> FeedGenerator:
 def _add_entries(
     generator: FeedGenerator, channel: ChannelView, views: Sequence[ItemView], for_atom: bool
 ) -> None:
+    if has_media([view.item for view in views]):
+        load_media(generator)  # only then: other feeds keep their bytes
     # feedgen prepends each entry; adding oldest first keeps newest first in the output
     for view in reversed(views):
         item = view.item
@@ -138,6 +141,8 @@ def _add_entries(
             entry.category(term=code, scheme="ticker", label=code)
         if view.source is not None:
             _add_source(entry, item, view.source, for_atom)
+        if item.media:
+            entry.media_files.media = item.media
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,7 @@ def render_json_feed(channel: ChannelView, views: Sequence[ItemView]) -> bytes:
             entry["summary"] = item.summary
         if item.author:
             entry["authors"] = [{"name": item.author}]
+        entry.update(json_feed_media(item.media))
         items.append(entry)
     document = {
         "version": "https://jsonfeed.org/version/1.1",

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from aggregator.model import SourceState
 from aggregator.runtime.shards import Cursor
 from aggregator.store import HostLimits
-from aggregator.store.writes import host_of
+from aggregator.store.dbapi import host_of
 
 MINUTE = 60.0
 WAIT_SECONDS = 0.5  # longest wait before looking again (a minute's count falls silently)

@@ -203,6 +203,23 @@ pruned_items = Table(
     Index("ix_pruned_items_pruned_at", "pruned_at"),
 )
 
+# An item's media (0007): enclosures, thumbnails, images, in the feed's order (position).
+# Replaced as a whole when the item is updated.
+item_media = Table(
+    "item_media",
+    metadata,
+    Column("item_id", BigId, ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("role", String(20), nullable=False),  # enclosure | thumbnail | image | banner
+    Column("type", String(200)),
+    Column("length", BigInteger),
+    Column("medium", String(20)),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("duration_seconds", BigInteger),
+)
+
 # Items a source's processing steps dropped (process/, 0006): not processed again while
 # the source gives them unchanged (content_sha256) to the same steps (steps_sha256).
 dropped_items = Table(

@@ -16,6 +16,7 @@ the placeholder style and datetime binding differ, handled by ``Dialect``.
     memberships         INSERT INTO item_categories ... ON CONFLICT DO NOTHING
     provenance          INSERT INTO item_sources ... ON CONFLICT DO UPDATE
     tickers             new and changed items: DELETE theirs, INSERT INTO item_tickers
+    media               DELETE FROM item_media (updated items), INSERT ... VALUES (..),(..)
     stamps              UPDATE categories SET last_seq ...
 """
 
@@ -23,12 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import chain
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-
-from sqlalchemy import Connection
 
 from aggregator.model import (
     CategoryRef,
@@ -39,12 +36,10 @@ from aggregator.model import (
     KnownItem,
 )
 from aggregator.slug import identity_key
+from aggregator.store.dbapi import SEQ_COUNTER, Dialect, Raw, RowsInsert, chunks, host_of
 
 if TYPE_CHECKING:
     from aggregator.store import SourceUpdate
-
-CHUNK = 500
-SEQ_COUNTER = "item_seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,104 +49,11 @@ class WriteResult:
     memberships: int
 
 
-def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-class Dialect:
-    """Placeholders and datetimes for the DB-API driver in use."""
-
-    def __init__(self, name: str) -> None:
-        self.is_sqlite = name == "sqlite"
-
-    def sql(self, text: str) -> str:
-        return text if self.is_sqlite else text.replace("?", "%s")
-
-    def marks(self, count: int) -> str:
-        return ",".join("?" * count)
-
-    def dt(self, value: datetime | None) -> Any:
-        """What UTCDateTime would bind: naive UTC text on SQLite (SQLAlchemy's own storage
-        format, "YYYY-MM-DD HH:MM:SS.ffffff", so its reads parse it), the aware value on
-        PostgreSQL."""
-        if value is None:
-            return None
-        if self.is_sqlite:
-            # parsed dates are in UTC already: astimezone() only when they are not. The
-            # "+00:00" is cut off the text: replace(tzinfo=None) cost twice the isoformat.
-            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-            return utc.isoformat(" ", "microseconds")[:-6]
-        return value
-
-    def read_dt(self, value: Any) -> datetime:
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 _ITEM_COLUMNS = (
     "stable_id, seq, first_seq, title, link, guid, summary, content, author, published_at, "
     "published_offset_minutes, first_seen_at, updated_at, update_count, source_id, "
     "source_updated_at"
 )
-
-
-class Raw:
-    """The DB-API cursor under a SQLAlchemy connection, inside its transaction: the
-    batched statements skip SQLAlchemy's per-statement work (events, result wrapping)."""
-
-    def __init__(self, conn: Connection | None = None, cursor: Any = None) -> None:
-        self.cursor = cursor or conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-
-    def one(self, sql: str, params: Sequence[Any]) -> Any:
-        self.cursor.execute(sql, tuple(params))
-        return self.cursor.fetchone()
-
-    def all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        self.cursor.execute(sql, tuple(params))
-        return list(self.cursor.fetchall())
-
-    def run(self, sql: str, params: Sequence[Any]) -> None:
-        self.cursor.execute(sql, tuple(params))
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.cursor.executemany(sql, rows)
-
-    def insert(self, statement: RowsInsert, rows: Sequence[Sequence[Any]]) -> None:
-        for part in chunks(rows, statement.rows_per_statement):
-            self.cursor.execute(statement.sql(len(part)), list(chain.from_iterable(part)))
-
-
-class RowsInsert:
-    """An INSERT of many rows as one statement (``VALUES (..), (..), ...``).
-
-    ``executemany`` steps the statement once per row, and the sqlite3 module lets go of
-    the GIL around every step: the writer thread then waits for it again behind the
-    parser threads, once per row, while it holds the database's one write lock. A cold
-    pass's writer spent most of its time in those waits. One statement is one step.
-    """
-
-    def __init__(self, dialect: Dialect, head: str, columns: int, tail: str = "") -> None:
-        self.head = head
-        self.tail = tail
-        self.row = "(" + dialect.marks(columns) + ")"
-        self.dialect = dialect
-        # SQLite binds at most 32,766 parameters (since 3.32), PostgreSQL 65,535
-        self.rows_per_statement = max(1, min(CHUNK, 32_000 // columns))
-        self._sql: dict[int, str] = {}
-
-    def sql(self, rows: int) -> str:
-        text = self._sql.get(rows)
-        if text is None:
-            values = ",".join([self.row] * rows)
-            text = self._sql[rows] = self.dialect.sql(f"{self.head} VALUES {values} {self.tail}")
-        return text
-
-
-def host_of(url: str) -> str:
-    """The host a URL reaches, lowercased; "" for file: URLs (no politeness needed)."""
-    return (urlsplit(url).hostname or "").lower()
 
 
 _MEMBERS_OF = "SELECT item_id, category_slug FROM item_categories WHERE item_id"
@@ -200,6 +102,14 @@ class ItemWriter:
             "ON CONFLICT (item_id, source_id) DO UPDATE "
             "SET content_sha256 = excluded.content_sha256, last_seen_at = excluded.last_seen_at",
         )
+        # an item's media, replaced as a whole when it is updated (0007)
+        self.insert_media = RowsInsert(
+            d,
+            "INSERT INTO item_media (item_id, position, url, role, type, length, medium, "
+            "width, height, duration_seconds)",
+            10,
+        )
+        self.delete_media = d.sql("DELETE FROM item_media WHERE item_id = ?")
         self.bump_seq = d.sql("UPDATE items SET seq = ? WHERE item_id = ?")
         self.clear_tickers = d.sql("DELETE FROM item_tickers WHERE item_id = ?")
         self.insert_ticker = RowsInsert(
@@ -476,6 +386,38 @@ class ItemWriter:
             ],
         )
 
+    def _write_media(
+        self,
+        raw: Raw,
+        intents: Sequence[ItemIntent],
+        new_ids: set[str],
+        replaced: list[int],
+        item_ids: dict[str, int],
+    ) -> None:
+        """The media of the items inserted or updated now (an update replaces them all)."""
+        raw.many(self.delete_media, [(item_id,) for item_id in replaced])
+        written = set(replaced)
+        rows = [
+            (
+                item_ids[i.stable_id],
+                position,
+                m.url,
+                m.role,
+                m.type,
+                m.length,
+                m.medium,
+                m.width,
+                m.height,
+                m.duration_seconds,
+            )
+            for i in intents
+            if i.media
+            and i.stable_id in item_ids
+            and (i.stable_id in new_ids or item_ids[i.stable_id] in written)
+            for position, m in enumerate(i.media)
+        ]
+        raw.insert(self.insert_media, rows)
+
     def stamp_categories(self, raw: Raw, slugs: set[str], top_seq: int) -> None:
         """Categories whose content changed get the write's highest seq as their stamp
         (seq order is commit order, so the stamp only ever grows)."""
@@ -574,6 +516,9 @@ class ItemWriter:
             ],
         )
         self._write_tickers(raw, intents, new_ids, replaced, item_ids, published)
+        self._write_media(
+            raw, intents, new_ids, [item_ids[sid] for sid in sorted(replaced)], item_ids
+        )
         top = first_seq + len(intents) - 1
         counts = WriteResult(new=len(new_ids), updated=len(replaced), memberships=len(joined))
         return counts, touched, top

@@ -82,7 +82,10 @@ BROKEN = [
     (
         "bad type",
         HEAD + "  - {id: a, url: 'http://x/f', category: news, type: csv}\n",
-        ["c.yaml:4: sources[0].type: Input should be 'auto', 'rss', 'atom', 'jsonfeed' or 'json'"],
+        [
+            "c.yaml:4: sources[0].type: Input should be "
+            "'auto', 'rss', 'atom', 'jsonfeed', 'json' or 'html'"
+        ],
     ),
     (
         "bad timezone",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from aggregator.ingest.decide import (
     settle_date,
     settle_title,
 )
-from aggregator.model import CategoryRef, Holder, IntentKind, KnownItem, ParsedItem
+from aggregator.model import CategoryRef, Holder, IntentKind, KnownItem, Media, ParsedItem
 from aggregator.slug import identity_key
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -230,6 +231,20 @@ def test_external_content_is_not_part_of_the_change_hash() -> None:
     assert content_sha256(listed) == content_sha256(
         item("t", content="<p>body</p>", is_content_external=True)
     )
+
+
+def test_media_are_part_of_the_change_hash_only_for_items_that_have_some() -> None:
+    """An item without media hashes as it did before media were read (no stored item
+    becomes an update for it); a changed enclosure is a change."""
+    plain = item("t", content="<p>body</p>")
+    legacy = json.dumps(
+        ["t", None, None, "<p>body</p>", None, None, None], ensure_ascii=False
+    ).encode()
+    assert content_sha256(plain) == hashlib.sha256(legacy).hexdigest()
+    audio = ParsedItem("t", content="<p>body</p>", media=(Media("http://c/1.mp3"),))
+    longer = ParsedItem("t", content="<p>body</p>", media=(Media("http://c/1.mp3", length=9),))
+    assert len({content_sha256(plain), content_sha256(audio), content_sha256(longer)}) == 3
+    assert content_sha256(audio) == content_sha256(replace(audio))
 
 
 _TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates

@@ -40,6 +40,8 @@ MUST_ACCEPT = {
     "ids.xml",
     "gbk.xml",
     "big5.xml",
+    "media.rss",
+    "media.atom",
 }
 
 RSS_EDGE = """<?xml version="1.0" encoding="utf-8"?>

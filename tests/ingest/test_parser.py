@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -68,6 +69,13 @@ def test_golden_feed(path: Path) -> None:
             assert got.published_at is None
         else:
             assert (got.published_at, got.published_offset_minutes) == date
+    if "media_base" in expected:  # media, with relative URLs resolved against the feed
+        rules = ParseRules(source_tz=SHANGHAI, base_url=str(expected["media_base"]))
+        media = [
+            [{k: v for k, v in asdict(m).items() if v is not None} for m in item.media]
+            for item in parse_body(path.read_bytes(), None, rules).items
+        ]
+        assert media == [want["media"] for want in items]
 
 
 def test_seed_body_survives_parsing_byte_for_byte() -> None:

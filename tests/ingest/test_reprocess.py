@@ -68,3 +68,19 @@ def test_reprocess_refuses_unknown_and_busy_sources(
     store.claim_sources(["src"], ctx.now(), "someone-else", ctx.settings.defaults.lease)
     with pytest.raises(SourceBusyError, match="being fetched by another process"):
         reprocess_source(ctx, "src")
+
+
+def test_reprocessing_an_item_keeps_its_media(store: SqlStore, feed_server: FeedServer) -> None:
+    enclosure = b'<enclosure url="https://cdn.example.cn/1.mp3" length="9" type="audio/mpeg"/>'
+    body = rss(ITEMS).replace(b"</item>", enclosure + b"</item>", 1)
+    feed_server.routes["/feed.xml"] = Route(body)
+    run_pass(make_context(settings_for(feed_server, "      - convert: {to: zh-hans}"), store))
+    stored = store.find_item("guid:src:1")
+    assert stored is not None
+    assert [m.url for m in stored.media] == ["https://cdn.example.cn/1.mp3"]
+    report = reprocess_source(make_context(settings_for(feed_server, NEW_STEPS), store), "src")
+    assert report.updated == 1
+    changed = store.find_item("guid:src:1")
+    assert changed is not None
+    assert changed.title == "A股收涨"  # updated by the new steps
+    assert changed.media == stored.media

@@ -386,8 +386,12 @@ def test_file_sources_and_bundled_samples(tmp_path: Path) -> None:
     store.upgrade()
     ctx = make_context(settings, store)
     outcomes, _ = run_pass(ctx)
-    assert len(outcomes) == 4  # the enabled samples
+    assert len(outcomes) == 5  # the enabled samples
     assert all(o.kind is OutcomeKind.OK for o in outcomes), outcomes
+    # the HTML list page (type: html): three items, each body its article page's
+    listed = [i for i in store.list_items(limit=100) if i.source_id == "cnstock-html"]
+    assert len(listed) == 3
+    assert all(len(i.content or "") > 300 for i in listed)
     assert store.count_items() >= 20
     assert store.count_items("shanghaizhengquanbao") >= 1
     again, _ = run_pass(ctx)

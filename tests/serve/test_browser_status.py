@@ -31,7 +31,7 @@ def test_status_page_in_a_real_browser(tmp_path: Path, feed_server: FeedServer) 
     feed_server.routes["/good.xml"] = Route((FIXTURES / "rss20.xml").read_bytes())
     feed_server.routes["/broken.xml"] = Route(b"<html><p>not a feed</p></html>")
     settings = parse_settings(
-        "categories: {news: {title: 新闻}}\nsources:\n"
+        "allow_networks: [127.0.0.0/8]\ncategories: {news: {title: 新闻}}\nsources:\n"
         f"  - {{id: a-good, url: '{feed_server.url('/good.xml')}', category: news}}\n"
         f"  - {{id: b-good, url: '{feed_server.url('/good.xml')}', category: news}}\n"
         f"  - {{id: y-broken, url: '{feed_server.url('/broken.xml')}', category: news}}\n"

@@ -25,13 +25,14 @@ from aggregator.model import (
     Holder,
     IntentKind,
     ItemIntent,
+    Media,
     OutcomeKind,
 )
 from aggregator.store import FetchWrite, HostLimits, SourcePlan, SourceUpdate, WriteCounts
 from aggregator.store.batching import GroupCommitter
+from aggregator.store.dbapi import Dialect
 from aggregator.store.schema import UTCDateTime
 from aggregator.store.sql import PAGE_SIZE, READ_CACHE_KIB, WRITE_CACHE_KIB, SqlStore
-from aggregator.store.writes import Dialect
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CAT = CategoryRef("news", "新闻")
@@ -740,3 +741,30 @@ def test_adjacent_items_follow_the_page_order_at_any_depth(store: SqlStore) -> N
     assert elsewhere is not None
     assert store.find_adjacent_items("news", elsewhere.item_id) == (None, None)
     assert store.find_adjacent_items("news", 10**9) == (None, None)
+
+
+def test_media_are_stored_with_the_item_and_replaced_when_it_is_updated(store: SqlStore) -> None:
+    audio = Media("http://cdn.example/1.mp3", "enclosure", "audio/mpeg", 12345, "audio")
+    thumb = Media("http://cdn.example/1.jpg", "thumbnail", width=300, height=200)
+    store.sync_config(plans("a", "b"), [CAT], NOW)
+    store.apply_fetch(
+        outcome("a"), "w", [replace(intent("x"), media=(audio, thumb)), intent("y")], KEEP
+    )
+    stored = store.find_item("x")
+    assert stored is not None
+    assert stored.media == (audio, thumb)
+    assert store.find_item("y").media == ()  # type: ignore[union-attr]
+    # a membership from another source leaves the media alone
+    store.apply_fetch(
+        outcome("b"), "w", [intent("x", IntentKind.MEMBERSHIP, categories=(CAT,))], KEEP
+    )
+    assert store.find_item("x").media == (audio, thumb)  # type: ignore[union-attr]
+    video = Media("http://cdn.example/1.mp4", "enclosure", "video/mp4", duration_seconds=61)
+    store.apply_fetch(
+        outcome("a"), "w", [replace(intent("x", IntentKind.UPDATED, "t2"), media=(video,))], KEEP
+    )
+    updated = store.find_item("x")
+    assert updated is not None
+    assert updated.media == (video,)
+    listed = {i.stable_id: i.media for i in store.list_items(limit=5)}  # lists read them too
+    assert listed == {"x": (video,), "y": ()}

@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
+from aggregator.store.dbapi import SEQ_COUNTER
 from aggregator.store.schema import counters, metadata
-from aggregator.store.writes import SEQ_COUNTER
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -22,8 +22,9 @@ from sqlalchemy.pool import QueuePool
 from aggregator.errors import StoreError
 from aggregator.model import CategoryRef
 from aggregator.slug import CategoryRegistry
+from aggregator.store.dbapi import SEQ_COUNTER, Dialect, Raw
 from aggregator.store.schema import counters
-from aggregator.store.writes import SEQ_COUNTER, Dialect, ItemWriter, Raw
+from aggregator.store.writes import ItemWriter
 
 REGISTRY_SECONDS = 5.0  # how long a read of the category registry is used again
 # slug, title, description, name, identity_key, origin: what the registry is built from

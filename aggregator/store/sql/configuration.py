@@ -12,9 +12,9 @@ from sqlalchemy import bindparam, select, update
 from aggregator.model import CategoryRef
 from aggregator.slug import CategoryRegistry, identity_key
 from aggregator.store import SourcePlan, precedence_order
+from aggregator.store.dbapi import chunks, host_of
 from aggregator.store.schema import categories, sources
 from aggregator.store.sql.base import SqlStoreBase
-from aggregator.store.writes import chunks, host_of
 
 
 class ConfigurationMixin(SqlStoreBase):

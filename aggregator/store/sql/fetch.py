@@ -13,10 +13,10 @@ from aggregator.errors import SourceNotFoundError, StoreError
 from aggregator.model import CategoryRef, FetchOutcome, ItemIntent, KnownItem, SourceState
 from aggregator.slug import identity_key
 from aggregator.store import FetchKnowledge, FetchWrite, SourceUpdate, WriteCounts
+from aggregator.store.dbapi import SEQ_COUNTER, Raw, chunks
 from aggregator.store.schema import categories, sources
 from aggregator.store.sql.base import CATEGORY_ROWS_SQL, SqlStoreBase, first_line
 from aggregator.store.sql.rows import source_state
-from aggregator.store.writes import SEQ_COUNTER, Raw, chunks
 
 
 class FetchMixin(SqlStoreBase):

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from aggregator.errors import SourceNotFoundError
 from aggregator.store import PruneCounts
+from aggregator.store.dbapi import chunks
 from aggregator.store.schema import (
     categories,
     dropped_items,
@@ -22,7 +23,6 @@ from aggregator.store.schema import (
     sources,
 )
 from aggregator.store.sql.base import SqlStoreBase
-from aggregator.store.writes import chunks
 
 
 class HousekeepingMixin(SqlStoreBase):

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select
 
 from aggregator.errors import ItemNotFoundError
 from aggregator.model import CategoryInfo, SourceInfo, StoredItem
+from aggregator.store.dbapi import SEQ_COUNTER, chunks
 from aggregator.store.schema import (
     categories,
     counters,
@@ -21,7 +22,6 @@ from aggregator.store.schema import (
 )
 from aggregator.store.sql.base import SqlStoreBase
 from aggregator.store.sql.rows import stored_items
-from aggregator.store.writes import SEQ_COUNTER, chunks
 
 
 class RepublishingMixin(SqlStoreBase):

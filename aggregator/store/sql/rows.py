@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from aggregator.model import SourceState, StoredItem
-from aggregator.store.schema import item_categories, item_tickers
-from aggregator.store.writes import chunks
+from aggregator.model import Media, SourceState, StoredItem
+from aggregator.store.dbapi import chunks
+from aggregator.store.schema import item_categories, item_media, item_tickers
 
 
 def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
@@ -31,6 +31,7 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             .order_by(item_tickers.c.code)
         ):
             codes.setdefault(row.item_id, []).append(row.code)
+    media = _media_of(conn, ids)
     return [
         StoredItem(
             item_id=row.item_id,
@@ -52,9 +53,32 @@ def stored_items(conn: Connection, rows: Sequence[Any]) -> list[StoredItem]:
             first_seq=row.first_seq,
             source_updated_at=row.source_updated_at,
             tickers=tuple(codes.get(row.item_id, ())),
+            media=tuple(media.get(row.item_id, ())),
         )
         for row in rows
     ]
+
+
+def _media_of(conn: Connection, ids: Sequence[int]) -> dict[int, list[Media]]:
+    found: dict[int, list[Media]] = {}
+    c = item_media.c
+    for chunk in chunks(ids):
+        for row in conn.execute(
+            select(item_media).where(c.item_id.in_(chunk)).order_by(c.item_id, c.position)
+        ):
+            found.setdefault(row.item_id, []).append(
+                Media(
+                    url=row.url,
+                    role=row.role,
+                    type=row.type,
+                    length=row.length,
+                    medium=row.medium,
+                    width=row.width,
+                    height=row.height,
+                    duration_seconds=row.duration_seconds,
+                )
+            )
+    return found
 
 
 def source_state(row: Any) -> SourceState:

@@ -11,10 +11,10 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 
 from aggregator.model import SourceState
 from aggregator.store import HostLimits
+from aggregator.store.dbapi import chunks
 from aggregator.store.schema import fetches, sources
 from aggregator.store.sql.base import SqlStoreBase
 from aggregator.store.sql.rows import source_state
-from aggregator.store.writes import chunks
 
 _CLAIM_LOCK_KEY = 7_270_315_002  # pg_advisory_xact_lock for claims under per-host limits
 

@@ -2,7 +2,7 @@
 time copied so one (code, published_at, item_id) index serves a ticker's feed.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-05
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from aggregator.store.schema import BigId, UTCDateTime
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
