@@ -24,19 +24,12 @@ from lxml import etree
 from aggregator.config.settings import parse_settings
 from aggregator.errors import ConfigError
 from aggregator.slug import slugify
+from aggregator.text import untrusted_xml_parser
 
 MAX_OPML_BYTES = 10 * 1024 * 1024  # as defaults.max_body_bytes: a large list is ~1 MB
 UNCATEGORIZED = "uncategorized"
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    recover=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-    load_dtd=False,
-)
+_PARSER = untrusted_xml_parser()
 
 
 def parse_opml(data: bytes, name: str = "<opml>") -> etree._Element:

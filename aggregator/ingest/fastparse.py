@@ -26,6 +26,7 @@ from lxml import etree
 
 from aggregator.ingest.media import MEDIA_RSS, attributes
 from aggregator.model import ParsedFeed, ParsedItem
+from aggregator.text import untrusted_xml_parser
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
@@ -35,15 +36,7 @@ _RSS_AUTHOR = re.compile(r"^\s*(?P<email>[^\s()]+@[^\s()]+)\s*\((?P<name>[^()]*)
 # An address feedparser also reads as one (its pattern wants a 2-4 letter top-level
 # domain): with any other, it keeps the whole text as the name, so the fast path declines.
 _PLAIN_EMAIL = re.compile(r"[A-Za-z0-9_.+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,4}")
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    recover=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-    load_dtd=False,
-)
+_PARSER = untrusted_xml_parser()
 RawEntry = dict[str, Any]  # the fields build_item reads (see parse_fast)
 
 
