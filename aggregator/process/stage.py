@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aggregator.model import DroppedItem, KnownItem, ParsedItem
+from aggregator.model import DroppedItem, Holder, KnownItem, ParsedItem
 from aggregator.process.steps import Pipeline
 from aggregator.process.values import Dropped, PageFetch, ProcessContext
 
@@ -54,14 +54,19 @@ def process_items(
     for item_id, item in pairs:
         item_digest = digests[item_id] = digest(item)
         stored = known.get(item_id)
-        if stored is not None and stored.source_sha256 == item_digest:
+        if (
+            stored is not None
+            and stored.holder is Holder.SELF
+            and stored.source_sha256 == item_digest
+        ):
             out.append((item_id, item))
             continue
         if dropped_before.get(item_id) == (item_digest, pipeline.fingerprint):
             dropped_count += 1
             continue
-        # an item stored from another source: this one only adds its category
-        needs_content = stored is None or stored.source_sha256 is not None
+        # an item whose stored copy is a source's that takes precedence over this one:
+        # this one only adds its category, so its content is not needed (no page fetch)
+        needs_content = stored is None or stored.holder is not Holder.PREVAILING
         context = ProcessContext(source_id, fetch_page, needs_content, warnings)
         result = pipeline.run(item, context)
         if isinstance(result, Dropped):

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 from aggregator.config.steps import StepConfig
 from aggregator.errors import FetchError
 from aggregator.ingest.decide import content_sha256
-from aggregator.model import DroppedItem, KnownItem, ParsedItem
+from aggregator.model import DroppedItem, Holder, KnownItem, ParsedItem
 from aggregator.process.stage import process_items
 from aggregator.process.steps import STEPS, compile_steps
 from aggregator.process.values import Dropped, FetchedPage, ProcessContext
@@ -243,7 +243,7 @@ def test_stage_skips_unchanged_and_already_dropped_items() -> None:
     dropped_before = item(title="广告二", link="https://a.cn/ad2")
     new = item(title="新闻", link="https://a.cn/new")
     pages = FakePages({"https://a.cn/new": ARTICLE})
-    known = {"old": KnownItem("old", content_sha256(unchanged), frozenset())}
+    known = {"old": KnownItem("old", content_sha256(unchanged), frozenset(), Holder.SELF)}
     before = {"ad2": (content_sha256(dropped_before), steps.fingerprint)}
     result = process_items(
         [("old", unchanged), ("ad", ad), ("ad2", dropped_before), ("new", new)],
@@ -272,3 +272,24 @@ def test_stage_processes_a_dropped_item_again_when_the_steps_change() -> None:
     result = process_items([("ad", ad)], {}, before, new, content_sha256, "src")
     assert result.pairs == (("ad", ad),)
     assert result.dropped_count == 0
+
+
+@pytest.mark.parametrize(
+    ("holder", "fetched"),
+    [
+        pytest.param(Holder.SELF, False, id="this source's own copy, unchanged: as it is"),
+        pytest.param(Holder.YIELDING, True, id="a lower source's copy: this one replaces it"),
+        pytest.param(Holder.PREVAILING, False, id="a higher source's copy: category only"),
+    ],
+)
+def test_the_stage_fetches_a_page_only_for_a_copy_that_will_be_stored(
+    holder: Holder, fetched: bool
+) -> None:
+    """Source precedence decides whose copy of a shared item is stored: a page is fetched
+    for this source's copy only when that copy will be the one stored."""
+    steps = pipeline({"full_text": {"min_chars": 0}})
+    teaser = item(title="新闻", link="https://a.cn/new")
+    pages = FakePages({"https://a.cn/new": ARTICLE})
+    known = {"n": KnownItem("n", content_sha256(teaser), frozenset(), holder)}
+    process_items([("n", teaser)], known, {}, steps, content_sha256, "src", pages)
+    assert pages.asked == (["https://a.cn/new"] if fetched else [])
