@@ -234,6 +234,9 @@ def serve(
         _serve_with(server_name, host, port, workers)
 
 
+WORKERS_KILL_SECONDS = 10  # a server process that has not stopped by then is killed
+
+
 def _serve_with(server_name: str, host: str, port: int, workers: int) -> None:
     if server_name == "uvicorn":
         from aggregator.runtime.service import app_from_env
@@ -254,4 +257,7 @@ def _serve_with(server_name: str, host: str, port: int, workers: int) -> None:
         factory=True,
         log_level=LogLevels.warning,
         log_access=False,
+        # a worker still starting when the stop signal came can miss it and keep serving;
+        # without a bound the parent waited for it forever (seen under load in tests)
+        workers_kill_timeout=WORKERS_KILL_SECONDS,
     ).serve()
