@@ -27,6 +27,7 @@ from aggregator.config.settings import Settings, config_path
 from aggregator.ingest.update import Context
 from aggregator.model import FetchOutcome
 from aggregator.observe.procdir import multiprocess_dir
+from aggregator.runtime.memory import Trimmer
 from aggregator.runtime.scheduler import Dispatcher
 from aggregator.runtime.service import close_context, start_long_running
 
@@ -147,12 +148,20 @@ def run(ctx: click.Context, host: str | None, port: int | None) -> None:
         # uvicorn owns SIGTERM/SIGINT: it stops serving, then we stop the scheduler
         _serve(create_app(settings, context.store, dispatcher.is_alive, watcher), host, port)
     finally:
-        log.info("finishing fetches in flight")
-        watcher.stop()
-        dispatcher.stop()
-        trimmer.stop()
-        close_context(context)
-        log.info("stopped")
+        _shut_down(watcher, dispatcher, trimmer, context)
+
+
+def _shut_down(
+    watcher: ConfigWatcher, dispatcher: Dispatcher, trimmer: Trimmer, context: Context
+) -> None:
+    """The end of ``run`` and ``worker``: stop following the config, let fetches in
+    flight finish, stop trimming, close the store and fetcher."""
+    log.info("finishing fetches in flight")
+    watcher.stop()
+    dispatcher.stop()
+    trimmer.stop()
+    close_context(context)
+    log.info("stopped")
 
 
 @click.command()
@@ -185,12 +194,7 @@ def worker(ctx: click.Context) -> None:
     try:
         stop.wait()
     finally:
-        log.info("finishing fetches in flight")
-        watcher.stop()
-        dispatcher.stop()
-        trimmer.stop()
-        close_context(context)
-        log.info("stopped")
+        _shut_down(watcher, dispatcher, trimmer, context)
 
 
 @click.command()
